@@ -1,0 +1,449 @@
+//! The script runtime: one QuickJS runtime per run, on a tokio current-thread runtime, on the caller's thread.
+//!
+//! A run imports the entry module (compiled at deploy) from memory, builds the `nango` object from
+//! `sdk.js` over a few native functions, and awaits `export default async function fetchData(nango)` (or
+//! `runAction(nango, input)`). Postgres is reached only through the [`Host`] trait, called synchronously on
+//! this thread; HTTP goes through the provider proxy with reqwest. Limits: a wall-clock deadline (checked by
+//! QuickJS' interrupt handler while JS runs and by a timer while it waits on HTTP), a heap limit, and a cancel
+//! flag the caller can raise.
+
+pub mod compile;
+pub mod http;
+pub mod modules;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rquickjs::prelude::Async;
+use rquickjs::{AsyncContext, AsyncRuntime, CatchResultExt, CaughtError, Ctx, Exception, Function, Module, Object, Value};
+use serde_json::json;
+
+use crate::providers::{ConnectionInfo, ProxyCall, Provider, build_request};
+pub use modules::{ModuleMap, StoredModule};
+
+const SDK_JS: &str = include_str!("sdk.js");
+const SDK_MODULE: &str = "pg_nango:sdk";
+
+/// What a script's record call asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOp {
+    Save,
+    Update,
+    Delete,
+}
+
+/// The script's window on Postgres. Every call runs on the run's thread, between two awaits.
+pub trait Host {
+    /// Writes one validated batch (a JSON array of records) of `model`.
+    fn save(&mut self, op: SaveOp, model: &str, records_json: String) -> Result<(), String>;
+    /// Appends a line to the run's log.
+    fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>);
+    /// The connection's metadata as JSON.
+    fn metadata(&mut self) -> Result<String, String>;
+    /// Replaces (`merge = false`) or shallow-merges the connection's metadata.
+    fn set_metadata(&mut self, metadata_json: &str, merge: bool) -> Result<(), String>;
+}
+
+/// Sync or action.
+#[derive(Debug, Clone)]
+pub enum ScriptKind {
+    Sync,
+    Action { input_json: Option<String> },
+}
+
+/// The limits of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    pub http_timeout: Duration,
+    pub retry_base_delay: Duration,
+}
+
+/// Everything a run needs besides the host.
+pub struct ScriptRun {
+    pub kind: ScriptKind,
+    /// Path of the entry module, e.g. `github/syncs/issues.ts`.
+    pub entry: String,
+    pub modules: ModuleMap,
+    pub provider_name: String,
+    pub provider: Provider,
+    pub connection: ConnectionInfo,
+    /// ISO time of the start of the last successful run.
+    pub last_sync_date: Option<String>,
+    /// The models a sync may write.
+    pub models: Vec<String>,
+    pub limits: Limits,
+}
+
+/// How a run failed. `error_type` and `message` are what users see in jobs and notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptError {
+    /// The wall-clock limit passed.
+    Timeout(Duration),
+    /// The cancel flag was raised.
+    Cancelled,
+    /// The heap limit was hit.
+    OutOfMemory(usize),
+    /// The script threw (or a promise it awaited rejected). `location` is `file:line:column` in the source.
+    Thrown { message: String, location: Option<String>, stack: String, http_status: Option<u16> },
+    /// An action threw `ActionError`; `payload` is what it carried.
+    Action { message: String, payload: serde_json::Value },
+    /// The run could not start (engine, entry module, runtime set-up).
+    Setup(String),
+}
+
+impl ScriptError {
+    /// A short machine-readable kind, after Nango's runner error types.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ScriptError::Timeout(_) => "execution_timeout",
+            ScriptError::Cancelled => "script_aborted",
+            ScriptError::OutOfMemory(_) => "script_out_of_memory",
+            ScriptError::Thrown { http_status: Some(_), .. } => "script_http_error",
+            ScriptError::Thrown { .. } => "script_error",
+            ScriptError::Action { .. } => "action_script_runtime_error",
+            ScriptError::Setup(_) => "script_internal_error",
+        }
+    }
+
+    /// The human message, with the source location when known.
+    pub fn message(&self) -> String {
+        match self {
+            ScriptError::Timeout(limit) => format!("the script ran longer than its time limit of {} seconds", limit.as_secs_f64()),
+            ScriptError::Cancelled => "the run was cancelled".into(),
+            ScriptError::OutOfMemory(bytes) => format!("the script ran out of memory (limit {} MB)", bytes >> 20),
+            ScriptError::Thrown { message, location: Some(location), .. } => format!("{message} (at {location})"),
+            ScriptError::Thrown { message, .. } | ScriptError::Action { message, .. } | ScriptError::Setup(message) => message.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+/// Runs a script to completion. Returns the action's output (JSON), or `None` for a sync.
+pub fn run_script(
+    run: ScriptRun,
+    host: Rc<RefCell<dyn Host>>,
+    cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> Result<Option<serde_json::Value>, ScriptError> {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ScriptError::Setup(format!("could not start the async runtime: {e}")))?;
+    tokio.block_on(run_async(run, host, cancelled))
+}
+
+/// An error caught inside the engine, turned into owned data before leaving it.
+enum Caught {
+    Thrown { message: String, stack: String, http_status: Option<u16> },
+    Action { message: String, payload: String },
+}
+
+async fn run_async(
+    run: ScriptRun,
+    host: Rc<RefCell<dyn Host>>,
+    cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> Result<Option<serde_json::Value>, ScriptError> {
+    let setup = |e: rquickjs::Error| ScriptError::Setup(format!("could not start the JavaScript engine: {e}"));
+    let limits = run.limits;
+    let deadline = Instant::now() + limits.timeout;
+    let runtime = AsyncRuntime::new().map_err(setup)?;
+    runtime.set_memory_limit(limits.memory_bytes).await;
+    let interrupt_cancelled = cancelled.clone();
+    runtime.set_interrupt_handler(Some(Box::new(move || Instant::now() >= deadline || interrupt_cancelled()))).await;
+    runtime.set_loader(modules::MemoryResolver(run.modules.clone()), modules::MemoryLoader(run.modules.clone())).await;
+    let context = AsyncContext::full(&runtime).await.map_err(setup)?;
+    let client = reqwest::Client::builder()
+        .timeout(limits.http_timeout)
+        .user_agent(concat!("pg_nango/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ScriptError::Setup(format!("could not build the HTTP client: {e}")))?;
+
+    let modules = run.modules.clone();
+    let memory_limit = limits.memory_bytes;
+    let work = context.async_with(async move |ctx| {
+        let outcome = execute(&ctx, &run, host, client).await;
+        match outcome.catch(&ctx) {
+            Ok(output) => Ok(output),
+            Err(caught) => Err(own_caught(&ctx, caught)),
+        }
+    });
+    let watch_cancel = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if cancelled() {
+                return;
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        _ = tokio::time::sleep_until(deadline.into()) => return Err(ScriptError::Timeout(limits.timeout)),
+        _ = watch_cancel => return Err(ScriptError::Cancelled),
+    };
+    // When the heap is full QuickJS cannot even allocate its "out of memory" error and throws a bare `null`
+    // (no stack). A script that throws `null` itself is reported the same way; nothing tells the two apart
+    // once the heap has been freed.
+    let heap_full = matches!(&outcome, Err(Caught::Thrown { message, stack, .. }) if stack.is_empty() && message == "null");
+    match outcome {
+        Err(_) if heap_full => Err(ScriptError::OutOfMemory(memory_limit)),
+        Ok(output) => Ok(output.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))),
+        // An interrupt surfaces as a thrown "interrupted"; say why it happened.
+        Err(_) if Instant::now() >= deadline => Err(ScriptError::Timeout(limits.timeout)),
+        Err(_) if cancelled() => Err(ScriptError::Cancelled),
+        Err(Caught::Action { message, payload }) => {
+            Err(ScriptError::Action { message, payload: serde_json::from_str(&payload).unwrap_or_else(|_| json!({})) })
+        }
+        Err(Caught::Thrown { message, .. }) if message == "out of memory" => Err(ScriptError::OutOfMemory(memory_limit)),
+        Err(Caught::Thrown { message, stack, http_status }) => {
+            let (location, stack) = map_stack(&stack, &modules);
+            Err(ScriptError::Thrown { message, location, stack, http_status })
+        }
+    }
+}
+
+/// Imports the entry module, builds `nango`, calls the default export and awaits it.
+async fn execute<'js>(
+    ctx: &Ctx<'js>,
+    run: &ScriptRun,
+    host: Rc<RefCell<dyn Host>>,
+    client: reqwest::Client,
+) -> rquickjs::Result<Option<String>> {
+    let (sdk, evaluated) = Module::declare(ctx.clone(), SDK_MODULE, SDK_JS)?.eval()?;
+    evaluated.into_future::<()>().await?;
+    let create_nango: Function = sdk.get("createNango")?;
+    let host_object = host_functions(ctx, run, host, client)?;
+    let context = json!({
+        "connectionId": run.connection.connection_id,
+        "providerConfigKey": run.connection.provider_config_key,
+        "provider": run.provider_name,
+        "scriptType": match run.kind { ScriptKind::Sync => "sync", ScriptKind::Action { .. } => "action" },
+        "lastSyncDate": run.last_sync_date,
+        "models": run.models,
+        "paginate": run.provider.proxy.as_ref().and_then(|p| p.paginate.clone()),
+    });
+    let context = ctx.json_parse(context.to_string())?;
+    let nango: Object = create_nango.call((host_object, context))?;
+
+    let namespace: Object = Module::import(ctx, run.entry.as_str())?.into_future().await?;
+    let default: Value = namespace.get("default")?;
+    let entry: Function = match default.as_function() {
+        Some(f) => f.clone(),
+        None => match default.as_object().and_then(|o| o.get::<_, Function>("exec").ok()) {
+            Some(exec) => exec,
+            None => return Err(Exception::throw_message(ctx, &format!("{} has no default export function", run.entry))),
+        },
+    };
+    let returned: Value = match &run.kind {
+        ScriptKind::Sync => entry.call((nango,))?,
+        ScriptKind::Action { input_json } => {
+            let input = match input_json {
+                Some(json) => ctx.json_parse(json.as_str())?,
+                None => Value::new_undefined(ctx.clone()),
+            };
+            entry.call((nango, input))?
+        }
+    };
+    let value: Value = match returned.as_promise() {
+        Some(promise) => promise.clone().into_future::<Value>().await?,
+        None => returned,
+    };
+    match run.kind {
+        ScriptKind::Sync => Ok(None),
+        ScriptKind::Action { .. } => Ok(Some(ctx.json_stringify(value)?.map_or(Ok("null".to_string()), |s| s.to_string())?)),
+    }
+}
+
+/// The native functions under `sdk.js`: `request` (async), `save`, `log`, `getMetadata`, `setMetadata`,
+/// `getConnection`.
+fn host_functions<'js>(ctx: &Ctx<'js>, run: &ScriptRun, host: Rc<RefCell<dyn Host>>, client: reqwest::Client) -> rquickjs::Result<Object<'js>> {
+    let object = Object::new(ctx.clone())?;
+    let proxy = Rc::new((run.provider.clone(), run.connection.clone(), run.limits.retry_base_delay));
+
+    let request_host = host.clone();
+    object.set(
+        "request",
+        Function::new(
+            ctx.clone(),
+            Async(move |ctx: Ctx<'js>, call_json: String| {
+                let proxy = proxy.clone();
+                let client = client.clone();
+                let host = request_host.clone();
+                async move {
+                    let (provider, connection, base_delay) = &*proxy;
+                    let call: ProxyCall = serde_json::from_str(&call_json)
+                        .map_err(|e| Exception::throw_message(&ctx, &format!("invalid proxy configuration: {e}")))?;
+                    let request = build_request(provider, connection, &call).map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
+                    let mut on_retry = |reason: &str, wait: Duration, attempt: u32| {
+                        host.borrow_mut().log(
+                            "warn",
+                            &format!("Retrying HTTP call (reason: {reason}). Waiting for {}ms [{attempt}/{}]", wait.as_millis(), call.retries),
+                            None,
+                        );
+                    };
+                    let response = http::send_with_retries(&client, &request, provider, call.retries, &call.retry_on, *base_delay, &mut on_retry)
+                        .await
+                        .map_err(|e| Exception::throw_message(&ctx, &e))?;
+                    response_object(&ctx, response)
+                }
+            }),
+        )?,
+    )?;
+
+    let save_host = host.clone();
+    object.set(
+        "save",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, op: String, model: String, records: String| -> rquickjs::Result<()> {
+            let op = match op.as_str() {
+                "update" => SaveOp::Update,
+                "delete" => SaveOp::Delete,
+                _ => SaveOp::Save,
+            };
+            save_host.borrow_mut().save(op, &model, records).map_err(|e| Exception::throw_message(&ctx, &e))
+        })?,
+    )?;
+
+    let log_host = host.clone();
+    object.set(
+        "log",
+        Function::new(ctx.clone(), move |level: String, message: String, payload: Option<String>| {
+            log_host.borrow_mut().log(&level, &message, payload.as_deref());
+        })?,
+    )?;
+
+    let metadata_host = host.clone();
+    object.set(
+        "getMetadata",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
+            metadata_host.borrow_mut().metadata().map_err(|e| Exception::throw_message(&ctx, &e))
+        })?,
+    )?;
+
+    let set_metadata_host = host.clone();
+    object.set(
+        "setMetadata",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, metadata: String, merge: bool| -> rquickjs::Result<()> {
+            set_metadata_host.borrow_mut().set_metadata(&metadata, merge).map_err(|e| Exception::throw_message(&ctx, &e))
+        })?,
+    )?;
+
+    let connection_host = host;
+    let connection = run.connection.clone();
+    object.set(
+        "getConnection",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
+            let metadata = connection_host.borrow_mut().metadata().map_err(|e| Exception::throw_message(&ctx, &e))?;
+            let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap_or_default();
+            Ok(json!({
+                "connection_id": connection.connection_id,
+                "provider_config_key": connection.provider_config_key,
+                "connection_config": connection.connection_config,
+                "credentials": connection.credentials,
+                "metadata": metadata,
+            })
+            .to_string())
+        })?,
+    )?;
+    Ok(object)
+}
+
+/// `{status, headers, data}` with `data` parsed as JSON by the engine when it is JSON, else text.
+fn response_object<'js>(ctx: &Ctx<'js>, response: http::HttpResponse) -> rquickjs::Result<Object<'js>> {
+    let object = Object::new(ctx.clone())?;
+    object.set("status", response.status)?;
+    let headers = Object::new(ctx.clone())?;
+    let mut content_type = String::new();
+    for (name, value) in &response.headers {
+        if name == "content-type" {
+            content_type = value.clone();
+        }
+        headers.set(name.as_str(), value.as_str())?;
+    }
+    object.set("headers", headers)?;
+    let looks_json = content_type.contains("json") || matches!(response.body.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['));
+    let data: Value = if response.body.is_empty() {
+        Value::new_undefined(ctx.clone())
+    } else if looks_json {
+        match ctx.json_parse(response.body.clone()) {
+            Ok(value) => value,
+            Err(_) => {
+                let _ = ctx.catch();
+                rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&response.body))?.into_value()
+            }
+        }
+    } else {
+        rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&response.body))?.into_value()
+    };
+    object.set("data", data)?;
+    Ok(object)
+}
+
+fn own_caught<'js>(ctx: &Ctx<'js>, caught: CaughtError<'js>) -> Caught {
+    match caught {
+        CaughtError::Exception(exception) => {
+            let message = exception.message().unwrap_or_default();
+            let stack = exception.stack().unwrap_or_default();
+            let name: Option<String> = exception.get("name").ok();
+            if name.as_deref() == Some("ActionError") {
+                let payload: Value = exception.get("payload").unwrap_or_else(|_| Value::new_undefined(ctx.clone()));
+                let payload = ctx.json_stringify(payload).ok().flatten().and_then(|s| s.to_string().ok()).unwrap_or_else(|| "{}".into());
+                return Caught::Action { message, payload };
+            }
+            let http_status = exception.get::<_, Option<u16>>("status").ok().flatten().filter(|_| name.as_deref() == Some("AxiosError"));
+            Caught::Thrown { message, stack, http_status }
+        }
+        CaughtError::Value(value) => {
+            let message = ctx
+                .json_stringify(value)
+                .ok()
+                .flatten()
+                .and_then(|s| s.to_string().ok())
+                .unwrap_or_else(|| "the script threw a value that is not an Error".into());
+            Caught::Thrown { message, stack: String::new(), http_status: None }
+        }
+        CaughtError::Error(error) => Caught::Thrown { message: error.to_string(), stack: String::new(), http_status: None },
+    }
+}
+
+/// Rewrites `(file:line:col)` positions of a QuickJS stack to the TypeScript sources and returns the first
+/// position inside a deployed module, which is where the error was thrown.
+fn map_stack(stack: &str, modules: &HashMap<String, StoredModule>) -> (Option<String>, String) {
+    let mut location = None;
+    let mut lines = Vec::new();
+    for line in stack.lines() {
+        let mapped = map_frame(line, modules);
+        if location.is_none()
+            && let Some((position, _)) = &mapped
+        {
+            location = Some(position.clone());
+        }
+        lines.push(mapped.map_or_else(|| line.to_string(), |(_, rewritten)| rewritten));
+    }
+    (location, lines.join("\n"))
+}
+
+fn map_frame(line: &str, modules: &HashMap<String, StoredModule>) -> Option<(String, String)> {
+    let open = line.rfind('(').map_or_else(|| line.find("at ").map(|i| i + 2), Some)? + 1;
+    let close = line[open..].find(')').map_or(line.len(), |i| open + i);
+    let frame = &line[open..close];
+    let mut parts = frame.rsplitn(3, ':');
+    let column: u32 = parts.next()?.parse().ok()?;
+    let js_line: u32 = parts.next()?.parse().ok()?;
+    let file = parts.next()?.trim();
+    let module = modules.get(file)?;
+    let (line_no, column) = module
+        .source_map
+        .as_deref()
+        .and_then(|map| compile::original_position(map, js_line, column))
+        .unwrap_or((js_line, column));
+    let position = format!("{file}:{line_no}:{column}");
+    Some((position.clone(), format!("{}{}{}", &line[..open], position, &line[close..])))
+}

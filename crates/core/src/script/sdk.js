@@ -1,0 +1,229 @@
+// The `nango` object a script receives, built over a few native functions (`host`): request (the provider
+// proxy, async), save (records), log, and connection metadata. Everything Nango's SDK does in TypeScript that
+// needs no Postgres or network lives here, in plain JavaScript.
+
+export class ActionError extends Error {
+    constructor(payload) {
+        const message =
+            payload && typeof payload === 'object' && typeof payload.message === 'string'
+                ? payload.message
+                : typeof payload === 'string'
+                  ? payload
+                  : 'Action failed';
+        super(message);
+        this.name = 'ActionError';
+        this.type = 'action_script_runtime_error';
+        this.payload = payload && typeof payload === 'object' ? payload : { message };
+    }
+}
+
+const LEVELS = ['debug', 'info', 'warn', 'error'];
+const LEVEL_ALIASES = { verbose: 'debug', silly: 'debug', http: 'info' };
+const MAX_ID_LENGTH = 255;
+
+function get(obj, path) {
+    if (!path) return obj;
+    let node = obj;
+    for (const part of String(path).split('.')) {
+        if (node === null || node === undefined) return undefined;
+        node = node[part];
+    }
+    return node;
+}
+
+function httpError(response) {
+    const error = new Error(`Request failed with status code ${response.status}`);
+    error.name = 'AxiosError';
+    error.status = response.status;
+    error.response = response;
+    return error;
+}
+
+function parseLinkHeader(header, rel) {
+    if (!header) return undefined;
+    for (const part of String(header).split(',')) {
+        const match = part.match(/<([^>]*)>\s*;\s*(.*)/);
+        if (!match) continue;
+        const rels = match[2].match(/rel="?([^";]+)"?/);
+        if (rels && rels[1].split(/\s+/).includes(rel)) return match[1];
+    }
+    return undefined;
+}
+
+export function createNango(host, context) {
+    const scriptType = context.scriptType;
+    const models = context.models || [];
+
+    function ensureSync(method) {
+        if (scriptType !== 'sync') throw new Error(`nango.${method} can only be used in a sync`);
+    }
+
+    async function proxy(config) {
+        if (!config || typeof config !== 'object') throw new Error('nango.proxy expects a configuration object');
+        const call = {
+            method: (config.method || 'GET').toUpperCase(),
+            endpoint: config.endpoint || '',
+            params: config.params,
+            headers: config.headers || {},
+            retries: config.retries || 0,
+            retryOn: config.retryOn || [],
+            baseUrlOverride: config.baseUrlOverride,
+        };
+        if (config.data !== undefined && config.data !== null) {
+            call.body = typeof config.data === 'string' ? config.data : JSON.stringify(config.data);
+        }
+        const response = await host.request(JSON.stringify(call));
+        if (response.status >= 400) throw httpError(response);
+        return response;
+    }
+
+    function validateBatch(records, model, method) {
+        if (!Array.isArray(records)) throw new Error(`nango.${method}: records must be an array`);
+        if (typeof model !== 'string' || model === '') throw new Error(`nango.${method}: the model name is required`);
+        if (models.length > 0 && !models.includes(model)) {
+            throw new Error(`nango.${method}: the model '${model}' is not included in the declared sync models (${models.join(', ')})`);
+        }
+        const byId = new Map();
+        records.forEach((record, index) => {
+            if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+                throw new Error(`nango.${method}: record at index ${index} is not an object`);
+            }
+            const id = record.id;
+            if (id === undefined || id === null || id === '') {
+                throw new Error(`nango.${method}: record at index ${index} has no id field`);
+            }
+            const key = String(id);
+            if (key.length > MAX_ID_LENGTH) {
+                throw new Error(`nango.${method}: record at index ${index} has an id longer than ${MAX_ID_LENGTH} characters`);
+            }
+            if ('_nango_metadata' in record) delete record._nango_metadata;
+            if (byId.has(key)) {
+                host.log('warn', `Found duplicate id '${key}' for model ${model} in one batch; the last occurrence is kept.`, null);
+                byId.delete(key);
+            }
+            byId.set(key, record);
+        });
+        return [...byId.values()];
+    }
+
+    async function write(op, method, records, model) {
+        ensureSync(method);
+        const batch = validateBatch(records, model, method);
+        if (batch.length === 0) return true;
+        host.save(op, model, JSON.stringify(batch));
+        return true;
+    }
+
+    async function* paginate(config) {
+        const defaults = context.paginate || {};
+        const options = { ...defaults, ...(config.paginate || {}) };
+        if (!options.type) throw new Error('nango.paginate: no pagination type is configured for this provider; pass paginate: { type }');
+        const method = (config.method || 'GET').toUpperCase();
+        const inBody = options.in_body ?? ['POST', 'PUT', 'PATCH'].includes(method);
+        const request = { ...config, method, paginate: undefined };
+        const setParam = (name, value) => {
+            if (inBody) request.data = { ...(request.data || {}), [name]: value };
+            else request.params = { ...(typeof request.params === 'object' ? request.params : {}), [name]: value };
+        };
+        if (options.limit !== undefined && options.limit_name_in_request) setParam(options.limit_name_in_request, options.limit);
+        const pageOf = (response) => {
+            const page = options.response_path ? get(response.data, options.response_path) : response.data;
+            return Array.isArray(page) ? page : page === undefined || page === null ? [] : [page];
+        };
+
+        if (options.type === 'cursor') {
+            if (!options.cursor_name_in_request || !options.cursor_path_in_response) {
+                throw new Error('nango.paginate: cursor pagination needs cursor_name_in_request and cursor_path_in_response');
+            }
+            let cursor;
+            for (;;) {
+                if (cursor !== undefined) setParam(options.cursor_name_in_request, cursor);
+                const response = await proxy(request);
+                const page = pageOf(response);
+                if (page.length === 0) return;
+                yield page;
+                const next = get(response.data, options.cursor_path_in_response);
+                if (typeof next === 'string' ? next.trim() === '' : typeof next !== 'number') return;
+                cursor = typeof next === 'string' ? next.trim() : next;
+            }
+        } else if (options.type === 'link') {
+            if (!options.link_rel_in_response_header && !options.link_path_in_response_body) {
+                throw new Error('nango.paginate: link pagination needs link_rel_in_response_header or link_path_in_response_body');
+            }
+            let previous;
+            for (;;) {
+                const response = await proxy(request);
+                yield pageOf(response);
+                const next = options.link_rel_in_response_header
+                    ? parseLinkHeader(response.headers['link'], options.link_rel_in_response_header)
+                    : get(response.data, options.link_path_in_response_body);
+                if (!next || next === previous) return;
+                previous = next;
+                delete request.params;
+                if (/^https?:\/\//.test(next)) {
+                    const url = new URL(next);
+                    request.baseUrlOverride = url.origin;
+                    request.endpoint = url.pathname + url.search;
+                } else {
+                    request.endpoint = next;
+                }
+            }
+        } else if (options.type === 'offset') {
+            if (!options.offset_name_in_request) throw new Error('nango.paginate: offset pagination needs offset_name_in_request');
+            let offset = Number(options.offset_start_value || 0);
+            for (;;) {
+                setParam(options.offset_name_in_request, inBody ? offset : String(offset));
+                const response = await proxy(request);
+                const page = pageOf(response);
+                if (page.length === 0) return;
+                yield page;
+                if (options.limit !== undefined && page.length < Number(options.limit)) return;
+                offset += options.offset_calculation_method === 'per-page' ? 1 : page.length;
+            }
+        } else {
+            throw new Error(`nango.paginate: unknown pagination type '${options.type}'`);
+        }
+    }
+
+    function log(...args) {
+        let level = 'info';
+        const last = args[args.length - 1];
+        if (args.length > 1 && last && typeof last === 'object' && !Array.isArray(last) && Object.keys(last).join() === 'level') {
+            level = LEVEL_ALIASES[last.level] || last.level;
+            args.pop();
+        }
+        if (!LEVELS.includes(level)) level = 'info';
+        const [message, payload] = args;
+        const text = typeof message === 'string' ? message : JSON.stringify(message);
+        host.log(level, text === undefined ? String(message) : text, payload === undefined ? null : JSON.stringify(payload));
+    }
+
+    const nango = {
+        connectionId: context.connectionId,
+        providerConfigKey: context.providerConfigKey,
+        provider: context.provider,
+        scriptType,
+        lastSyncDate: context.lastSyncDate ? new Date(context.lastSyncDate) : undefined,
+        ActionError,
+        proxy,
+        get: (config) => proxy({ ...config, method: 'GET' }),
+        post: (config) => proxy({ ...config, method: 'POST' }),
+        put: (config) => proxy({ ...config, method: 'PUT' }),
+        patch: (config) => proxy({ ...config, method: 'PATCH' }),
+        delete: (config) => proxy({ ...config, method: 'DELETE' }),
+        paginate,
+        batchSave: (records, model) => write('save', 'batchSave', records, model),
+        batchUpdate: (records, model) => write('update', 'batchUpdate', records, model),
+        batchDelete: (records, model) => write('delete', 'batchDelete', records, model),
+        log,
+        getMetadata: async () => JSON.parse(host.getMetadata()),
+        setMetadata: async (metadata) => {
+            host.setMetadata(JSON.stringify(metadata ?? {}), false);
+        },
+        updateMetadata: async (metadata) => {
+            host.setMetadata(JSON.stringify(metadata ?? {}), true);
+        },
+        getConnection: async () => JSON.parse(host.getConnection()),
+    };
+    return nango;
+}
