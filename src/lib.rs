@@ -1,1 +1,35 @@
+//! # pg_nango
+//!
+//! Nango-style API syncs inside PostgreSQL. This crate is the Postgres shell around `pg_nango_core`:
+//!
+//! - [`guc`]: the `nango.*` settings;
+//! - [`api`]: the SQL functions written in Rust (`nango.deploy`, `nango.upsert_providers`); the rest of the
+//!   SQL surface is plain SQL in `sql/` (connections, sync commands, `nango.records`, views);
+//! - [`worker`]: the scheduler (one static background worker) and the run worker (one dynamic background
+//!   worker per run);
+//! - [`store`]: the SPI side of a run: records, logs, job state and notifications.
+//!
+//! The library must be in `shared_preload_libraries`: `_PG_init` registers the scheduler there, and
+//! `CREATE EXTENSION` refuses to run otherwise.
 
+use pgrx::prelude::*;
+
+pub mod api;
+pub mod guc;
+pub mod store;
+pub mod txn;
+pub mod worker;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!("../sql/api.sql", name = "api", requires = ["bootstrap"]);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::define();
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        worker::scheduler::register();
+    }
+}

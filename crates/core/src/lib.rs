@@ -12,6 +12,7 @@
 //! and the SPI implementation of [`script::Host`].
 
 pub mod config;
+pub mod deploy;
 pub mod providers;
 pub mod records;
 pub mod script;

@@ -2,6 +2,7 @@
 //! `nango.records`.
 
 pub mod notify;
+pub mod views;
 
 /// The ADDED/UPDATED/DELETED counts of one model in one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

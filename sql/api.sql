@@ -1,0 +1,262 @@
+-- The SQL-level API that needs no Rust: integrations, connections, metadata, and sync commands.
+-- SECURITY DEFINER with a fixed search_path: a role granted EXECUTE may call them without any right on the
+-- tables, and never sees credentials. Errors never echo credential values.
+
+CREATE FUNCTION nango.create_integration(unique_key text, provider text,
+                                         client_id text DEFAULT NULL, client_secret text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF unique_key IS NULL OR unique_key !~ '^[A-Za-z0-9_.-]+$' THEN
+        RAISE EXCEPTION 'invalid integration key "%"', unique_key USING HINT = 'Use letters, digits, ., _ and -.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM nango.providers p WHERE p.name = create_integration.provider) THEN
+        RAISE EXCEPTION 'unknown provider "%"', provider
+            USING HINT = 'See SELECT name FROM nango.providers, or add it with nango.upsert_providers(yaml).';
+    END IF;
+    INSERT INTO nango.integrations AS i (unique_key, provider, client_id)
+    VALUES (create_integration.unique_key, create_integration.provider, create_integration.client_id)
+    ON CONFLICT ON CONSTRAINT integrations_pkey DO UPDATE SET provider = excluded.provider, client_id = excluded.client_id;
+    INSERT INTO nango.integration_secrets AS s (unique_key, client_secret)
+    VALUES (create_integration.unique_key, create_integration.client_secret)
+    ON CONFLICT ON CONSTRAINT integration_secrets_pkey DO UPDATE SET client_secret = excluded.client_secret;
+END
+$$;
+
+-- Checks a credentials object; the error names the missing field, never a value.
+CREATE FUNCTION nango._check_credentials(credentials jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    required text[];
+    field text;
+BEGIN
+    IF credentials IS NULL OR jsonb_typeof(credentials) <> 'object' THEN
+        RAISE EXCEPTION 'credentials must be a JSON object with a "type"';
+    END IF;
+    required := CASE credentials ->> 'type'
+        WHEN 'API_KEY' THEN ARRAY['apiKey']
+        WHEN 'BASIC' THEN ARRAY['username']
+        WHEN 'OAUTH2' THEN ARRAY['access_token']
+    END;
+    IF required IS NULL THEN
+        RAISE EXCEPTION 'unsupported credentials type "%"', left(credentials ->> 'type', 40)
+            USING HINT = 'Use API_KEY, BASIC or OAUTH2.';
+    END IF;
+    FOREACH field IN ARRAY required LOOP
+        IF jsonb_typeof(credentials -> field) IS DISTINCT FROM 'string' OR credentials ->> field = '' THEN
+            RAISE EXCEPTION '% credentials need a non-empty "%" string', credentials ->> 'type', field;
+        END IF;
+    END LOOP;
+    IF credentials ? 'expires_at' AND credentials ->> 'expires_at' IS NOT NULL THEN
+        PERFORM (credentials ->> 'expires_at')::timestamptz;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION nango.create_connection(provider_config_key text, connection_id text, credentials jsonb,
+                                        connection_config jsonb DEFAULT '{}', metadata jsonb DEFAULT '{}')
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    conn bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM nango.integrations i WHERE i.unique_key = create_connection.provider_config_key) THEN
+        RAISE EXCEPTION 'integration "%" does not exist', provider_config_key
+            USING HINT = 'Create it with nango.create_integration(unique_key, provider), or deploy a nango.yaml that names it.';
+    END IF;
+    IF connection_id IS NULL OR connection_id = '' OR length(connection_id) > 255 THEN
+        RAISE EXCEPTION 'connection_id must be 1 to 255 characters';
+    END IF;
+    IF jsonb_typeof(coalesce(connection_config, '{}')) <> 'object' OR jsonb_typeof(coalesce(metadata, '{}')) <> 'object' THEN
+        RAISE EXCEPTION 'connection_config and metadata must be JSON objects';
+    END IF;
+    PERFORM nango._check_credentials(credentials);
+    INSERT INTO nango.connections AS c (provider_config_key, connection_id, connection_config, metadata)
+    VALUES (create_connection.provider_config_key, create_connection.connection_id,
+            coalesce(create_connection.connection_config, '{}'), coalesce(create_connection.metadata, '{}'))
+    ON CONFLICT ON CONSTRAINT connections_provider_config_key_connection_id_key
+    DO UPDATE SET connection_config = excluded.connection_config, metadata = excluded.metadata, updated_at = now()
+    RETURNING c.id INTO conn;
+    INSERT INTO nango.credentials AS cr (connection, credentials) VALUES (conn, create_connection.credentials)
+    ON CONFLICT ON CONSTRAINT credentials_pkey DO UPDATE SET credentials = excluded.credentials, updated_at = now();
+    PERFORM nango._ensure_syncs();
+END
+$$;
+
+-- Creates the schedule row of every deployed sync for every connection of its integration.
+CREATE FUNCTION nango._ensure_syncs() RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO nango.syncs (sync_config, connection, paused, next_run_at)
+    SELECT sc.id, c.id, NOT sc.auto_start, CASE WHEN sc.auto_start THEN now() END
+    FROM nango.sync_configs sc
+    JOIN nango.connections c ON c.provider_config_key = sc.provider_config_key
+    ON CONFLICT ON CONSTRAINT syncs_sync_config_connection_key DO NOTHING
+$$;
+
+CREATE FUNCTION nango._connection(provider_config_key text, connection_id text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    conn bigint;
+BEGIN
+    SELECT c.id INTO conn FROM nango.connections c
+    WHERE c.provider_config_key = _connection.provider_config_key AND c.connection_id = _connection.connection_id;
+    IF conn IS NULL THEN
+        RAISE EXCEPTION 'connection "%" of integration "%" does not exist', connection_id, provider_config_key;
+    END IF;
+    RETURN conn;
+END
+$$;
+
+CREATE FUNCTION nango.delete_connection(provider_config_key text, connection_id text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    conn bigint := nango._connection(provider_config_key, connection_id);
+BEGIN
+    -- Stop its runs first; their jobs stay in nango.jobs as history.
+    PERFORM nango._cancel_jobs(array_agg(s.id)) FROM nango.syncs s WHERE s.connection = conn;
+    DELETE FROM nango.connections c WHERE c.id = conn;
+END
+$$;
+
+CREATE FUNCTION nango.set_metadata(provider_config_key text, connection_id text, metadata jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jsonb_typeof(metadata) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object';
+    END IF;
+    UPDATE nango.connections c SET metadata = set_metadata.metadata, updated_at = now()
+    WHERE c.id = nango._connection(provider_config_key, connection_id);
+END
+$$;
+
+CREATE FUNCTION nango.update_metadata(provider_config_key text, connection_id text, metadata jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jsonb_typeof(metadata) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object';
+    END IF;
+    UPDATE nango.connections c SET metadata = c.metadata || update_metadata.metadata, updated_at = now()
+    WHERE c.id = nango._connection(provider_config_key, connection_id);
+END
+$$;
+
+-- The schedule rows of a sync, for one connection or all of them; errors when there are none.
+CREATE FUNCTION nango._syncs_of(provider_config_key text, sync_name text, connection_id text) RETURNS bigint[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM nango.sync_configs sc
+                   WHERE sc.provider_config_key = _syncs_of.provider_config_key AND sc.name = _syncs_of.sync_name) THEN
+        RAISE EXCEPTION 'sync "%" of integration "%" is not deployed', sync_name, provider_config_key;
+    END IF;
+    IF connection_id IS NOT NULL THEN
+        PERFORM nango._connection(provider_config_key, connection_id);
+    END IF;
+    SELECT array_agg(s.id ORDER BY s.id) INTO ids
+    FROM nango.syncs s
+    JOIN nango.sync_configs sc ON sc.id = s.sync_config
+    JOIN nango.connections c ON c.id = s.connection
+    WHERE sc.provider_config_key = _syncs_of.provider_config_key AND sc.name = _syncs_of.sync_name
+      AND (_syncs_of.connection_id IS NULL OR c.connection_id = _syncs_of.connection_id);
+    IF ids IS NULL THEN
+        RAISE EXCEPTION 'sync "%" of integration "%" has no connection yet', sync_name, provider_config_key
+            USING HINT = 'Create one with nango.create_connection.';
+    END IF;
+    RETURN ids;
+END
+$$;
+
+CREATE FUNCTION nango.trigger_sync(provider_config_key text, sync_name text, connection_id text DEFAULT NULL,
+                                   full_resync boolean DEFAULT false)
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sync_id bigint;
+    job_id bigint;
+BEGIN
+    FOREACH sync_id IN ARRAY nango._syncs_of(provider_config_key, sync_name, connection_id) LOOP
+        INSERT INTO nango.jobs (sync, integration, connection_id, sync_name, full_resync)
+        SELECT s.id, c.provider_config_key, c.connection_id, sc.name, trigger_sync.full_resync
+        FROM nango.syncs s JOIN nango.sync_configs sc ON sc.id = s.sync_config JOIN nango.connections c ON c.id = s.connection
+        WHERE s.id = sync_id
+        ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') DO NOTHING
+        RETURNING id INTO job_id;
+        IF job_id IS NULL THEN
+            SELECT j.id INTO job_id FROM nango.jobs j WHERE j.sync = sync_id AND j.status IN ('QUEUED', 'RUNNING');
+        END IF;
+        RETURN NEXT job_id;
+        job_id := NULL;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION nango.pause_sync(provider_config_key text, sync_name text, connection_id text DEFAULT NULL)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE nango.syncs SET paused = true, next_run_at = NULL
+    WHERE id = ANY (nango._syncs_of(provider_config_key, sync_name, connection_id))
+$$;
+
+CREATE FUNCTION nango.start_sync(provider_config_key text, sync_name text, connection_id text DEFAULT NULL)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE nango.syncs SET paused = false, next_run_at = coalesce(next_run_at, now())
+    WHERE id = ANY (nango._syncs_of(provider_config_key, sync_name, connection_id)) AND paused
+$$;
+
+-- Cancels the queued or running jobs of some schedule rows: a queued job ends CANCELLED at once, a running
+-- one is told to stop (its worker ends it CANCELLED).
+CREATE FUNCTION nango._cancel_jobs(sync_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job record;
+BEGIN
+    FOR job IN SELECT j.id, j.status, j.pid FROM nango.jobs j
+               WHERE j.sync = ANY (sync_ids) AND j.status IN ('QUEUED', 'RUNNING') FOR UPDATE LOOP
+        IF job.status = 'QUEUED' OR job.pid IS NULL THEN
+            UPDATE nango.jobs SET status = 'CANCELLED', ended_at = now(),
+                   error = jsonb_build_object('type', 'script_aborted', 'description', 'the run was cancelled')
+            WHERE id = job.id;
+        ELSE
+            PERFORM pg_terminate_backend(job.pid);
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION nango.cancel_sync(provider_config_key text, sync_name text, connection_id text DEFAULT NULL)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT nango._cancel_jobs(nango._syncs_of(provider_config_key, sync_name, connection_id))
+$$;
+
+CREATE FUNCTION nango.wait_for_job(job_id bigint, timeout interval DEFAULT '5 minutes') RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    current_status text;
+    deadline timestamptz := clock_timestamp() + timeout;
+BEGIN
+    LOOP
+        SELECT j.status INTO current_status FROM nango.jobs j WHERE j.id = job_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'job % does not exist', job_id;
+        END IF;
+        IF current_status IN ('SUCCESS', 'ERROR', 'CANCELLED') THEN
+            RETURN current_status;
+        END IF;
+        IF clock_timestamp() >= deadline THEN
+            RAISE EXCEPTION 'job % is still % after %', job_id, current_status, timeout;
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
+
+-- batchUpdate: objects merged key by key, recursively; arrays and scalars replaced.
+CREATE FUNCTION nango._jsonb_merge(target jsonb, patch jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(target) = 'object' AND jsonb_typeof(patch) = 'object' THEN
+            (SELECT coalesce(jsonb_object_agg(key,
+                        CASE WHEN target ? key AND patch ? key THEN nango._jsonb_merge(target -> key, patch -> key)
+                             WHEN patch ? key THEN patch -> key
+                             ELSE target -> key END), '{}'::jsonb)
+             FROM (SELECT jsonb_object_keys(target) UNION SELECT jsonb_object_keys(patch)) AS keys(key))
+        ELSE patch
+    END
+$$;

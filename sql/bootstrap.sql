@@ -1,0 +1,287 @@
+-- pg_nango schema: catalog, deployments, connections, schedule, jobs, logs and records.
+-- Nothing here is granted to PUBLIC: an administrator grants USAGE on schema nango and EXECUTE on the
+-- functions a role may use. Credentials and client secrets are readable by the extension's owner only.
+
+DO $$
+BEGIN
+    IF current_setting('shared_preload_libraries') !~ '(^|[\s,"])pg_nango([\s,"]|$)' THEN
+        RAISE EXCEPTION 'pg_nango must be loaded when the server starts (it runs background workers)'
+            USING HINT = 'Add pg_nango to shared_preload_libraries in postgresql.conf (shared_preload_libraries = ''pg_nango''), restart PostgreSQL, then run CREATE EXTENSION pg_nango again.';
+    END IF;
+END
+$$;
+
+CREATE SCHEMA IF NOT EXISTS nango_records;
+COMMENT ON SCHEMA nango_records IS 'pg_nango: one typed view per deployed model';
+
+-- The provider catalog (providers.yaml), one JSON entry per provider.
+CREATE TABLE nango.providers (
+    name        text PRIMARY KEY,
+    definition  jsonb NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE nango.integrations (
+    unique_key  text PRIMARY KEY,
+    provider    text NOT NULL REFERENCES nango.providers (name),
+    client_id   text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE nango.integration_secrets (
+    unique_key     text PRIMARY KEY REFERENCES nango.integrations (unique_key) ON DELETE CASCADE,
+    client_secret  text
+);
+
+CREATE TABLE nango.connections (
+    id                   bigserial PRIMARY KEY,
+    provider_config_key  text NOT NULL REFERENCES nango.integrations (unique_key) ON DELETE CASCADE,
+    connection_id        text NOT NULL,
+    connection_config    jsonb NOT NULL DEFAULT '{}',
+    metadata             jsonb NOT NULL DEFAULT '{}',
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (provider_config_key, connection_id)
+);
+
+CREATE TABLE nango.credentials (
+    connection   bigint PRIMARY KEY REFERENCES nango.connections (id) ON DELETE CASCADE,
+    credentials  jsonb NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON nango.credentials, nango.integration_secrets FROM PUBLIC;
+
+-- What nango.deploy stored: the config, compiled modules, models, syncs and actions.
+CREATE TABLE nango.deployments (
+    id           bigserial PRIMARY KEY,
+    deployed_at  timestamptz NOT NULL DEFAULT now(),
+    deployed_by  text NOT NULL DEFAULT session_user,
+    config       text NOT NULL,
+    summary      jsonb NOT NULL
+);
+
+CREATE TABLE nango.files (
+    path        text PRIMARY KEY,
+    source      text NOT NULL,
+    js          text NOT NULL,
+    source_map  text
+);
+
+CREATE TABLE nango.models (
+    name        text PRIMARY KEY,
+    definition  jsonb NOT NULL
+);
+
+CREATE TABLE nango.sync_configs (
+    id                   bigserial PRIMARY KEY,
+    provider_config_key  text NOT NULL REFERENCES nango.integrations (unique_key) ON DELETE CASCADE,
+    name                 text NOT NULL,
+    description          text NOT NULL DEFAULT '',
+    runs                 text NOT NULL,
+    frequency            interval NOT NULL,
+    models               text[] NOT NULL,
+    sync_type            text NOT NULL CHECK (sync_type IN ('full', 'incremental')),
+    track_deletes        boolean NOT NULL DEFAULT false,
+    auto_start           boolean NOT NULL DEFAULT true,
+    endpoints            jsonb NOT NULL DEFAULT '[]',
+    entry_file           text NOT NULL,
+    version              text NOT NULL DEFAULT '',
+    UNIQUE (provider_config_key, name)
+);
+
+CREATE TABLE nango.action_configs (
+    id                   bigserial PRIMARY KEY,
+    provider_config_key  text NOT NULL REFERENCES nango.integrations (unique_key) ON DELETE CASCADE,
+    name                 text NOT NULL,
+    description          text NOT NULL DEFAULT '',
+    input                text,
+    output               text[] NOT NULL DEFAULT '{}',
+    endpoint             jsonb,
+    entry_file           text NOT NULL,
+    UNIQUE (provider_config_key, name)
+);
+
+-- One row per sync and connection: its schedule and where it stands.
+CREATE TABLE nango.syncs (
+    id               bigserial PRIMARY KEY,
+    sync_config      bigint NOT NULL REFERENCES nango.sync_configs (id) ON DELETE CASCADE,
+    connection       bigint NOT NULL REFERENCES nango.connections (id) ON DELETE CASCADE,
+    paused           boolean NOT NULL,
+    schedule_anchor  timestamptz NOT NULL DEFAULT now(),
+    next_run_at      timestamptz,
+    last_sync_date   timestamptz,
+    UNIQUE (sync_config, connection)
+);
+
+CREATE TABLE nango.jobs (
+    id             bigserial PRIMARY KEY,
+    sync           bigint REFERENCES nango.syncs (id) ON DELETE SET NULL,
+    integration    text NOT NULL,
+    connection_id  text NOT NULL,
+    sync_name      text NOT NULL,
+    type           text NOT NULL DEFAULT 'INITIAL' CHECK (type IN ('INITIAL', 'INCREMENTAL')),
+    status         text NOT NULL DEFAULT 'QUEUED' CHECK (status IN ('QUEUED', 'RUNNING', 'SUCCESS', 'ERROR', 'CANCELLED')),
+    full_resync    boolean NOT NULL DEFAULT false,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    started_at     timestamptz,
+    ended_at       timestamptz,
+    result         jsonb NOT NULL DEFAULT '{}',
+    error          jsonb,
+    pid            integer
+);
+-- One run per sync and connection at a time.
+CREATE UNIQUE INDEX jobs_one_active_per_sync ON nango.jobs (sync) WHERE status IN ('QUEUED', 'RUNNING');
+CREATE INDEX jobs_by_sync ON nango.jobs (sync, id);
+
+CREATE TABLE nango.logs (
+    id       bigserial PRIMARY KEY,
+    job      bigint REFERENCES nango.jobs (id) ON DELETE CASCADE,
+    time     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    level    text NOT NULL,
+    message  text NOT NULL,
+    payload  jsonb
+);
+CREATE INDEX logs_by_job ON nango.logs (job, id);
+
+-- Records. `cursor` comes from one sequence and is assigned under a per-model lock held to commit, so the
+-- cursor order of a model is its commit order: a reader paging by cursor never skips a committed change.
+CREATE SEQUENCE nango.record_cursor;
+CREATE TABLE nango.stored_records (
+    model             text NOT NULL,
+    connection        bigint NOT NULL REFERENCES nango.connections (id) ON DELETE CASCADE,
+    external_id       text NOT NULL,
+    data              jsonb NOT NULL,
+    first_seen_at     timestamptz NOT NULL,
+    last_modified_at  timestamptz NOT NULL,
+    deleted_at        timestamptz,
+    last_action       text NOT NULL CHECK (last_action IN ('ADDED', 'UPDATED', 'DELETED')),
+    cursor            bigint NOT NULL,
+    last_job          bigint,
+    PRIMARY KEY (model, connection, external_id)
+);
+CREATE UNIQUE INDEX stored_records_by_cursor ON nango.stored_records (model, cursor);
+CREATE INDEX stored_records_by_connection ON nango.stored_records (connection, model);
+
+CREATE FUNCTION nango._record_metadata(r nango.stored_records) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'first_seen_at', r.first_seen_at,
+        'last_modified_at', r.last_modified_at,
+        'last_action', r.last_action,
+        'deleted_at', r.deleted_at,
+        'cursor', r.cursor::text)
+$$;
+
+-- Parses the `filter` argument of nango.records: {added, updated, deleted}.
+CREATE FUNCTION nango._record_filter(filter text) RETURNS boolean[]
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    flags boolean[] := ARRAY[false, false, false];
+    part text;
+BEGIN
+    IF filter IS NULL THEN
+        RETURN ARRAY[true, true, true];
+    END IF;
+    FOREACH part IN ARRAY string_to_array(lower(filter), ',') LOOP
+        CASE btrim(part)
+            WHEN 'added' THEN flags[1] := true;
+            WHEN 'updated' THEN flags[2] := true;
+            WHEN 'deleted' THEN flags[3] := true;
+            ELSE RAISE EXCEPTION 'invalid filter "%"', btrim(part)
+                USING HINT = 'Use added, updated, deleted, or a comma list of them.';
+        END CASE;
+    END LOOP;
+    RETURN flags;
+END
+$$;
+
+CREATE FUNCTION nango._record_cursor(cursor text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF cursor IS NULL THEN
+        RETURN 0;
+    END IF;
+    IF cursor !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'invalid cursor "%"', left(cursor, 40)
+            USING HINT = 'Pass the cursor column of a row returned by nango.records.';
+    END IF;
+    RETURN cursor::bigint;
+END
+$$;
+
+CREATE FUNCTION nango.records(
+    model text,
+    delta timestamptz DEFAULT NULL,
+    connection_id text DEFAULT NULL,
+    provider_config_key text DEFAULT NULL,
+    filter text DEFAULT NULL,
+    "limit" integer DEFAULT NULL,
+    cursor text DEFAULT NULL)
+RETURNS TABLE (id text, data jsonb, _nango_metadata jsonb, cursor text)
+LANGUAGE sql STABLE AS $$
+    SELECT r.external_id, r.data, nango._record_metadata(r), r.cursor::text
+    FROM nango.stored_records r
+    JOIN nango.connections c ON c.id = r.connection
+    CROSS JOIN (SELECT nango._record_filter($5) AS f, nango._record_cursor($7) AS after) p
+    WHERE r.model = $1
+      AND r.cursor > p.after
+      AND ($2 IS NULL OR r.last_modified_at >= $2)
+      AND ($3 IS NULL OR c.connection_id = $3)
+      AND ($4 IS NULL OR c.provider_config_key = $4)
+      AND ((p.f[1] AND r.deleted_at IS NULL AND r.last_action = 'ADDED')
+        OR (p.f[2] AND r.deleted_at IS NULL AND r.last_action = 'UPDATED')
+        OR (p.f[3] AND r.deleted_at IS NOT NULL))
+    ORDER BY r.cursor
+    LIMIT $6
+$$;
+COMMENT ON FUNCTION nango.records IS
+    'Records of a model in cursor order with their _nango_metadata; pass the last row''s cursor to continue.';
+
+-- Safe casts for the typed views: a value of the wrong type reads as NULL instead of failing the query.
+CREATE FUNCTION nango._as_timestamptz(value text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN value::timestamptz;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION nango._as_number(value jsonb) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(value) = 'number' THEN (value #>> '{}')::double precision END
+$$;
+
+CREATE FUNCTION nango._as_boolean(value jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(value) = 'boolean' THEN (value #>> '{}')::boolean END
+$$;
+
+CREATE VIEW nango.sync_status AS
+SELECT sc.provider_config_key AS integration,
+       sc.name AS sync,
+       c.connection_id,
+       CASE
+           WHEN lj.status = 'RUNNING' THEN 'RUNNING'
+           WHEN s.paused THEN 'PAUSED'
+           WHEN fj.status = 'SUCCESS' THEN 'SUCCESS'
+           WHEN fj.status IN ('ERROR', 'CANCELLED') THEN 'ERROR'
+       END AS status,
+       sc.runs AS frequency,
+       s.last_sync_date,
+       s.next_run_at,
+       lj.id AS last_job_id,
+       lj.status AS last_job_status,
+       fj.error ->> 'description' AS last_error,
+       (SELECT jsonb_object_agg(m.model, (SELECT count(*) FROM nango.stored_records r
+                                           WHERE r.model = m.model AND r.connection = s.connection
+                                             AND r.deleted_at IS NULL))
+          FROM unnest(sc.models) AS m(model)) AS record_counts
+FROM nango.syncs s
+JOIN nango.sync_configs sc ON sc.id = s.sync_config
+JOIN nango.connections c ON c.id = s.connection
+LEFT JOIN LATERAL (SELECT j.id, j.status FROM nango.jobs j WHERE j.sync = s.id ORDER BY j.id DESC LIMIT 1) lj ON true
+LEFT JOIN LATERAL (SELECT j.status, j.error FROM nango.jobs j
+                   WHERE j.sync = s.id AND j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
+                   ORDER BY j.id DESC LIMIT 1) fj ON true;
+COMMENT ON VIEW nango.sync_status IS 'One row per sync and connection: where it stands, its schedule and last run.';

@@ -1,0 +1,42 @@
+//! SQL functions written in Rust. Each reports bad input as an ERROR that says what and where, and changes
+//! nothing (it runs in the caller's transaction).
+
+pub mod deploy;
+
+use pgrx::prelude::*;
+
+/// Raises an ERROR for bad input (SQLSTATE 22023) with a hint on how to fix it.
+pub fn fail(message: String, hint: &str) -> ! {
+    ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, hint);
+}
+
+/// The provider catalog compiled into the extension.
+const BUNDLED_PROVIDERS: &str = include_str!("../../providers.yaml");
+
+/// Adds or replaces provider catalog entries from a providers YAML document; returns how many.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn upsert_providers(yaml: &str) -> i32 {
+    let catalog = pg_nango_core::providers::parse_catalog(yaml).unwrap_or_else(|e| error!("{e}"));
+    for (name, definition) in &catalog {
+        Spi::run_with_args(
+            "INSERT INTO nango.providers (name, definition) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = now()",
+            &[name.as_str().into(), pgrx::JsonB(definition.clone()).into()],
+        )
+        .unwrap_or_else(|e| error!("could not store provider {name}: {e}"));
+    }
+    catalog.len() as i32
+}
+
+/// Loads the bundled catalog; run once by CREATE EXTENSION.
+#[pg_extern]
+fn _load_bundled_providers() -> i32 {
+    upsert_providers(BUNDLED_PROVIDERS)
+}
+
+extension_sql!(
+    "SELECT nango._load_bundled_providers();",
+    name = "load_bundled_providers",
+    requires = [_load_bundled_providers, upsert_providers, "bootstrap"]
+);

@@ -1,0 +1,140 @@
+//! A job's life in the database: claimed by its worker (QUEUED → RUNNING), then ended in one transaction
+//! that writes the final state, advances `lastSyncDate` on success and sends the notifications, so that a
+//! listener is told exactly when the data is visible.
+
+use pg_nango_core::records::ModelCounts;
+use pg_nango_core::records::notify::{RunIdentity, failure_body, success_body};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{exec, one_json};
+use crate::guc;
+
+/// Everything a run needs, loaded when its worker claims the job.
+#[derive(Debug, Deserialize)]
+pub struct ClaimedJob {
+    pub job_id: i64,
+    pub sync_id: i64,
+    pub connection: i64,
+    pub connection_id: String,
+    pub provider_config_key: String,
+    pub connection_config: Value,
+    pub credentials: Option<Value>,
+    pub provider_name: String,
+    pub provider: Value,
+    pub sync_name: String,
+    pub models: Vec<String>,
+    pub entry_file: String,
+    pub job_type: String,
+    pub last_sync_date: Option<String>,
+    pub started_at: String,
+    pub files: Option<Value>,
+}
+
+impl ClaimedJob {
+    pub fn identity(&self) -> RunIdentity {
+        RunIdentity {
+            connection_id: self.connection_id.clone(),
+            provider_config_key: self.provider_config_key.clone(),
+            sync_name: self.sync_name.clone(),
+            sync_type: self.job_type.clone(),
+            job_id: self.job_id,
+        }
+    }
+}
+
+/// Marks a queued job RUNNING by this process and loads it. `None` when it is not queued any more (another
+/// worker took it, or it was cancelled) or when its sync, connection or provider is gone.
+pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
+    let claimed = one_json(
+        "WITH claimed AS (
+             UPDATE nango.jobs j SET status = 'RUNNING', pid = pg_backend_pid(), started_at = now()
+             WHERE j.id = $1 AND j.status = 'QUEUED' RETURNING j.*),
+         reset AS (
+             UPDATE nango.syncs s SET last_sync_date = NULL FROM claimed j WHERE s.id = j.sync AND j.full_resync
+             RETURNING s.id)
+         SELECT jsonb_build_object(
+             'job_id', j.id, 'sync_id', s.id, 'connection', c.id, 'connection_id', c.connection_id,
+             'provider_config_key', c.provider_config_key, 'connection_config', c.connection_config,
+             'credentials', cr.credentials, 'provider_name', i.provider, 'provider', p.definition,
+             'sync_name', sc.name, 'models', to_jsonb(sc.models), 'entry_file', sc.entry_file,
+             'job_type', CASE WHEN sc.sync_type = 'incremental' AND s.last_sync_date IS NOT NULL AND NOT j.full_resync
+                              THEN 'INCREMENTAL' ELSE 'INITIAL' END,
+             'last_sync_date', CASE WHEN j.full_resync THEN NULL ELSE to_json(s.last_sync_date) #>> '{}' END,
+             'started_at', to_json(j.started_at) #>> '{}',
+             'files', (SELECT jsonb_object_agg(f.path, jsonb_build_object('js', f.js, 'source_map', f.source_map)) FROM nango.files f))
+         FROM claimed j
+         JOIN nango.syncs s ON s.id = j.sync
+         JOIN nango.sync_configs sc ON sc.id = s.sync_config
+         JOIN nango.connections c ON c.id = s.connection
+         JOIN nango.integrations i ON i.unique_key = c.provider_config_key
+         JOIN nango.providers p ON p.name = i.provider
+         LEFT JOIN nango.credentials cr ON cr.connection = c.id",
+        &[job_id.into()],
+    )?;
+    let Some(claimed) = claimed else {
+        return Ok(None);
+    };
+    let job: ClaimedJob = serde_json::from_value(claimed).map_err(|e| format!("could not read job {job_id}: {e}"))?;
+    exec("UPDATE nango.jobs SET type = $2 WHERE id = $1", &[job_id.into(), job.job_type.as_str().into()])?;
+    Ok(Some(job))
+}
+
+/// The successful end of a run: SUCCESS, `lastSyncDate` = the run's start, one notification per model.
+pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
+    let result = one_json(
+        "UPDATE nango.jobs SET status = 'SUCCESS', ended_at = now() WHERE id = $1 AND status = 'RUNNING' RETURNING result",
+        &[job.job_id.into()],
+    )?
+    .ok_or_else(|| format!("job {} is no longer running", job.job_id))?;
+    exec(
+        "UPDATE nango.syncs SET last_sync_date = (SELECT started_at FROM nango.jobs WHERE id = $2) WHERE id = $1",
+        &[job.sync_id.into(), job.job_id.into()],
+    )?;
+    let identity = job.identity();
+    for model in &job.models {
+        let counts: ModelCounts = result.get(model).and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default();
+        notify(&success_body(&identity, model, counts, &job.started_at))?;
+    }
+    Ok(())
+}
+
+/// True when this process holds `job_id` RUNNING (it claimed the job but could not load it).
+pub fn held_by_this_process(job_id: i64) -> Result<bool, String> {
+    Ok(one_json(
+        "SELECT to_jsonb(EXISTS (SELECT 1 FROM nango.jobs WHERE id = $1 AND status = 'RUNNING' AND pid = pg_backend_pid()))",
+        &[job_id.into()],
+    )? == Some(Value::Bool(true)))
+}
+
+/// The failed end of a run (`CANCELLED` when `error_type` is `script_aborted`), with its notification.
+pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Result<(), String> {
+    let status = if error_type == "script_aborted" { "CANCELLED" } else { "ERROR" };
+    let ended = one_json(
+        "UPDATE nango.jobs j SET status = $2, ended_at = now(), error = jsonb_build_object('type', $3::text, 'description', $4::text)
+         FROM nango.syncs s JOIN nango.sync_configs sc ON sc.id = s.sync_config
+         WHERE j.id = $1 AND j.status IN ('QUEUED', 'RUNNING') AND s.id = j.sync
+         RETURNING jsonb_build_object('connection_id', j.connection_id, 'provider_config_key', j.integration,
+                                      'sync_name', j.sync_name, 'type', j.type, 'models', to_jsonb(sc.models),
+                                      'started_at', to_json(coalesce(j.started_at, j.created_at)) #>> '{}',
+                                      'failed_at', to_json(now()) #>> '{}')",
+        &[job_id.into(), status.into(), error_type.into(), description.into()],
+    )?;
+    let Some(ended) = ended else {
+        return Ok(());
+    };
+    let text = |key: &str| ended.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let identity = RunIdentity {
+        connection_id: text("connection_id"),
+        provider_config_key: text("provider_config_key"),
+        sync_name: text("sync_name"),
+        sync_type: text("type"),
+        job_id,
+    };
+    let models: Vec<String> = serde_json::from_value(ended["models"].clone()).unwrap_or_default();
+    notify(&failure_body(&identity, &models, error_type, description, &text("started_at"), &text("failed_at")))
+}
+
+fn notify(body: &str) -> Result<(), String> {
+    exec("SELECT pg_notify($1, $2)", &[guc::notify_channel().as_str().into(), body.into()])
+}

@@ -1,0 +1,17 @@
+//! The SPI side of a run: [`host::SpiHost`] (records, logs, metadata, each call its own short transaction)
+//! and [`jobs`] (claiming a job, and its final transaction with the notifications).
+
+pub mod host;
+pub mod jobs;
+
+use pgrx::prelude::*;
+
+/// Runs a statement that returns one jsonb value.
+pub fn one_json(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<Option<serde_json::Value>, String> {
+    Spi::get_one_with_args::<pgrx::JsonB>(sql, args).map(|v| v.map(|j| j.0)).map_err(|e| e.to_string())
+}
+
+/// Runs a statement for its effect.
+pub fn exec(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<(), String> {
+    Spi::run_with_args(sql, args).map_err(|e| e.to_string())
+}

@@ -1,0 +1,37 @@
+//! Transactions for background workers, which have none of their own: [`run_txn`] runs a closure in one
+//! transaction and turns a Postgres ERROR or a Rust panic inside it into `Err`, rolling back, so that one
+//! failing step never takes the worker down.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// Runs `body` in its own transaction: commit on `Ok`, roll back on `Err`, ERROR or panic.
+pub fn run_txn<R>(body: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(body))
+        .catch_others(|caught| Err(describe(caught)))
+        .execute();
+    unsafe {
+        if outcome.is_ok() {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::AbortCurrentTransaction();
+        }
+        pg_sys::pgstat_report_stat(false);
+    }
+    outcome
+}
+
+/// The message of a caught ERROR or panic.
+pub fn describe(caught: pg_sys::panic::CaughtError) -> String {
+    match caught {
+        pg_sys::panic::CaughtError::PostgresError(report)
+        | pg_sys::panic::CaughtError::ErrorReport(report)
+        | pg_sys::panic::CaughtError::RustPanic { ereport: report, .. } => report.message().to_string(),
+    }
+}

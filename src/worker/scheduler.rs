@@ -1,0 +1,158 @@
+//! The scheduler: one static background worker, connected to `nango.database`.
+//!
+//! Its loop, top to bottom: wait on the latch (half a second, so barriers and `DROP DATABASE` are honoured)
+//! → reload settings on SIGHUP → skip the pass if pg_nango is not installed in this database → end jobs
+//! whose worker died (a crash, a `kill -9`, a restart) → queue a run for every due, unpaused sync that has
+//! none queued or running (a tick during a run is skipped, not queued) and move its next run to the next
+//! point of its schedule grid → start a run worker for each queued job while fewer than
+//! `nango.max_concurrent_syncs` runs are in progress. Each step is its own transaction; a failing step is
+//! logged and the loop goes on.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+
+use crate::guc;
+use crate::store::{exec, one_json};
+use crate::txn::run_txn;
+use crate::worker::run::set_application_name;
+
+/// A launched worker that has not claimed its job within this time is taken as failed to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Registers the scheduler; called from `_PG_init` while the library is preloaded.
+pub fn register() {
+    BackgroundWorkerBuilder::new("pg_nango scheduler")
+        .set_type("pg_nango scheduler")
+        .set_library("pg_nango")
+        .set_function("pg_nango_scheduler_main")
+        .enable_spi_access()
+        .set_start_time(pgrx::bgworkers::BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_nango_scheduler_main(_argument: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = guc::database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    set_application_name("pg_nango scheduler");
+    log!("pg_nango scheduler started for database \"{database}\"");
+
+    let mut launched: HashMap<i64, Instant> = HashMap::new();
+    while BackgroundWorker::wait_latch(Some(Duration::from_millis(500))) {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if !run_txn(installed).unwrap_or(false) {
+            continue;
+        }
+        if let Err(error) = end_orphaned_jobs() {
+            warning!("pg_nango scheduler: could not check running jobs: {error}");
+        }
+        if let Err(error) = run_txn(queue_due_syncs) {
+            warning!("pg_nango scheduler: could not queue due syncs: {error}");
+        }
+        if let Err(error) = start_queued_jobs(&database, &mut launched) {
+            warning!("pg_nango scheduler: could not start jobs: {error}");
+        }
+    }
+    log!("pg_nango scheduler stopped");
+}
+
+/// Whether the extension is installed here (the worker starts before `CREATE EXTENSION` and outlives `DROP`).
+fn installed() -> Result<bool, String> {
+    Ok(one_json("SELECT to_jsonb(EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_nango'))", &[])? == Some(serde_json::Value::Bool(true)))
+}
+
+/// Ends RUNNING jobs whose process is gone, with a failure notification.
+fn end_orphaned_jobs() -> Result<(), String> {
+    let orphans = run_txn(|| {
+        one_json(
+            "SELECT coalesce(jsonb_agg(j.id), '[]') FROM nango.jobs j
+             WHERE j.status = 'RUNNING' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid)",
+            &[],
+        )
+    })?
+    .unwrap_or_default();
+    for job_id in orphans.as_array().into_iter().flatten().filter_map(|v| v.as_i64()) {
+        run_txn(|| crate::store::jobs::finish_failure(job_id, "worker_crashed", "the run's worker ended unexpectedly"))?;
+    }
+    Ok(())
+}
+
+/// Queues a run for every due sync; moves its next run to the next point of its schedule grid.
+fn queue_due_syncs() -> Result<(), String> {
+    exec(
+        "WITH due AS (
+             SELECT s.id, sc.frequency, s.schedule_anchor FROM nango.syncs s
+             JOIN nango.sync_configs sc ON sc.id = s.sync_config
+             WHERE NOT s.paused AND s.next_run_at <= now()
+             FOR UPDATE OF s SKIP LOCKED),
+         moved AS (
+             UPDATE nango.syncs s
+             SET next_run_at = d.schedule_anchor
+                 + (floor(extract(epoch FROM now() - d.schedule_anchor) / extract(epoch FROM d.frequency)) + 1) * d.frequency
+             FROM due d WHERE s.id = d.id
+             RETURNING s.id)
+         INSERT INTO nango.jobs (sync, integration, connection_id, sync_name)
+         SELECT s.id, c.provider_config_key, c.connection_id, sc.name
+         FROM moved m
+         JOIN nango.syncs s ON s.id = m.id
+         JOIN nango.sync_configs sc ON sc.id = s.sync_config
+         JOIN nango.connections c ON c.id = s.connection
+         ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') DO NOTHING",
+        &[],
+    )
+}
+
+/// Starts a run worker for queued jobs, oldest first, within `nango.max_concurrent_syncs`.
+fn start_queued_jobs(database: &str, launched: &mut HashMap<i64, Instant>) -> Result<(), String> {
+    let state = run_txn(|| {
+        one_json(
+            "SELECT jsonb_build_object(
+                 'running', (SELECT count(*) FROM nango.jobs WHERE status = 'RUNNING'),
+                 'queued', (SELECT coalesce(jsonb_agg(id ORDER BY id), '[]') FROM nango.jobs WHERE status = 'QUEUED'))",
+            &[],
+        )
+    })?
+    .unwrap_or_default();
+    let queued: Vec<i64> = state["queued"].as_array().into_iter().flatten().filter_map(|v| v.as_i64()).collect();
+    // A launched job that is no longer queued was claimed (or cancelled); one still queued after
+    // START_TIMEOUT had a worker that never started, and is launched again.
+    launched.retain(|job, at| queued.contains(job) && at.elapsed() < START_TIMEOUT);
+    let running = state["running"].as_i64().unwrap_or(0) as usize;
+    let mut free = (guc::MAX_CONCURRENT_SYNCS.get().max(1) as usize).saturating_sub(running + launched.len());
+    for job_id in queued {
+        if free == 0 {
+            break;
+        }
+        if launched.contains_key(&job_id) {
+            continue;
+        }
+        let worker = BackgroundWorkerBuilder::new(&format!("pg_nango run {job_id}"))
+            .set_type("pg_nango run")
+            .set_library("pg_nango")
+            .set_function("pg_nango_run_worker_main")
+            .enable_spi_access()
+            .set_argument(Some(pg_sys::Datum::from(job_id)))
+            .set_extra(database)
+            .set_restart_time(None)
+            .load_dynamic();
+        match worker {
+            Ok(_) => {
+                launched.insert(job_id, Instant::now());
+                free -= 1;
+            }
+            Err(_) => {
+                warning!("pg_nango scheduler: no background worker slot for job {job_id}; raise max_worker_processes");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
