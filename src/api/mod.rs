@@ -7,7 +7,10 @@ use pgrx::prelude::*;
 
 /// Raises an ERROR for bad input (SQLSTATE 22023) with a hint on how to fix it.
 pub fn fail(message: String, hint: &str) -> ! {
-    ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, hint);
+    pgrx::pg_sys::panic::ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, "pg_nango")
+        .set_hint(hint)
+        .report(PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
 }
 
 /// The provider catalog compiled into the extension.

@@ -1,1 +1,129 @@
+//! Test harness: one PostgreSQL 15 cluster per test binary with pg_nango preloaded (started by
+//! `scripts/cluster.sh`, stopped at exit), the mock API on 127.0.0.1, and helpers to deploy the fixture
+//! folder and wait for jobs. Tests share the cluster and keep apart by using their own connection ids.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub use pg_nango_mock_api::MockServer;
+pub use postgres::{Client, NoTls};
+use serde_json::Value;
+
+pub const API_KEY: &str = "test-key";
+
+pub struct Cluster {
+    pub port: u16,
+    pub datadir: PathBuf,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static MOCK: OnceLock<MockServer> = OnceLock::new();
+
+extern "C" fn stop_cluster() {
+    if let Some(cluster) = CLUSTER.get() {
+        let _ = Command::new(repo_root().join("scripts/cluster.sh")).arg("stop").arg(&cluster.datadir).status();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// The binary's cluster, started on first use, with the extension created and the fixture deployed.
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        let port = free_port();
+        let name = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).unwrap_or_default();
+        let datadir = std::env::temp_dir().join(format!("pg_nango_e2e_{name}_{port}"));
+        let status = Command::new(repo_root().join("scripts/cluster.sh"))
+            .arg("start")
+            .arg(&datadir)
+            .arg(port.to_string())
+            .args(["nango.min_frequency = 1", "nango.script_timeout = 5", "nango.retry_base_delay = 10", "nango.max_concurrent_syncs = 4"])
+            .status()
+            .expect("run scripts/cluster.sh");
+        assert!(status.success(), "could not start the test cluster");
+        unsafe { libc::atexit(stop_cluster) };
+        let cluster = Cluster { port, datadir };
+        let mut client = connect_to(port);
+        client.batch_execute("CREATE EXTENSION pg_nango").expect("CREATE EXTENSION pg_nango");
+        let (config, files) = fixture();
+        client.query_one("SELECT nango.deploy($1::text, $2::jsonb)", &[&config, &files]).expect("deploy the fixture");
+        cluster
+    })
+}
+
+fn connect_to(port: u16) -> Client {
+    Client::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"), NoTls).expect("connect to the test cluster")
+}
+
+/// A new client session on the cluster.
+pub fn connect() -> Client {
+    connect_to(cluster().port)
+}
+
+/// The mock API, shared by the binary's tests.
+pub fn mock() -> &'static MockServer {
+    MOCK.get_or_init(|| MockServer::start(0, API_KEY).expect("start the mock API"))
+}
+
+/// `tests/e2e/fixtures`: nango.yaml and the files map for `nango.deploy(config, files)`.
+pub fn fixture() -> (String, Value) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let config = std::fs::read_to_string(root.join("nango.yaml")).expect("fixture nango.yaml");
+    let mut files = BTreeMap::new();
+    collect(&root, &root, &mut files);
+    // The demo integration is the repository's own example.
+    let examples = repo_root().join("nango-integrations");
+    collect(&examples, &examples.join("demo"), &mut files);
+    (config, serde_json::to_value(files).expect("files json"))
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).expect("read fixture dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else if path.extension().is_some_and(|e| e == "ts") {
+            let relative = path.strip_prefix(root).expect("relative").to_string_lossy().into_owned();
+            files.insert(relative, std::fs::read_to_string(&path).expect("read fixture file"));
+        }
+    }
+}
+
+/// Creates an API-key connection to the mock API.
+pub fn create_connection(client: &mut Client, integration: &str, connection_id: &str) {
+    let credentials = serde_json::json!({"type": "API_KEY", "apiKey": API_KEY});
+    let config = serde_json::json!({"base_url": mock().url()});
+    client
+        .execute("SELECT nango.create_connection($1, $2, $3, $4)", &[&integration, &connection_id, &credentials, &config])
+        .expect("create_connection");
+}
+
+/// Triggers a sync for one connection and waits for its job; returns (job id, final status).
+pub fn run_sync(client: &mut Client, integration: &str, sync: &str, connection_id: &str) -> (i64, String) {
+    let job: i64 = client.query_one("SELECT nango.trigger_sync($1, $2, $3)", &[&integration, &sync, &connection_id]).expect("trigger_sync").get(0);
+    let status: String = client.query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job]).expect("wait_for_job").get(0);
+    (job, status)
+}
+
+/// Waits until `connection_id`'s first automatic run of a sync is over; returns its job id.
+pub fn wait_first_job(client: &mut Client, connection_id: &str) -> i64 {
+    for _ in 0..600 {
+        let row = client.query_opt("SELECT id FROM nango.jobs WHERE connection_id = $1 ORDER BY id LIMIT 1", &[&connection_id]).expect("jobs");
+        if let Some(row) = row {
+            let job: i64 = row.get(0);
+            client.query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job]).expect("wait_for_job");
+            return job;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no job was queued for {connection_id}");
+}
