@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
-pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
 pub static MAX_CONCURRENT_SYNCS: GucSetting<i32> = GucSetting::<i32>::new(4);
-pub static NOTIFY_CHANNEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"nango"));
+pub static NOTIFY_CHANNEL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"nango"));
 pub static MIN_FREQUENCY: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static SCRIPT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(86400);
 pub static ACTION_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(900);
@@ -26,15 +28,73 @@ pub fn define() {
         GucFlags::SUPERUSER_ONLY,
     );
     let int = |name, short, setting, default_range: (i32, i32), context, flags| {
-        GucRegistry::define_int_guc(name, short, c"", setting, default_range.0, default_range.1, context, flags)
+        GucRegistry::define_int_guc(
+            name,
+            short,
+            c"",
+            setting,
+            default_range.0,
+            default_range.1,
+            context,
+            flags,
+        )
     };
-    int(c"nango.max_concurrent_syncs", c"How many sync runs may be in progress at once.", &MAX_CONCURRENT_SYNCS, (1, 256), GucContext::Sighup, GucFlags::default());
-    int(c"nango.min_frequency", c"Smallest runs: interval accepted by nango.deploy.", &MIN_FREQUENCY, (1, 86400 * 31), GucContext::Sighup, GucFlags::UNIT_S);
-    int(c"nango.script_timeout", c"Wall-clock limit of one sync run.", &SCRIPT_TIMEOUT, (1, i32::MAX), GucContext::Sighup, GucFlags::UNIT_S);
-    int(c"nango.action_timeout", c"Wall-clock limit of one action.", &ACTION_TIMEOUT, (1, i32::MAX), GucContext::Suset, GucFlags::UNIT_S);
-    int(c"nango.script_memory_limit", c"JavaScript heap limit of one run.", &SCRIPT_MEMORY_LIMIT, (16, 65536), GucContext::Sighup, GucFlags::UNIT_MB);
-    int(c"nango.http_timeout", c"Time limit of one HTTP request made by a script.", &HTTP_TIMEOUT, (1, 86400), GucContext::Sighup, GucFlags::UNIT_S);
-    int(c"nango.retry_base_delay", c"First backoff step of proxy retries; doubles up to 10 minutes.", &RETRY_BASE_DELAY, (0, 600_000), GucContext::Sighup, GucFlags::UNIT_MS);
+    int(
+        c"nango.max_concurrent_syncs",
+        c"How many sync runs may be in progress at once.",
+        &MAX_CONCURRENT_SYNCS,
+        (1, 256),
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    int(
+        c"nango.min_frequency",
+        c"Smallest runs: interval accepted by nango.deploy.",
+        &MIN_FREQUENCY,
+        (1, 86400 * 31),
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    int(
+        c"nango.script_timeout",
+        c"Wall-clock limit of one sync run.",
+        &SCRIPT_TIMEOUT,
+        (1, i32::MAX),
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    int(
+        c"nango.action_timeout",
+        c"Wall-clock limit of one action.",
+        &ACTION_TIMEOUT,
+        (1, i32::MAX),
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    int(
+        c"nango.script_memory_limit",
+        c"JavaScript heap limit of one run.",
+        &SCRIPT_MEMORY_LIMIT,
+        (16, 65536),
+        GucContext::Sighup,
+        GucFlags::UNIT_MB,
+    );
+    int(
+        c"nango.http_timeout",
+        c"Time limit of one HTTP request made by a script.",
+        &HTTP_TIMEOUT,
+        (1, 86400),
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    int(
+        c"nango.retry_base_delay",
+        c"First backoff step of proxy retries; doubles up to 10 minutes.",
+        &RETRY_BASE_DELAY,
+        (0, 600_000),
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_string_guc(
         c"nango.notify_channel",
         c"LISTEN channel of pg_nango's notifications.",
@@ -47,12 +107,16 @@ pub fn define() {
 
 /// The scheduler's database.
 pub fn database() -> String {
-    DATABASE.get().map_or_else(|| "postgres".into(), |c| c.to_string_lossy().into_owned())
+    DATABASE
+        .get()
+        .map_or_else(|| "postgres".into(), |c| c.to_string_lossy().into_owned())
 }
 
 /// The notification channel.
 pub fn notify_channel() -> String {
-    NOTIFY_CHANNEL.get().map_or_else(|| "nango".into(), |c| c.to_string_lossy().into_owned())
+    NOTIFY_CHANNEL
+        .get()
+        .map_or_else(|| "nango".into(), |c| c.to_string_lossy().into_owned())
 }
 
 pub fn min_frequency() -> Duration {
@@ -61,7 +125,11 @@ pub fn min_frequency() -> Duration {
 
 /// Limits of a sync run (`action = false`) or an action.
 pub fn script_limits(action: bool) -> pg_nango_core::script::Limits {
-    let timeout = if action { ACTION_TIMEOUT.get() } else { SCRIPT_TIMEOUT.get() };
+    let timeout = if action {
+        ACTION_TIMEOUT.get()
+    } else {
+        SCRIPT_TIMEOUT.get()
+    };
     pg_nango_core::script::Limits {
         timeout: Duration::from_secs(timeout.max(1) as u64),
         memory_bytes: (SCRIPT_MEMORY_LIMIT.get().max(16) as usize) << 20,

@@ -32,6 +32,8 @@ pub fn describe(caught: pg_sys::panic::CaughtError) -> String {
     match caught {
         pg_sys::panic::CaughtError::PostgresError(report)
         | pg_sys::panic::CaughtError::ErrorReport(report)
-        | pg_sys::panic::CaughtError::RustPanic { ereport: report, .. } => report.message().to_string(),
+        | pg_sys::panic::CaughtError::RustPanic {
+            ereport: report, ..
+        } => report.message().to_string(),
     }
 }

@@ -16,9 +16,15 @@ use crate::guc;
 #[pg_extern(name = "deploy", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::JsonB {
-    let allowed = Spi::get_one::<bool>("SELECT pg_has_role(session_user, 'pg_read_server_files', 'MEMBER')").ok().flatten().unwrap_or(false);
+    let allowed =
+        Spi::get_one::<bool>("SELECT pg_has_role(session_user, 'pg_read_server_files', 'MEMBER')")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
     if !allowed {
-        error!("deploying from a server path needs membership in pg_read_server_files; pass the files with nango.deploy(config, files) instead");
+        error!(
+            "deploying from a server path needs membership in pg_read_server_files; pass the files with nango.deploy(config, files) instead"
+        );
     }
     let root = Path::new(path);
     let config = std::fs::read_to_string(root.join("nango.yaml"))
@@ -31,7 +37,11 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
 /// Deploys `config` (nango.yaml) with `files` (`{"github/syncs/issues.ts": "<source>", …}`).
 #[pg_extern(name = "deploy", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn deploy_files(config: &str, files: pgrx::JsonB, allow_destructive: default!(bool, false)) -> pgrx::JsonB {
+fn deploy_files(
+    config: &str,
+    files: pgrx::JsonB,
+    allow_destructive: default!(bool, false),
+) -> pgrx::JsonB {
     let Value::Object(map) = files.0 else {
         error!("files must be a JSON object of path: source");
     };
@@ -48,24 +58,41 @@ fn deploy_files(config: &str, files: pgrx::JsonB, allow_destructive: default!(bo
 }
 
 fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| error!("cannot read {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| error!("cannot read {}: {e}", dir.display()));
     for entry in entries.flatten() {
         let path = entry.path();
-        let relative = path.strip_prefix(root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+        let relative = path
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
         if path.is_dir() {
-            if !matches!(entry.file_name().to_str(), Some("node_modules" | "dist" | "build") | None) && !relative.starts_with('.') {
+            if !matches!(
+                entry.file_name().to_str(),
+                Some("node_modules" | "dist" | "build") | None
+            ) && !relative.starts_with('.')
+            {
                 collect_files(root, &path, files);
             }
         } else if is_script_path(&relative) {
-            let source = std::fs::read_to_string(&path).unwrap_or_else(|e| error!("cannot read {}: {e}", path.display()));
+            let source = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| error!("cannot read {}: {e}", path.display()));
             files.insert(relative, source);
         }
     }
 }
 
-fn deploy_content(config: &str, files: BTreeMap<String, String>, allow_destructive: bool) -> pgrx::JsonB {
-    let plan = plan(config, &files, guc::min_frequency())
-        .unwrap_or_else(|e| super::fail(format!("deploy failed: {e}"), "nothing was deployed; the previous deployment keeps running"));
+fn deploy_content(
+    config: &str,
+    files: BTreeMap<String, String>,
+    allow_destructive: bool,
+) -> pgrx::JsonB {
+    let plan = plan(config, &files, guc::min_frequency()).unwrap_or_else(|e| {
+        super::fail(
+            format!("deploy failed: {e}"),
+            "nothing was deployed; the previous deployment keeps running",
+        )
+    });
     check_removals(&plan, allow_destructive);
     ensure_integrations(&plan);
     let summary = write(&plan, config);
@@ -78,7 +105,11 @@ fn check_removals(plan: &DeploymentPlan, allow_destructive: bool) {
         .syncs
         .iter()
         .map(|s| format!("sync {}/{}", s.integration, s.config.name))
-        .chain(plan.actions.iter().map(|a| format!("action {}/{}", a.integration, a.config.name)))
+        .chain(
+            plan.actions
+                .iter()
+                .map(|a| format!("action {}/{}", a.integration, a.config.name)),
+        )
         .collect();
     let deployed: Vec<String> = select_strings(
         "SELECT 'sync ' || provider_config_key || '/' || name FROM nango.sync_configs
@@ -108,19 +139,34 @@ fn ensure_integrations(plan: &DeploymentPlan) {
         if exists {
             continue;
         }
-        let provider = integration.provider.clone().unwrap_or_else(|| integration.key.clone());
-        let known = Spi::get_one_with_args::<bool>("SELECT EXISTS (SELECT 1 FROM nango.providers WHERE name = $1)", &[provider.as_str().into()])
-            .ok()
-            .flatten()
-            .unwrap_or(false);
+        let provider = integration
+            .provider
+            .clone()
+            .unwrap_or_else(|| integration.key.clone());
+        let known = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM nango.providers WHERE name = $1)",
+            &[provider.as_str().into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
         if !known {
             super::fail(
-                format!("deploy failed: integration \"{}\" does not exist and no provider is named \"{provider}\"", integration.key),
+                format!(
+                    "deploy failed: integration \"{}\" does not exist and no provider is named \"{provider}\"",
+                    integration.key
+                ),
                 "create it first with nango.create_integration(unique_key, provider), or set provider: in nango.yaml",
             );
         }
-        run("INSERT INTO nango.integrations (unique_key, provider) VALUES ($1, $2)", &[integration.key.as_str().into(), provider.as_str().into()]);
-        run("INSERT INTO nango.integration_secrets (unique_key) VALUES ($1)", &[integration.key.as_str().into()]);
+        run(
+            "INSERT INTO nango.integrations (unique_key, provider) VALUES ($1, $2)",
+            &[integration.key.as_str().into(), provider.as_str().into()],
+        );
+        run(
+            "INSERT INTO nango.integration_secrets (unique_key) VALUES ($1)",
+            &[integration.key.as_str().into()],
+        );
     }
 }
 
@@ -129,20 +175,52 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
     for (path, (source, module)) in &plan.modules {
         run(
             "INSERT INTO nango.files (path, source, js, source_map) VALUES ($1, $2, $3, $4)",
-            &[path.as_str().into(), source.as_str().into(), module.js.as_str().into(), module.source_map.as_deref().into()],
+            &[
+                path.as_str().into(),
+                source.as_str().into(),
+                module.js.as_str().into(),
+                module.source_map.as_deref().into(),
+            ],
         );
     }
 
     let old_models = select_strings("SELECT name FROM nango.models");
-    for name in old_models.iter().filter(|m| !plan.config.models.contains_key(*m)) {
-        run(&format!("DROP VIEW IF EXISTS nango_records.{}", pg_nango_core::records::views::quote_ident(&pg_nango_core::records::views::snake_case(name))), &[]);
+    for name in old_models
+        .iter()
+        .filter(|m| !plan.config.models.contains_key(*m))
+    {
+        run(
+            &format!(
+                "DROP VIEW IF EXISTS nango_records.{}",
+                pg_nango_core::records::views::quote_ident(
+                    &pg_nango_core::records::views::snake_case(name)
+                )
+            ),
+            &[],
+        );
     }
     run("DELETE FROM nango.models", &[]);
+    // DROP VIEW IF EXISTS says "does not exist, skipping" for every new model; keep the deploy quiet.
+    let previous_level = Spi::get_one::<String>("SELECT current_setting('client_min_messages')")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "notice".into());
+    run(
+        "SELECT set_config('client_min_messages', 'warning', true)",
+        &[],
+    );
     for (name, model) in &plan.config.models {
         let definition = serde_json::to_value(model).unwrap_or_default();
-        run("INSERT INTO nango.models (name, definition) VALUES ($1, $2)", &[name.as_str().into(), pgrx::JsonB(definition).into()]);
+        run(
+            "INSERT INTO nango.models (name, definition) VALUES ($1, $2)",
+            &[name.as_str().into(), pgrx::JsonB(definition).into()],
+        );
         run(&view_sql(model), &[]);
     }
+    run(
+        "SELECT set_config('client_min_messages', $1, true)",
+        &[previous_level.as_str().into()],
+    );
 
     let mut sync_keys = Vec::new();
     for sync in &plan.syncs {
@@ -213,7 +291,10 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
         "models": plan.config.models.keys().collect::<Vec<_>>(),
         "warnings": plan.config.warnings,
     });
-    run("INSERT INTO nango.deployments (config, summary) VALUES ($1, $2)", &[config.into(), pgrx::JsonB(summary.clone()).into()]);
+    run(
+        "INSERT INTO nango.deployments (config, summary) VALUES ($1, $2)",
+        &[config.into(), pgrx::JsonB(summary.clone()).into()],
+    );
     summary
 }
 
@@ -225,7 +306,10 @@ fn select_strings(sql: &str) -> Vec<String> {
     Spi::connect(|client| {
         client
             .select(sql, None, &[])
-            .map(|rows| rows.filter_map(|row| row.get::<String>(1).ok().flatten()).collect())
+            .map(|rows| {
+                rows.filter_map(|row| row.get::<String>(1).ok().flatten())
+                    .collect()
+            })
             .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
     })
 }

@@ -7,9 +7,13 @@ use pgrx::prelude::*;
 
 /// Raises an ERROR for bad input (SQLSTATE 22023) with a hint on how to fix it.
 pub fn fail(message: String, hint: &str) -> ! {
-    pgrx::pg_sys::panic::ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, "pg_nango")
-        .set_hint(hint)
-        .report(PgLogLevel::ERROR);
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        message,
+        "pg_nango",
+    )
+    .set_hint(hint)
+    .report(PgLogLevel::ERROR);
     unreachable!("an ERROR report does not return")
 }
 

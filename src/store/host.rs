@@ -79,10 +79,36 @@ impl Host for SpiHost {
         let (job, connection) = (self.job_id, self.connection);
         run_txn(|| {
             // Held to commit: cursors of a model are handed out in commit order.
-            exec("SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext($1))", &[model.into()])?;
-            let counts = one_json(sql, &[records_json.as_str().into(), model.into(), connection.into(), job.into()])?.unwrap_or_default();
-            let n = |i: usize| counts.get(i).and_then(serde_json::Value::as_i64).unwrap_or(0);
-            exec(COUNT_SQL, &[job.into(), model.into(), n(0).into(), n(1).into(), n(2).into()])
+            exec(
+                "SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext($1))",
+                &[model.into()],
+            )?;
+            let counts = one_json(
+                sql,
+                &[
+                    records_json.as_str().into(),
+                    model.into(),
+                    connection.into(),
+                    job.into(),
+                ],
+            )?
+            .unwrap_or_default();
+            let n = |i: usize| {
+                counts
+                    .get(i)
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0)
+            };
+            exec(
+                COUNT_SQL,
+                &[
+                    job.into(),
+                    model.into(),
+                    n(0).into(),
+                    n(1).into(),
+                    n(2).into(),
+                ],
+            )
         })
         .map_err(|e| format!("could not save {model} records: {e}"))
     }
@@ -93,19 +119,30 @@ impl Host for SpiHost {
         let _ = run_txn(|| {
             exec(
                 "INSERT INTO nango.logs (job, level, message, payload) VALUES ($1, $2, $3, $4::jsonb)",
-                &[job.into(), level.into(), message.as_str().into(), payload_json.into()],
+                &[
+                    job.into(),
+                    level.into(),
+                    message.as_str().into(),
+                    payload_json.into(),
+                ],
             )
         });
     }
 
     fn metadata(&mut self) -> Result<String, String> {
         let connection = self.connection;
-        run_txn(|| one_json("SELECT metadata FROM nango.connections WHERE id = $1", &[connection.into()]))
-            .map(|m| m.unwrap_or_default().to_string())
+        run_txn(|| {
+            one_json(
+                "SELECT metadata FROM nango.connections WHERE id = $1",
+                &[connection.into()],
+            )
+        })
+        .map(|m| m.unwrap_or_default().to_string())
     }
 
     fn set_metadata(&mut self, metadata_json: &str, merge: bool) -> Result<(), String> {
-        let value: serde_json::Value = serde_json::from_str(metadata_json).map_err(|e| e.to_string())?;
+        let value: serde_json::Value =
+            serde_json::from_str(metadata_json).map_err(|e| e.to_string())?;
         if !value.is_object() {
             return Err("metadata must be an object".into());
         }

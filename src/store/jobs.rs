@@ -75,8 +75,12 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
     let Some(claimed) = claimed else {
         return Ok(None);
     };
-    let job: ClaimedJob = serde_json::from_value(claimed).map_err(|e| format!("could not read job {job_id}: {e}"))?;
-    exec("UPDATE nango.jobs SET type = $2 WHERE id = $1", &[job_id.into(), job.job_type.as_str().into()])?;
+    let job: ClaimedJob =
+        serde_json::from_value(claimed).map_err(|e| format!("could not read job {job_id}: {e}"))?;
+    exec(
+        "UPDATE nango.jobs SET type = $2 WHERE id = $1",
+        &[job_id.into(), job.job_type.as_str().into()],
+    )?;
     Ok(Some(job))
 }
 
@@ -93,7 +97,10 @@ pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
     )?;
     let identity = job.identity();
     for model in &job.models {
-        let counts: ModelCounts = result.get(model).and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default();
+        let counts: ModelCounts = result
+            .get(model)
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default();
         notify(&success_body(&identity, model, counts, &job.started_at))?;
     }
     Ok(())
@@ -109,7 +116,11 @@ pub fn held_by_this_process(job_id: i64) -> Result<bool, String> {
 
 /// The failed end of a run (`CANCELLED` when `error_type` is `script_aborted`), with its notification.
 pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Result<(), String> {
-    let status = if error_type == "script_aborted" { "CANCELLED" } else { "ERROR" };
+    let status = if error_type == "script_aborted" {
+        "CANCELLED"
+    } else {
+        "ERROR"
+    };
     let ended = one_json(
         "UPDATE nango.jobs j SET status = $2, ended_at = now(), error = jsonb_build_object('type', $3::text, 'description', $4::text)
          FROM nango.syncs s JOIN nango.sync_configs sc ON sc.id = s.sync_config
@@ -123,7 +134,13 @@ pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Resul
     let Some(ended) = ended else {
         return Ok(());
     };
-    let text = |key: &str| ended.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |key: &str| {
+        ended
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let identity = RunIdentity {
         connection_id: text("connection_id"),
         provider_config_key: text("provider_config_key"),
@@ -132,9 +149,19 @@ pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Resul
         job_id,
     };
     let models: Vec<String> = serde_json::from_value(ended["models"].clone()).unwrap_or_default();
-    notify(&failure_body(&identity, &models, error_type, description, &text("started_at"), &text("failed_at")))
+    notify(&failure_body(
+        &identity,
+        &models,
+        error_type,
+        description,
+        &text("started_at"),
+        &text("failed_at"),
+    ))
 }
 
 fn notify(body: &str) -> Result<(), String> {
-    exec("SELECT pg_notify($1, $2)", &[guc::notify_channel().as_str().into(), body.into()])
+    exec(
+        "SELECT pg_notify($1, $2)",
+        &[guc::notify_channel().as_str().into(), body.into()],
+    )
 }

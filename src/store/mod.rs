@@ -7,8 +7,13 @@ pub mod jobs;
 use pgrx::prelude::*;
 
 /// Runs a statement that returns one jsonb value.
-pub fn one_json(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<Option<serde_json::Value>, String> {
-    Spi::get_one_with_args::<pgrx::JsonB>(sql, args).map(|v| v.map(|j| j.0)).map_err(|e| e.to_string())
+pub fn one_json(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Result<Option<serde_json::Value>, String> {
+    Spi::get_one_with_args::<pgrx::JsonB>(sql, args)
+        .map(|v| v.map(|j| j.0))
+        .map_err(|e| e.to_string())
 }
 
 /// Runs a statement for its effect.

@@ -41,18 +41,32 @@ fn run_job(job_id: i64) {
         Ok(Some(job)) => job,
         Ok(None) => {
             if run_txn(|| jobs::held_by_this_process(job_id)).unwrap_or(false) {
-                end_failed(job_id, "script_internal_error", "the sync, its connection or its provider no longer exists");
+                end_failed(
+                    job_id,
+                    "script_internal_error",
+                    "the sync, its connection or its provider no longer exists",
+                );
             }
             return;
         }
         Err(error) => {
-            end_failed(job_id, "script_internal_error", &format!("could not load the job: {error}"));
+            end_failed(
+                job_id,
+                "script_internal_error",
+                &format!("could not load the job: {error}"),
+            );
             return;
         }
     };
-    set_application_name(&format!("pg_nango {}/{} {}", job.provider_config_key, job.sync_name, job.connection_id));
+    set_application_name(&format!(
+        "pg_nango {}/{} {}",
+        job.provider_config_key, job.sync_name, job.connection_id
+    ));
 
-    let host = Rc::new(RefCell::new(SpiHost { job_id, connection: job.connection }));
+    let host = Rc::new(RefCell::new(SpiHost {
+        job_id,
+        connection: job.connection,
+    }));
     let cancelled: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(|| {
         if BackgroundWorker::sigterm_received() {
             STOP_REQUESTED.store(true, Ordering::SeqCst);
@@ -60,11 +74,17 @@ fn run_job(job_id: i64) {
         STOP_REQUESTED.load(Ordering::SeqCst)
     });
     let script = script_run(&job);
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_script(script, host, cancelled)));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_script(script, host, cancelled)
+    }));
     match outcome {
         Ok(Ok(_)) => {
             if let Err(error) = run_txn(|| jobs::finish_success(&job)) {
-                end_failed(job_id, "script_internal_error", &format!("could not record the end of the run: {error}"));
+                end_failed(
+                    job_id,
+                    "script_internal_error",
+                    &format!("could not record the end of the run: {error}"),
+                );
             }
         }
         Ok(Err(error)) => end_failed(job_id, error.error_type(), &error.message()),
@@ -74,7 +94,11 @@ fn run_job(job_id: i64) {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            end_failed(job_id, "script_internal_error", &format!("internal error: {message}"));
+            end_failed(
+                job_id,
+                "script_internal_error",
+                &format!("internal error: {message}"),
+            );
         }
     }
 }
@@ -88,8 +112,15 @@ fn script_run(job: &ClaimedJob) -> ScriptRun {
             files
                 .iter()
                 .map(|(path, file)| {
-                    let js = file.get("js").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                    let source_map = file.get("source_map").and_then(|v| v.as_str()).map(str::to_string);
+                    let js = file
+                        .get("js")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    let source_map = file
+                        .get("source_map")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string);
                     (path.clone(), StoredModule { js, source_map })
                 })
                 .collect()

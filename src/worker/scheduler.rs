@@ -66,7 +66,10 @@ pub extern "C-unwind" fn pg_nango_scheduler_main(_argument: pg_sys::Datum) {
 
 /// Whether the extension is installed here (the worker starts before `CREATE EXTENSION` and outlives `DROP`).
 fn installed() -> Result<bool, String> {
-    Ok(one_json("SELECT to_jsonb(EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_nango'))", &[])? == Some(serde_json::Value::Bool(true)))
+    Ok(one_json(
+        "SELECT to_jsonb(EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_nango'))",
+        &[],
+    )? == Some(serde_json::Value::Bool(true)))
 }
 
 /// Ends RUNNING jobs whose process is gone, with a failure notification.
@@ -79,8 +82,19 @@ fn end_orphaned_jobs() -> Result<(), String> {
         )
     })?
     .unwrap_or_default();
-    for job_id in orphans.as_array().into_iter().flatten().filter_map(|v| v.as_i64()) {
-        run_txn(|| crate::store::jobs::finish_failure(job_id, "worker_crashed", "the run's worker ended unexpectedly"))?;
+    for job_id in orphans
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_i64())
+    {
+        run_txn(|| {
+            crate::store::jobs::finish_failure(
+                job_id,
+                "worker_crashed",
+                "the run's worker ended unexpectedly",
+            )
+        })?;
     }
     Ok(())
 }
@@ -121,12 +135,18 @@ fn start_queued_jobs(database: &str, launched: &mut HashMap<i64, Instant>) -> Re
         )
     })?
     .unwrap_or_default();
-    let queued: Vec<i64> = state["queued"].as_array().into_iter().flatten().filter_map(|v| v.as_i64()).collect();
+    let queued: Vec<i64> = state["queued"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_i64())
+        .collect();
     // A launched job that is no longer queued was claimed (or cancelled); one still queued after
     // START_TIMEOUT had a worker that never started, and is launched again.
     launched.retain(|job, at| queued.contains(job) && at.elapsed() < START_TIMEOUT);
     let running = state["running"].as_i64().unwrap_or(0) as usize;
-    let mut free = (guc::MAX_CONCURRENT_SYNCS.get().max(1) as usize).saturating_sub(running + launched.len());
+    let mut free =
+        (guc::MAX_CONCURRENT_SYNCS.get().max(1) as usize).saturating_sub(running + launched.len());
     for job_id in queued {
         if free == 0 {
             break;
@@ -149,7 +169,9 @@ fn start_queued_jobs(database: &str, launched: &mut HashMap<i64, Instant>) -> Re
                 free -= 1;
             }
             Err(_) => {
-                warning!("pg_nango scheduler: no background worker slot for job {job_id}; raise max_worker_processes");
+                warning!(
+                    "pg_nango scheduler: no background worker slot for job {job_id}; raise max_worker_processes"
+                );
                 break;
             }
         }

@@ -39,41 +39,78 @@ pub struct DeploymentPlan {
 }
 
 /// Plans a deployment of `config_text` (nango.yaml) with the folder's `files` (path → source).
-pub fn plan(config_text: &str, files: &BTreeMap<String, String>, min_frequency: Duration) -> Result<DeploymentPlan, DeployError> {
+pub fn plan(
+    config_text: &str,
+    files: &BTreeMap<String, String>,
+    min_frequency: Duration,
+) -> Result<DeploymentPlan, DeployError> {
     let config = parse_config(config_text, min_frequency)?;
     let mut syncs = Vec::new();
     let mut actions = Vec::new();
     for integration in &config.integrations {
         for sync in &integration.syncs {
             let entry_file = find_script(files, &integration.key, "syncs", &sync.name)?;
-            syncs.push(Scripted { integration: integration.key.clone(), config: sync.clone(), entry_file });
+            syncs.push(Scripted {
+                integration: integration.key.clone(),
+                config: sync.clone(),
+                entry_file,
+            });
         }
         for action in &integration.actions {
             let entry_file = find_script(files, &integration.key, "actions", &action.name)?;
-            actions.push(Scripted { integration: integration.key.clone(), config: action.clone(), entry_file });
+            actions.push(Scripted {
+                integration: integration.key.clone(),
+                config: action.clone(),
+                entry_file,
+            });
         }
     }
-    let entries: Vec<&str> = syncs.iter().map(|s| s.entry_file.as_str()).chain(actions.iter().map(|a| a.entry_file.as_str())).collect();
+    let entries: Vec<&str> = syncs
+        .iter()
+        .map(|s| s.entry_file.as_str())
+        .chain(actions.iter().map(|a| a.entry_file.as_str()))
+        .collect();
     let modules = compile_reachable(files, &entries)?;
-    Ok(DeploymentPlan { config, syncs, actions, modules })
+    Ok(DeploymentPlan {
+        config,
+        syncs,
+        actions,
+        modules,
+    })
 }
 
 /// `<integration>/<kind>/<name>.ts`, else `<name>.ts` at the root (`.js` accepted for both).
-fn find_script(files: &BTreeMap<String, String>, integration: &str, kind: &str, name: &str) -> Result<String, DeployError> {
+fn find_script(
+    files: &BTreeMap<String, String>,
+    integration: &str,
+    kind: &str,
+    name: &str,
+) -> Result<String, DeployError> {
     let candidates = [
         format!("{integration}/{kind}/{name}.ts"),
         format!("{integration}/{kind}/{name}.js"),
         format!("{name}.ts"),
         format!("{name}.js"),
     ];
-    candidates.iter().find(|c| files.contains_key(c.as_str())).cloned().ok_or_else(|| DeployError::File {
-        file: candidates[0].clone(),
-        message: format!("no script for {} {name} of integration {integration} (looked for {})", &kind[..kind.len() - 1], candidates.join(", ")),
-    })
+    candidates
+        .iter()
+        .find(|c| files.contains_key(c.as_str()))
+        .cloned()
+        .ok_or_else(|| DeployError::File {
+            file: candidates[0].clone(),
+            message: format!(
+                "no script for {} {name} of integration {integration} (looked for {})",
+                &kind[..kind.len() - 1],
+                candidates.join(", ")
+            ),
+        })
 }
 
 /// Compiles the entry modules and every module they import, transitively.
-fn compile_reachable(files: &BTreeMap<String, String>, entries: &[&str]) -> Result<BTreeMap<String, (String, CompiledModule)>, DeployError> {
+fn compile_reachable(
+    files: &BTreeMap<String, String>,
+    entries: &[&str],
+) -> Result<BTreeMap<String, (String, CompiledModule)>, DeployError> {
     let mut compiled = BTreeMap::new();
     let mut pending: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
     let mut seen: BTreeSet<String> = pending.iter().cloned().collect();
@@ -100,8 +137,15 @@ fn compile_reachable(files: &BTreeMap<String, String>, entries: &[&str]) -> Resu
 
 /// True for files a deployment reads from a folder: scripts, not tests, builds or packages.
 pub fn is_script_path(path: &str) -> bool {
-    let skipped_dir = path.split('/').any(|part| matches!(part, "node_modules" | "dist" | "build" | ".nango" | "tests" | "__tests__") || part.starts_with('.'));
-    let script = (path.ends_with(".ts") && !path.ends_with(".d.ts")) || path.ends_with(".js") || path.ends_with(".mjs");
+    let skipped_dir = path.split('/').any(|part| {
+        matches!(
+            part,
+            "node_modules" | "dist" | "build" | ".nango" | "tests" | "__tests__"
+        ) || part.starts_with('.')
+    });
+    let script = (path.ends_with(".ts") && !path.ends_with(".d.ts"))
+        || path.ends_with(".js")
+        || path.ends_with(".mjs");
     script && !skipped_dir && !path.ends_with(".test.ts") && !path.ends_with(".spec.ts")
 }
 
@@ -112,32 +156,63 @@ mod tests {
     const YAML: &str = "integrations:\n  demo:\n    syncs:\n      tickets:\n        runs: every hour\n        output: Ticket\n        endpoint: GET /tickets\nmodels:\n  Ticket:\n    id: string\n";
 
     fn files(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
-        entries.iter().map(|(p, s)| (p.to_string(), s.to_string())).collect()
+        entries
+            .iter()
+            .map(|(p, s)| (p.to_string(), s.to_string()))
+            .collect()
     }
 
     #[test]
     fn plans_entry_and_imports() {
         let f = files(&[
-            ("demo/syncs/tickets.ts", "import { map } from '../mappers/ticket.js';\nexport default async function fetchData(n: any) { map(); }\n"),
+            (
+                "demo/syncs/tickets.ts",
+                "import { map } from '../mappers/ticket.js';\nexport default async function fetchData(n: any) { map(); }\n",
+            ),
             ("demo/mappers/ticket.ts", "export function map() {}\n"),
             ("demo/mappers/unused.ts", "this is not even typescript"),
         ]);
         let plan = plan(YAML, &f, Duration::from_secs(30)).unwrap();
         assert_eq!(plan.syncs[0].entry_file, "demo/syncs/tickets.ts");
-        assert_eq!(plan.modules.keys().collect::<Vec<_>>(), vec!["demo/mappers/ticket.ts", "demo/syncs/tickets.ts"]);
+        assert_eq!(
+            plan.modules.keys().collect::<Vec<_>>(),
+            vec!["demo/mappers/ticket.ts", "demo/syncs/tickets.ts"]
+        );
     }
 
     #[test]
     fn missing_script_and_bad_imports() {
         let err = plan(YAML, &BTreeMap::new(), Duration::from_secs(30)).unwrap_err();
-        assert!(err.to_string().contains("no script for sync tickets"), "{err}");
-        let f = files(&[("demo/syncs/tickets.ts", "import { x } from '../nope.js';\nexport default async function f() { x(); }\n")]);
+        assert!(
+            err.to_string().contains("no script for sync tickets"),
+            "{err}"
+        );
+        let f = files(&[(
+            "demo/syncs/tickets.ts",
+            "import { x } from '../nope.js';\nexport default async function f() { x(); }\n",
+        )]);
         let err = plan(YAML, &f, Duration::from_secs(30)).unwrap_err();
-        assert_eq!(err.to_string(), "demo/syncs/tickets.ts: imports '../nope.js', which is not a file of the folder");
-        let f = files(&[("tickets.ts", "import { z } from 'zod';\nexport default async function f() { z(); }\n")]);
-        assert!(plan(YAML, &f, Duration::from_secs(30)).unwrap_err().to_string().contains("package 'zod'"));
-        let f = files(&[("demo/syncs/tickets.ts", "export default async function f( {\n")]);
-        assert!(matches!(plan(YAML, &f, Duration::from_secs(30)).unwrap_err(), DeployError::Compile(e) if e.file == "demo/syncs/tickets.ts"));
+        assert_eq!(
+            err.to_string(),
+            "demo/syncs/tickets.ts: imports '../nope.js', which is not a file of the folder"
+        );
+        let f = files(&[(
+            "tickets.ts",
+            "import { z } from 'zod';\nexport default async function f() { z(); }\n",
+        )]);
+        assert!(
+            plan(YAML, &f, Duration::from_secs(30))
+                .unwrap_err()
+                .to_string()
+                .contains("package 'zod'")
+        );
+        let f = files(&[(
+            "demo/syncs/tickets.ts",
+            "export default async function f( {\n",
+        )]);
+        assert!(
+            matches!(plan(YAML, &f, Duration::from_secs(30)).unwrap_err(), DeployError::Compile(e) if e.file == "demo/syncs/tickets.ts")
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub struct Cluster {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -28,40 +31,65 @@ static MOCK: OnceLock<MockServer> = OnceLock::new();
 
 extern "C" fn stop_cluster() {
     if let Some(cluster) = CLUSTER.get() {
-        let _ = Command::new(repo_root().join("scripts/cluster.sh")).arg("stop").arg(&cluster.datadir).status();
+        let _ = Command::new(repo_root().join("scripts/cluster.sh"))
+            .arg("stop")
+            .arg(&cluster.datadir)
+            .status();
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// The binary's cluster, started on first use, with the extension created and the fixture deployed.
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         let port = free_port();
-        let name = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).unwrap_or_default();
+        let name = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_default();
         let datadir = std::env::temp_dir().join(format!("pg_nango_e2e_{name}_{port}"));
         let status = Command::new(repo_root().join("scripts/cluster.sh"))
             .arg("start")
             .arg(&datadir)
             .arg(port.to_string())
-            .args(["nango.min_frequency = 1", "nango.script_timeout = 5", "nango.retry_base_delay = 10", "nango.max_concurrent_syncs = 4"])
+            .args([
+                "nango.min_frequency = 1",
+                "nango.script_timeout = 5",
+                "nango.retry_base_delay = 10",
+                "nango.max_concurrent_syncs = 4",
+            ])
             .status()
             .expect("run scripts/cluster.sh");
         assert!(status.success(), "could not start the test cluster");
         unsafe { libc::atexit(stop_cluster) };
         let cluster = Cluster { port, datadir };
         let mut client = connect_to(port);
-        client.batch_execute("CREATE EXTENSION pg_nango").expect("CREATE EXTENSION pg_nango");
+        client
+            .batch_execute("CREATE EXTENSION pg_nango")
+            .expect("CREATE EXTENSION pg_nango");
         let (config, files) = fixture();
-        client.query_one("SELECT nango.deploy($1::text, $2::jsonb)", &[&config, &files]).expect("deploy the fixture");
+        client
+            .query_one(
+                "SELECT nango.deploy($1::text, $2::jsonb)",
+                &[&config, &files],
+            )
+            .expect("deploy the fixture");
         cluster
     })
 }
 
 fn connect_to(port: u16) -> Client {
-    Client::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"), NoTls).expect("connect to the test cluster")
+    Client::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+        NoTls,
+    )
+    .expect("connect to the test cluster")
 }
 
 /// A new client session on the cluster.
@@ -92,8 +120,15 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
         if path.is_dir() {
             collect(root, &path, files);
         } else if path.extension().is_some_and(|e| e == "ts") {
-            let relative = path.strip_prefix(root).expect("relative").to_string_lossy().into_owned();
-            files.insert(relative, std::fs::read_to_string(&path).expect("read fixture file"));
+            let relative = path
+                .strip_prefix(root)
+                .expect("relative")
+                .to_string_lossy()
+                .into_owned();
+            files.insert(
+                relative,
+                std::fs::read_to_string(&path).expect("read fixture file"),
+            );
         }
     }
 }
@@ -103,24 +138,48 @@ pub fn create_connection(client: &mut Client, integration: &str, connection_id: 
     let credentials = serde_json::json!({"type": "API_KEY", "apiKey": API_KEY});
     let config = serde_json::json!({"base_url": mock().url()});
     client
-        .execute("SELECT nango.create_connection($1, $2, $3, $4)", &[&integration, &connection_id, &credentials, &config])
+        .execute(
+            "SELECT nango.create_connection($1, $2, $3, $4)",
+            &[&integration, &connection_id, &credentials, &config],
+        )
         .expect("create_connection");
 }
 
 /// Triggers a sync for one connection and waits for its job; returns (job id, final status).
-pub fn run_sync(client: &mut Client, integration: &str, sync: &str, connection_id: &str) -> (i64, String) {
-    let job: i64 = client.query_one("SELECT nango.trigger_sync($1, $2, $3)", &[&integration, &sync, &connection_id]).expect("trigger_sync").get(0);
-    let status: String = client.query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job]).expect("wait_for_job").get(0);
+pub fn run_sync(
+    client: &mut Client,
+    integration: &str,
+    sync: &str,
+    connection_id: &str,
+) -> (i64, String) {
+    let job: i64 = client
+        .query_one(
+            "SELECT nango.trigger_sync($1, $2, $3)",
+            &[&integration, &sync, &connection_id],
+        )
+        .expect("trigger_sync")
+        .get(0);
+    let status: String = client
+        .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job])
+        .expect("wait_for_job")
+        .get(0);
     (job, status)
 }
 
 /// Waits until `connection_id`'s first automatic run of a sync is over; returns its job id.
 pub fn wait_first_job(client: &mut Client, connection_id: &str) -> i64 {
     for _ in 0..600 {
-        let row = client.query_opt("SELECT id FROM nango.jobs WHERE connection_id = $1 ORDER BY id LIMIT 1", &[&connection_id]).expect("jobs");
+        let row = client
+            .query_opt(
+                "SELECT id FROM nango.jobs WHERE connection_id = $1 ORDER BY id LIMIT 1",
+                &[&connection_id],
+            )
+            .expect("jobs");
         if let Some(row) = row {
             let job: i64 = row.get(0);
-            client.query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job]).expect("wait_for_job");
+            client
+                .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job])
+                .expect("wait_for_job");
             return job;
         }
         std::thread::sleep(Duration::from_millis(100));

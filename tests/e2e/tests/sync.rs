@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use pg_nango_e2e::*;
-use postgres::fallible_iterator::FallibleIterator;
 use pg_nango_mock_api::DEMO_TICKETS;
+use postgres::fallible_iterator::FallibleIterator;
 use serde_json::{Value, json};
 
 /// Reads the notifications a LISTEN session received for a job, waiting up to 10 s for `count` of them.
@@ -33,10 +33,18 @@ fn demo_sync_writes_records_with_metadata_and_notifies() {
     create_connection(&mut client, "demo", "demo-e2e");
     let job = wait_first_job(&mut client, "demo-e2e");
 
-    let row = client.query_one("SELECT status, type, result FROM nango.jobs WHERE id = $1", &[&job]).unwrap();
+    let row = client
+        .query_one(
+            "SELECT status, type, result FROM nango.jobs WHERE id = $1",
+            &[&job],
+        )
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "SUCCESS");
     assert_eq!(row.get::<_, String>(1), "INITIAL");
-    assert_eq!(row.get::<_, Value>(2), json!({"Ticket": {"added": DEMO_TICKETS, "updated": 0, "deleted": 0}}));
+    assert_eq!(
+        row.get::<_, Value>(2),
+        json!({"Ticket": {"added": DEMO_TICKETS, "updated": 0, "deleted": 0}})
+    );
 
     let rows = client
         .query("SELECT id, data, _nango_metadata, cursor FROM nango.records('Ticket', connection_id => 'demo-e2e')", &[])
@@ -56,14 +64,25 @@ fn demo_sync_writes_records_with_metadata_and_notifies() {
     // Paging by cursor returns the same rows in the same order.
     let first_page = client.query("SELECT cursor FROM nango.records('Ticket', connection_id => 'demo-e2e', \"limit\" => 100)", &[]).unwrap();
     let last: String = first_page[99].get(0);
-    let rest = client.query("SELECT id FROM nango.records('Ticket', connection_id => 'demo-e2e', cursor => $1)", &[&last]).unwrap();
+    let rest = client
+        .query(
+            "SELECT id FROM nango.records('Ticket', connection_id => 'demo-e2e', cursor => $1)",
+            &[&last],
+        )
+        .unwrap();
     assert_eq!(rest.len(), DEMO_TICKETS - 100);
     assert_eq!(rest[0].get::<_, String>(0), "101");
 
     let bodies = notifications_for(&mut listener, job, 1);
     assert_eq!(bodies.len(), 1, "one notification for the one model");
     let body = &bodies[0];
-    let started: String = client.query_one("SELECT to_json(started_at) #>> '{}' FROM nango.jobs WHERE id = $1", &[&job]).unwrap().get(0);
+    let started: String = client
+        .query_one(
+            "SELECT to_json(started_at) #>> '{}' FROM nango.jobs WHERE id = $1",
+            &[&job],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(
         body,
         &json!({
@@ -77,7 +96,10 @@ fn demo_sync_writes_records_with_metadata_and_notifies() {
         .query_one("SELECT to_json(last_sync_date) #>> '{}' FROM nango.sync_status WHERE connection_id = 'demo-e2e'", &[])
         .unwrap()
         .get(0);
-    assert_eq!(last_sync_date, started, "lastSyncDate is the start of the run");
+    assert_eq!(
+        last_sync_date, started,
+        "lastSyncDate is the start of the run"
+    );
 
     // The typed view reads the same records with typed columns.
     let typed = client
@@ -96,17 +118,29 @@ fn unchanged_records_are_not_rewritten() {
     create_connection(&mut client, "demo", "demo-again");
     wait_first_job(&mut client, "demo-again");
     let before: Vec<(String, String)> = client
-        .query("SELECT id, cursor FROM nango.records('Ticket', connection_id => 'demo-again')", &[])
+        .query(
+            "SELECT id, cursor FROM nango.records('Ticket', connection_id => 'demo-again')",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let (job, status) = run_sync(&mut client, "demo", "tickets", "demo-again");
     assert_eq!(status, "SUCCESS");
-    let result: Value = client.query_one("SELECT result FROM nango.jobs WHERE id = $1", &[&job]).unwrap().get(0);
-    assert_eq!(result, json!({"Ticket": {"added": 0, "updated": 0, "deleted": 0}}));
+    let result: Value = client
+        .query_one("SELECT result FROM nango.jobs WHERE id = $1", &[&job])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        result,
+        json!({"Ticket": {"added": 0, "updated": 0, "deleted": 0}})
+    );
     let after: Vec<(String, String)> = client
-        .query("SELECT id, cursor FROM nango.records('Ticket', connection_id => 'demo-again')", &[])
+        .query(
+            "SELECT id, cursor FROM nango.records('Ticket', connection_id => 'demo-again')",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
@@ -122,27 +156,49 @@ fn a_throwing_script_fails_its_job_and_the_next_job_still_runs() {
     create_connection(&mut client, "e2e", "throws-1");
     let (job, status) = run_sync(&mut client, "e2e", "throws", "throws-1");
     assert_eq!(status, "ERROR");
-    let error: Value = client.query_one("SELECT error FROM nango.jobs WHERE id = $1", &[&job]).unwrap().get(0);
+    let error: Value = client
+        .query_one("SELECT error FROM nango.jobs WHERE id = $1", &[&job])
+        .unwrap()
+        .get(0);
     assert_eq!(error["type"], "script_error");
     let description = error["description"].as_str().unwrap();
-    assert!(description.starts_with("upstream said no (at e2e/syncs/throws.ts:6:"), "{description}");
+    assert!(
+        description.starts_with("upstream said no (at e2e/syncs/throws.ts:6:"),
+        "{description}"
+    );
 
     // What the run saved before failing stays; lastSyncDate does not move.
-    let saved: i64 = client.query_one("SELECT count(*) FROM nango.records('Thing', connection_id => 'throws-1')", &[]).unwrap().get(0);
+    let saved: i64 = client
+        .query_one(
+            "SELECT count(*) FROM nango.records('Thing', connection_id => 'throws-1')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(saved, 1);
-    let row = client.query_one("SELECT status, last_sync_date IS NULL, last_error FROM nango.sync_status WHERE connection_id = 'throws-1' AND sync = 'throws'", &[]).unwrap();
-    assert_eq!(row.get::<_, String>(0), "ERROR");
+    // auto_start: false keeps the schedule paused; the last run's failure still shows.
+    let row = client
+        .query_one("SELECT status, last_sync_date IS NULL, last_error, last_job_status FROM nango.sync_status WHERE connection_id = 'throws-1' AND sync = 'throws'", &[])
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "PAUSED");
+    assert_eq!(row.get::<_, String>(3), "ERROR");
     assert!(row.get::<_, bool>(1));
     assert_eq!(row.get::<_, String>(2), description);
 
     let bodies = notifications_for(&mut listener, job, 1);
     assert_eq!(bodies[0]["success"], false);
     assert_eq!(bodies[0]["model"], "Thing");
-    assert_eq!(bodies[0]["error"], json!({"type": "script_error", "description": description}));
+    assert_eq!(
+        bodies[0]["error"],
+        json!({"type": "script_error", "description": description})
+    );
 
     create_connection(&mut client, "demo", "after-throw");
     let next = wait_first_job(&mut client, "after-throw");
-    let status: String = client.query_one("SELECT status FROM nango.jobs WHERE id = $1", &[&next]).unwrap().get(0);
+    let status: String = client
+        .query_one("SELECT status FROM nango.jobs WHERE id = $1", &[&next])
+        .unwrap()
+        .get(0);
     assert_eq!(status, "SUCCESS");
 }
 
@@ -154,13 +210,22 @@ fn an_infinite_loop_is_stopped_by_the_time_limit() {
     let (job, status) = run_sync(&mut client, "e2e", "spin", "spin-1");
     assert_eq!(status, "ERROR");
     assert!(started.elapsed() < Duration::from_secs(30));
-    let error: Value = client.query_one("SELECT error FROM nango.jobs WHERE id = $1", &[&job]).unwrap().get(0);
-    assert_eq!(error, json!({"type": "execution_timeout", "description": "the script ran longer than its time limit of 5 seconds"}));
+    let error: Value = client
+        .query_one("SELECT error FROM nango.jobs WHERE id = $1", &[&job])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        error,
+        json!({"type": "execution_timeout", "description": "the script ran longer than its time limit of 5 seconds"})
+    );
 
     // The scheduler lives on: another run succeeds.
     create_connection(&mut client, "demo", "after-spin");
     let next = wait_first_job(&mut client, "after-spin");
-    let status: String = client.query_one("SELECT status FROM nango.jobs WHERE id = $1", &[&next]).unwrap().get(0);
+    let status: String = client
+        .query_one("SELECT status FROM nango.jobs WHERE id = $1", &[&next])
+        .unwrap()
+        .get(0);
     assert_eq!(status, "SUCCESS");
 }
 
@@ -168,10 +233,21 @@ fn an_infinite_loop_is_stopped_by_the_time_limit() {
 fn trigger_returns_the_active_job_instead_of_a_second_one() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "spin-2");
-    let first: i64 = client.query_one("SELECT nango.trigger_sync('e2e', 'spin', 'spin-2')", &[]).unwrap().get(0);
-    let second: i64 = client.query_one("SELECT nango.trigger_sync('e2e', 'spin', 'spin-2')", &[]).unwrap().get(0);
+    let first: i64 = client
+        .query_one("SELECT nango.trigger_sync('e2e', 'spin', 'spin-2')", &[])
+        .unwrap()
+        .get(0);
+    let second: i64 = client
+        .query_one("SELECT nango.trigger_sync('e2e', 'spin', 'spin-2')", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(first, second);
-    client.execute("SELECT nango.cancel_sync('e2e', 'spin', 'spin-2')", &[]).unwrap();
-    let status: String = client.query_one("SELECT nango.wait_for_job($1, '30 seconds')", &[&first]).unwrap().get(0);
+    client
+        .execute("SELECT nango.cancel_sync('e2e', 'spin', 'spin-2')", &[])
+        .unwrap();
+    let status: String = client
+        .query_one("SELECT nango.wait_for_job($1, '30 seconds')", &[&first])
+        .unwrap()
+        .get(0);
     assert_eq!(status, "CANCELLED");
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 /// Why a `runs:` value was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FrequencyError {
-    #[error("Sync interval is invalid: \"{0}\" is not a frequency (write e.g. \"every hour\" or \"every 30 minutes\")")]
+    #[error(
+        "Sync interval is invalid: \"{0}\" is not a frequency (write e.g. \"every hour\" or \"every 30 minutes\")"
+    )]
     Invalid(String),
     #[error("Sync interval is too short: \"{runs}\" is less than the minimum of {minimum} seconds")]
     TooShort { runs: String, minimum: u64 },
@@ -36,10 +38,16 @@ pub fn parse_frequency(runs: &str) -> Result<Duration, FrequencyError> {
 }
 
 /// Parses `runs:` and checks it against the smallest interval accepted (`nango.min_frequency`).
-pub fn parse_frequency_with_minimum(runs: &str, minimum: Duration) -> Result<Duration, FrequencyError> {
+pub fn parse_frequency_with_minimum(
+    runs: &str,
+    minimum: Duration,
+) -> Result<Duration, FrequencyError> {
     let interval = parse_frequency(runs)?;
     if interval < minimum {
-        return Err(FrequencyError::TooShort { runs: runs.to_string(), minimum: minimum.as_secs() });
+        return Err(FrequencyError::TooShort {
+            runs: runs.to_string(),
+            minimum: minimum.as_secs(),
+        });
     }
     Ok(interval)
 }
@@ -102,20 +110,40 @@ mod tests {
         assert_eq!(secs("every 1.5 hours"), 5400);
         assert_eq!(secs("every 30 seconds"), 30);
         assert_eq!(secs("30m"), 1800);
-        assert_eq!(parse_frequency("every 5000").unwrap(), Duration::from_millis(5000));
+        assert_eq!(
+            parse_frequency("every 5000").unwrap(),
+            Duration::from_millis(5000)
+        );
     }
 
     #[test]
     fn rejects() {
-        for bad in ["Every Hour", "every", "every banana", "every 0m", "every -5m", "every 5 parsecs", ""] {
-            assert!(matches!(parse_frequency(bad), Err(FrequencyError::Invalid(_))), "{bad}");
+        for bad in [
+            "Every Hour",
+            "every",
+            "every banana",
+            "every 0m",
+            "every -5m",
+            "every 5 parsecs",
+            "",
+        ] {
+            assert!(
+                matches!(parse_frequency(bad), Err(FrequencyError::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn minimum() {
         let err = parse_frequency_with_minimum("every 10s", Duration::from_secs(30)).unwrap_err();
-        assert_eq!(err, FrequencyError::TooShort { runs: "every 10s".into(), minimum: 30 });
+        assert_eq!(
+            err,
+            FrequencyError::TooShort {
+                runs: "every 10s".into(),
+                minimum: 30
+            }
+        );
         assert!(parse_frequency_with_minimum("every 30s", Duration::from_secs(30)).is_ok());
     }
 }

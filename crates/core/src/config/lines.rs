@@ -45,8 +45,17 @@ mod tests {
     #[test]
     fn finds_nested_keys() {
         let text = "integrations:\n  github:\n    syncs:\n      issues:\n        runs: every hour\n      prs:\n        runs: nope\nmodels:\n  Issue:\n    id: string\n";
-        assert_eq!(line_of(text, &["integrations", "github", "syncs", "prs", "runs"]), Some(7));
+        assert_eq!(
+            line_of(text, &["integrations", "github", "syncs", "prs", "runs"]),
+            Some(7)
+        );
         assert_eq!(line_of(text, &["models", "Issue", "id"]), Some(10));
-        assert_eq!(line_of(text, &["integrations", "github", "syncs", "issues", "output"]), Some(4));
+        assert_eq!(
+            line_of(
+                text,
+                &["integrations", "github", "syncs", "issues", "output"]
+            ),
+            Some(4)
+        );
     }
 }

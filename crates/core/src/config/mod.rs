@@ -112,7 +112,12 @@ pub fn parse_config(text: &str, min_frequency: Duration) -> Result<NangoConfig, 
         Some(Value::Null) | None => {
             return Err(ctx.error(&[], "Invalid file format, you should have at least an `integrations` property at the root level"));
         }
-        Some(_) => return Err(ctx.error(&["integrations"], "`integrations` must be a mapping of integration keys")),
+        Some(_) => {
+            return Err(ctx.error(
+                &["integrations"],
+                "`integrations` must be a mapping of integration keys",
+            ));
+        }
     };
     let mut warnings = Vec::new();
     let models = match root.get("models") {
@@ -130,14 +135,26 @@ pub fn parse_config(text: &str, min_frequency: Duration) -> Result<NangoConfig, 
         .values()
         .next()
         .and_then(Value::as_mapping)
-        .is_some_and(|first| ["syncs", "actions", "on-events"].iter().any(|k| first.contains_key(*k)));
+        .is_some_and(|first| {
+            ["syncs", "actions", "on-events"]
+                .iter()
+                .any(|k| first.contains_key(*k))
+        });
     let mut parsed = Vec::new();
     for (key, value) in &integrations {
-        let key = key.as_str().map(str::to_string).unwrap_or_else(|| format!("{key:?}"));
+        let key = key
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{key:?}"));
         let integration = match value {
             Value::Mapping(m) => m,
             Value::Null => &Mapping::new(),
-            _ => return Err(ctx.error(&["integrations", &key], &format!("integration {key} must be a mapping"))),
+            _ => {
+                return Err(ctx.error(
+                    &["integrations", &key],
+                    &format!("integration {key} must be a mapping"),
+                ));
+            }
         };
         let integration = if v2 {
             ctx.integration_v2(&key, integration, &models, min_frequency)?
@@ -146,13 +163,21 @@ pub fn parse_config(text: &str, min_frequency: Duration) -> Result<NangoConfig, 
         };
         parsed.push(integration);
     }
-    let mut config = NangoConfig { integrations: parsed, models, warnings };
+    let mut config = NangoConfig {
+        integrations: parsed,
+        models,
+        warnings,
+    };
     ctx.validate(&mut config)?;
     Ok(config)
 }
 
 fn strip_location(message: &str) -> String {
-    message.split(" at line ").next().unwrap_or(message).to_string()
+    message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_string()
 }
 
 struct Ctx<'a> {
@@ -161,8 +186,16 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn error(&self, path: &[&str], message: &str) -> ConfigError {
-        let line = if path.is_empty() { 1 } else { lines::line_of(self.text, path).unwrap_or(1) };
-        ConfigError { file: CONFIG_FILE.into(), line, message: message.to_string() }
+        let line = if path.is_empty() {
+            1
+        } else {
+            lines::line_of(self.text, path).unwrap_or(1)
+        };
+        ConfigError {
+            file: CONFIG_FILE.into(),
+            line,
+            message: message.to_string(),
+        }
     }
 
     fn integration_v2(
@@ -172,46 +205,76 @@ impl Ctx<'_> {
         models: &BTreeMap<String, Model>,
         min_frequency: Duration,
     ) -> Result<IntegrationConfig, ConfigError> {
-        let provider = integration.get("provider").and_then(Value::as_str).map(str::to_string);
+        let provider = integration
+            .get("provider")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let mut syncs = Vec::new();
         if let Some(section) = integration.get("syncs") {
-            let section = section.as_mapping().ok_or_else(|| self.error(&["integrations", key, "syncs"], "`syncs` must be a mapping"))?;
+            let section = section.as_mapping().ok_or_else(|| {
+                self.error(&["integrations", key, "syncs"], "`syncs` must be a mapping")
+            })?;
             for (name, body) in section {
                 let name = name.as_str().unwrap_or_default().to_string();
                 let path = ["integrations", key, "syncs", name.as_str()];
-                let body = body.as_mapping().ok_or_else(|| self.error(&path, &format!("sync {name} must be a mapping")))?;
+                let body = body
+                    .as_mapping()
+                    .ok_or_else(|| self.error(&path, &format!("sync {name} must be a mapping")))?;
                 syncs.push(self.sync(key, &name, body, &path, models, Some(min_frequency))?);
             }
         }
         let mut actions = Vec::new();
         if let Some(section) = integration.get("actions") {
-            let section =
-                section.as_mapping().ok_or_else(|| self.error(&["integrations", key, "actions"], "`actions` must be a mapping"))?;
+            let section = section.as_mapping().ok_or_else(|| {
+                self.error(
+                    &["integrations", key, "actions"],
+                    "`actions` must be a mapping",
+                )
+            })?;
             for (name, body) in section {
                 let name = name.as_str().unwrap_or_default().to_string();
                 let path = ["integrations", key, "actions", name.as_str()];
-                let body = body.as_mapping().ok_or_else(|| self.error(&path, &format!("action {name} must be a mapping")))?;
+                let body = body.as_mapping().ok_or_else(|| {
+                    self.error(&path, &format!("action {name} must be a mapping"))
+                })?;
                 actions.push(self.action(&name, body, &path, true)?);
             }
         }
-        Ok(IntegrationConfig { key: key.to_string(), provider, syncs, actions })
+        Ok(IntegrationConfig {
+            key: key.to_string(),
+            provider,
+            syncs,
+            actions,
+        })
     }
 
     /// v1: every key of the integration is a script; `type: action` makes it an action, anything else a sync.
-    fn integration_v1(&self, key: &str, integration: &Mapping, models: &BTreeMap<String, Model>) -> Result<IntegrationConfig, ConfigError> {
+    fn integration_v1(
+        &self,
+        key: &str,
+        integration: &Mapping,
+        models: &BTreeMap<String, Model>,
+    ) -> Result<IntegrationConfig, ConfigError> {
         let mut syncs = Vec::new();
         let mut actions = Vec::new();
         for (name, body) in integration {
             let name = name.as_str().unwrap_or_default().to_string();
             let path = ["integrations", key, name.as_str()];
-            let Some(body) = body.as_mapping() else { continue };
+            let Some(body) = body.as_mapping() else {
+                continue;
+            };
             if body.get("type").and_then(Value::as_str) == Some("action") {
                 actions.push(self.action(&name, body, &path, false)?);
             } else if body.contains_key("returns") {
                 syncs.push(self.sync(key, &name, body, &path, models, None)?);
             }
         }
-        Ok(IntegrationConfig { key: key.to_string(), provider: None, syncs, actions })
+        Ok(IntegrationConfig {
+            key: key.to_string(),
+            provider: None,
+            syncs,
+            actions,
+        })
     }
 
     fn sync(
@@ -227,8 +290,18 @@ impl Ctx<'_> {
         check_name(name).map_err(|m| self.error(path, &m))?;
         let runs = match body.get("runs") {
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(self.error(&child(path, "runs"), "runs must be a string and include the word \"every\".")),
-            None if v2 => return Err(self.error(path, &format!("sync {name}: a runs property is required (e.g. runs: every hour)"))),
+            Some(_) => {
+                return Err(self.error(
+                    &child(path, "runs"),
+                    "runs must be a string and include the word \"every\".",
+                ));
+            }
+            None if v2 => {
+                return Err(self.error(
+                    path,
+                    &format!("sync {name}: a runs property is required (e.g. runs: every hour)"),
+                ));
+            }
             None => "every day".to_string(),
         };
         let interval = match min_frequency {
@@ -237,8 +310,12 @@ impl Ctx<'_> {
         }
         .map_err(|e| self.error(&child(path, "runs"), &format!("sync {name}: {e}")))?;
         let output_key = if v2 { "output" } else { "returns" };
-        let output = string_list(body.get(output_key))
-            .map_err(|_| self.error(&child(path, output_key), &format!("{output_key} must be a string or an array of strings.")))?;
+        let output = string_list(body.get(output_key)).map_err(|_| {
+            self.error(
+                &child(path, output_key),
+                &format!("{output_key} must be a string or an array of strings."),
+            )
+        })?;
         if output.is_empty() {
             return Err(self.error(path, &format!("sync {name}: An output property is required to specify what is returned from the sync.")));
         }
@@ -252,9 +329,15 @@ impl Ctx<'_> {
             }
             Some(Value::String(s)) if s == "incremental" => SyncType::Incremental,
             Some(Value::String(s)) if s == "full" => SyncType::Full,
-            Some(_) => return Err(self.error(&child(path, "sync_type"), "sync_type must be either 'incremental' or 'full'.")),
+            Some(_) => {
+                return Err(self.error(
+                    &child(path, "sync_type"),
+                    "sync_type must be either 'incremental' or 'full'.",
+                ));
+            }
         };
-        let track_deletes = self.bool_field(body, "track_deletes", false, &child(path, "track_deletes"))?;
+        let track_deletes =
+            self.bool_field(body, "track_deletes", false, &child(path, "track_deletes"))?;
         let auto_start = self.bool_field(body, "auto_start", true, &child(path, "auto_start"))?;
         let description = self.description(body, &child(path, "description"))?;
         let endpoints = match body.get("endpoint") {
@@ -272,7 +355,10 @@ impl Ctx<'_> {
         }
         for model in &output {
             let Some(definition) = models.get(model) else {
-                return Err(self.error(&child(path, output_key), &format!("sync {name}: output model {model} is not defined in models")));
+                return Err(self.error(
+                    &child(path, output_key),
+                    &format!("sync {name}: output model {model} is not defined in models"),
+                ));
             };
             if definition.field("id").is_none() {
                 return Err(self.error(&["models", model], &format!("model {model} is used as the output of sync {integration}/{name} and must have an id field")));
@@ -288,28 +374,47 @@ impl Ctx<'_> {
             track_deletes,
             auto_start,
             endpoints,
-            input: body.get("input").and_then(Value::as_str).map(str::to_string),
+            input: body
+                .get("input")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             scopes: scopes(body.get("scopes")),
             version: version(body.get("version")),
         })
     }
 
-    fn action(&self, name: &str, body: &Mapping, path: &[&str], v2: bool) -> Result<ActionConfig, ConfigError> {
+    fn action(
+        &self,
+        name: &str,
+        body: &Mapping,
+        path: &[&str],
+        v2: bool,
+    ) -> Result<ActionConfig, ConfigError> {
         check_name(name).map_err(|m| self.error(path, &m))?;
         let output_key = if v2 { "output" } else { "returns" };
-        let output = string_list(body.get(output_key))
-            .map_err(|_| self.error(&child(path, output_key), &format!("{output_key} must be a string or an array of strings.")))?;
+        let output = string_list(body.get(output_key)).map_err(|_| {
+            self.error(
+                &child(path, output_key),
+                &format!("{output_key} must be a string or an array of strings."),
+            )
+        })?;
         let endpoint = match body.get("endpoint") {
             None if v2 => {
                 return Err(self.error(path, &format!("action {name}: An endpoint property is required to specify how to trigger the action.")));
             }
             None => None,
-            Some(value) => self.endpoints(value, "POST", &child(path, "endpoint"))?.into_iter().next(),
+            Some(value) => self
+                .endpoints(value, "POST", &child(path, "endpoint"))?
+                .into_iter()
+                .next(),
         };
         Ok(ActionConfig {
             name: name.to_string(),
             description: self.description(body, &child(path, "description"))?,
-            input: body.get("input").and_then(Value::as_str).map(str::to_string),
+            input: body
+                .get("input")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             output,
             endpoint,
             scopes: scopes(body.get("scopes")),
@@ -317,7 +422,13 @@ impl Ctx<'_> {
         })
     }
 
-    fn bool_field(&self, body: &Mapping, key: &str, default: bool, path: &[&str]) -> Result<bool, ConfigError> {
+    fn bool_field(
+        &self,
+        body: &Mapping,
+        key: &str,
+        default: bool,
+        path: &[&str],
+    ) -> Result<bool, ConfigError> {
         match body.get(key) {
             None | Some(Value::Null) => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
@@ -333,7 +444,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn endpoints(&self, value: &Value, default_method: &str, path: &[&str]) -> Result<Vec<Endpoint>, ConfigError> {
+    fn endpoints(
+        &self,
+        value: &Value,
+        default_method: &str,
+        path: &[&str],
+    ) -> Result<Vec<Endpoint>, ConfigError> {
         let items: Vec<&Value> = match value {
             Value::Sequence(items) => items.iter().collect(),
             other => vec![other],
@@ -346,10 +462,19 @@ impl Ctx<'_> {
                         Some((m, p)) => (m.trim().to_uppercase(), p.trim().to_string()),
                         None => (default_method.to_string(), s.trim().to_string()),
                     };
-                    if !path_part.starts_with('/') || !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
-                        return Err(self.error(path, &format!("endpoint \"{s}\" must look like \"GET /path\"")));
+                    if !path_part.starts_with('/')
+                        || !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str())
+                    {
+                        return Err(self.error(
+                            path,
+                            &format!("endpoint \"{s}\" must look like \"GET /path\""),
+                        ));
                     }
-                    Ok(Endpoint { method, path: path_part, group: None })
+                    Ok(Endpoint {
+                        method,
+                        path: path_part,
+                        group: None,
+                    })
                 }
                 Value::Mapping(m) => {
                     let endpoint_path = m.get("path").and_then(Value::as_str).unwrap_or_default();
@@ -357,12 +482,19 @@ impl Ctx<'_> {
                         return Err(self.error(path, "endpoint path must start with /"));
                     }
                     Ok(Endpoint {
-                        method: m.get("method").and_then(Value::as_str).unwrap_or(default_method).to_uppercase(),
+                        method: m
+                            .get("method")
+                            .and_then(Value::as_str)
+                            .unwrap_or(default_method)
+                            .to_uppercase(),
                         path: endpoint_path.to_string(),
                         group: m.get("group").and_then(Value::as_str).map(str::to_string),
                     })
                 }
-                _ => Err(self.error(path, "endpoint must be a string (\"GET /path\") or a mapping with method and path")),
+                _ => Err(self.error(
+                    path,
+                    "endpoint must be a string (\"GET /path\") or a mapping with method and path",
+                )),
             })
             .collect()
     }
@@ -386,8 +518,17 @@ impl Ctx<'_> {
                     let key = format!("{} {}", endpoint.method, endpoint.path);
                     if let Some(other) = endpoints.insert(key.clone(), &sync.name) {
                         return Err(self.error(
-                            &["integrations", &integration.key, "syncs", &sync.name, "endpoint"],
-                            &format!("endpoint {key} is declared by both {other} and {}", sync.name),
+                            &[
+                                "integrations",
+                                &integration.key,
+                                "syncs",
+                                &sync.name,
+                                "endpoint",
+                            ],
+                            &format!(
+                                "endpoint {key} is declared by both {other} and {}",
+                                sync.name
+                            ),
                         ));
                     }
                 }
@@ -403,8 +544,14 @@ fn child<'a>(path: &[&'a str], key: &'a str) -> Vec<&'a str> {
 }
 
 fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(format!("script name \"{name}\" may use letters, digits, _ and - only"));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "script name \"{name}\" may use letters, digits, _ and - only"
+        ));
     }
     Ok(())
 }
@@ -413,15 +560,25 @@ fn string_list(value: Option<&Value>) -> Result<Vec<String>, ()> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Sequence(items)) => items.iter().map(|i| i.as_str().map(str::to_string).ok_or(())).collect(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string).ok_or(()))
+            .collect(),
         Some(_) => Err(()),
     }
 }
 
 fn scopes(value: Option<&Value>) -> Vec<String> {
     match value {
-        Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
-        Some(Value::Sequence(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -472,7 +629,14 @@ models:
         assert_eq!(sync.sync_type, SyncType::Incremental);
         assert!(sync.auto_start);
         assert_eq!(sync.description, "Fetches issues");
-        assert_eq!(sync.endpoints[0], Endpoint { method: "GET".into(), path: "/github/issues".into(), group: None });
+        assert_eq!(
+            sync.endpoints[0],
+            Endpoint {
+                method: "GET".into(),
+                path: "/github/issues".into(),
+                group: None
+            }
+        );
         assert_eq!(github.actions[0].name, "create-issue");
         assert_eq!(github.actions[0].endpoint.as_ref().unwrap().method, "POST");
     }
@@ -502,14 +666,20 @@ models:
 
         let bad_type = V2.replace("sync_type: incremental", "sync_type: sometimes");
         let err = parse_config(&bad_type, MIN).unwrap_err();
-        assert_eq!((err.line, err.message.as_str()), (7, "sync_type must be either 'incremental' or 'full'."));
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (7, "sync_type must be either 'incremental' or 'full'.")
+        );
 
         let syntax = "integrations:\n  github:\n    syncs: [\n";
         let err = parse_config(syntax, MIN).unwrap_err();
         assert!(err.message.starts_with("invalid YAML"), "{err}");
         assert!(err.to_string().starts_with("nango.yaml:"));
 
-        let missing_model = V2.replace("output: GithubIssue\n        sync_type", "output: Nope\n        sync_type");
+        let missing_model = V2.replace(
+            "output: GithubIssue\n        sync_type",
+            "output: Nope\n        sync_type",
+        );
         let err = parse_config(&missing_model, MIN).unwrap_err();
         assert_eq!(err.line, 6, "{err}");
     }

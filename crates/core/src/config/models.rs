@@ -20,13 +20,23 @@ pub enum FieldType {
     /// `object`: any JSON object.
     Object,
     /// A string, number or boolean literal (`open`, `42`, `true`).
-    Literal { value: serde_json::Value },
+    Literal {
+        value: serde_json::Value,
+    },
     /// A nested object written inline.
-    Nested { fields: Vec<Field> },
-    Array { items: Box<FieldType> },
+    Nested {
+        fields: Vec<Field>,
+    },
+    Array {
+        items: Box<FieldType>,
+    },
     /// A reference to another model by name.
-    Model { name: String },
-    Union { members: Vec<FieldType> },
+    Model {
+        name: String,
+    },
+    Union {
+        members: Vec<FieldType>,
+    },
 }
 
 /// One field of a model.
@@ -62,13 +72,20 @@ pub struct ModelError {
 
 /// Parses every model of a `models:` mapping. Warnings (e.g. an unknown type read as a string literal) are
 /// pushed to `warnings`.
-pub fn parse_models(models: &serde_yaml::Mapping, warnings: &mut Vec<String>) -> Result<BTreeMap<String, Model>, ModelError> {
-    let names: Vec<String> = models.keys().filter_map(|k| yaml_key(k)).collect();
+pub fn parse_models(
+    models: &serde_yaml::Mapping,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, Model>, ModelError> {
+    let names: Vec<String> = models.keys().filter_map(yaml_key).collect();
     let mut raw: BTreeMap<String, &serde_yaml::Mapping> = BTreeMap::new();
     for (key, value) in models {
         let name = yaml_key(key).unwrap_or_default();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ModelError { model: name, field: None, message: "invalid model name: use letters, digits and _ only".into() });
+            return Err(ModelError {
+                model: name,
+                field: None,
+                message: "invalid model name: use letters, digits and _ only".into(),
+            });
         }
         match value {
             Value::Mapping(m) => {
@@ -77,10 +94,19 @@ pub fn parse_models(models: &serde_yaml::Mapping, warnings: &mut Vec<String>) ->
             Value::Null => {
                 raw.insert(name, EMPTY.get_or_init(serde_yaml::Mapping::new));
             }
-            _ => return Err(ModelError { model: name, field: None, message: "a model must be a mapping of field: type".into() }),
+            _ => {
+                return Err(ModelError {
+                    model: name,
+                    field: None,
+                    message: "a model must be a mapping of field: type".into(),
+                });
+            }
         }
     }
-    let mut parser = Parser { names: &names, warnings };
+    let mut parser = Parser {
+        names: &names,
+        warnings,
+    };
     let mut parsed = BTreeMap::new();
     for (name, mapping) in &raw {
         let model = parser.model(name, mapping, &raw, &mut Vec::new())?;
@@ -92,8 +118,15 @@ pub fn parse_models(models: &serde_yaml::Mapping, warnings: &mut Vec<String>) ->
 static EMPTY: std::sync::OnceLock<serde_yaml::Mapping> = std::sync::OnceLock::new();
 
 /// Parses a type written where a model name is expected (an `output:` that names no model): an anonymous model.
-pub fn parse_type_expression(text: &str, model_names: &[String], warnings: &mut Vec<String>) -> Result<FieldType, String> {
-    let mut parser = Parser { names: model_names, warnings };
+pub fn parse_type_expression(
+    text: &str,
+    model_names: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<FieldType, String> {
+    let mut parser = Parser {
+        names: model_names,
+        warnings,
+    };
     parser.string_type(text).map_err(|e| e.message)
 }
 
@@ -130,7 +163,11 @@ impl Parser<'_> {
             if key == "__extends" {
                 continue;
             }
-            let located = |e: TypeError| ModelError { model: name.to_string(), field: Some(key.clone()), message: e.message };
+            let located = |e: TypeError| ModelError {
+                model: name.to_string(),
+                field: Some(key.clone()),
+                message: e.message,
+            };
             if key == "__string" {
                 dynamic = Some(self.value_type(value).map_err(located)?);
                 continue;
@@ -140,7 +177,11 @@ impl Parser<'_> {
                 None => (key.clone(), false),
             };
             let ty = self.value_type(value).map_err(located)?;
-            fields.push(Field { name: field_name, optional, ty });
+            fields.push(Field {
+                name: field_name,
+                optional,
+                ty,
+            });
         }
         if let Some(parents) = mapping.get("__extends") {
             let parents = parents.as_str().unwrap_or_default();
@@ -168,17 +209,29 @@ impl Parser<'_> {
                 }
             }
         }
-        Ok(Model { name: name.to_string(), fields, dynamic })
+        Ok(Model {
+            name: name.to_string(),
+            fields,
+            dynamic,
+        })
     }
 
     fn value_type(&mut self, value: &Value) -> Result<FieldType, TypeError> {
         match value {
             Value::Sequence(items) => {
-                let first = items.first().ok_or_else(|| TypeError { message: "an empty array type [] needs an item type".into() })?;
-                Ok(FieldType::Array { items: Box::new(self.value_type(first)?) })
+                let first = items.first().ok_or_else(|| TypeError {
+                    message: "an empty array type [] needs an item type".into(),
+                })?;
+                Ok(FieldType::Array {
+                    items: Box::new(self.value_type(first)?),
+                })
             }
-            Value::Bool(b) => Ok(FieldType::Literal { value: serde_json::Value::Bool(*b) }),
-            Value::Number(n) => Ok(FieldType::Literal { value: serde_json::to_value(n).unwrap_or(serde_json::Value::Null) }),
+            Value::Bool(b) => Ok(FieldType::Literal {
+                value: serde_json::Value::Bool(*b),
+            }),
+            Value::Number(n) => Ok(FieldType::Literal {
+                value: serde_json::to_value(n).unwrap_or(serde_json::Value::Null),
+            }),
             Value::Null => Ok(FieldType::Null),
             Value::Mapping(m) => {
                 let mut fields = Vec::new();
@@ -188,7 +241,11 @@ impl Parser<'_> {
                         Some(stripped) => (stripped.to_string(), true),
                         None => (key.clone(), false),
                     };
-                    fields.push(Field { name, optional, ty: self.value_type(value)? });
+                    fields.push(Field {
+                        name,
+                        optional,
+                        ty: self.value_type(value)?,
+                    });
                 }
                 Ok(FieldType::Nested { fields })
             }
@@ -200,14 +257,21 @@ impl Parser<'_> {
     fn string_type(&mut self, text: &str) -> Result<FieldType, TypeError> {
         let text = text.trim();
         if text.contains('|') {
-            let members = text.split('|').map(|m| self.string_type(m)).collect::<Result<Vec<_>, _>>()?;
+            let members = text
+                .split('|')
+                .map(|m| self.string_type(m))
+                .collect::<Result<Vec<_>, _>>()?;
             return Ok(FieldType::Union { members });
         }
         if let Some(base) = text.strip_suffix("[]") {
             if base.trim().is_empty() {
-                return Err(TypeError { message: "an empty array type [] needs an item type".into() });
+                return Err(TypeError {
+                    message: "an empty array type [] needs an item type".into(),
+                });
             }
-            return Ok(FieldType::Array { items: Box::new(self.string_type(base)?) });
+            return Ok(FieldType::Array {
+                items: Box::new(self.string_type(base)?),
+            });
         }
         let simple = match text.to_ascii_lowercase().as_str() {
             "integer" | "int" | "float" | "number" | "bigint" => Some(FieldType::Number),
@@ -216,33 +280,51 @@ impl Parser<'_> {
             "date" => Some(FieldType::Date),
             "object" => Some(FieldType::Object),
             "any" => Some(FieldType::Any),
-            "array" => Some(FieldType::Array { items: Box::new(FieldType::Any) }),
+            "array" => Some(FieldType::Array {
+                items: Box::new(FieldType::Any),
+            }),
             "undefined" | "void" | "never" => Some(FieldType::Undefined),
             "null" => Some(FieldType::Null),
             "true" => Some(FieldType::Literal { value: true.into() }),
-            "false" => Some(FieldType::Literal { value: false.into() }),
+            "false" => Some(FieldType::Literal {
+                value: false.into(),
+            }),
             _ => None,
         };
         if let Some(ty) = simple {
             return Ok(ty);
         }
         if let Some(generic) = GENERICS.iter().find(|g| text.starts_with(&format!("{g}<"))) {
-            return Err(TypeError { message: format!("generic type {generic}<…> is not supported in nango.yaml models") });
+            return Err(TypeError {
+                message: format!("generic type {generic}<…> is not supported in nango.yaml models"),
+            });
         }
         if let Ok(n) = text.parse::<f64>() {
-            return Ok(FieldType::Literal { value: serde_json::json!(n) });
+            return Ok(FieldType::Literal {
+                value: serde_json::json!(n),
+            });
         }
         if self.names.iter().any(|n| n == text) {
-            return Ok(FieldType::Model { name: text.to_string() });
+            return Ok(FieldType::Model {
+                name: text.to_string(),
+            });
         }
-        if text.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            self.warnings.push(format!("Model {text} is not defined, using it as a string literal"));
+        if text.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            self.warnings.push(format!(
+                "Model {text} is not defined, using it as a string literal"
+            ));
         }
-        Ok(FieldType::Literal { value: serde_json::Value::String(text.to_string()) })
+        Ok(FieldType::Literal {
+            value: serde_json::Value::String(text.to_string()),
+        })
     }
 }
 
-const GENERICS: &[&str] = &["Record", "Array", "Partial", "Map", "Set", "Promise", "Pick", "Omit", "Required", "Readonly"];
+const GENERICS: &[&str] = &[
+    "Record", "Array", "Partial", "Map", "Set", "Promise", "Pick", "Omit", "Required", "Readonly",
+];
 
 #[cfg(test)]
 mod tests {
@@ -265,12 +347,24 @@ mod tests {
         assert_eq!(issue.field("id").unwrap().ty, FieldType::Number);
         assert!(issue.field("closed").unwrap().optional);
         assert_eq!(issue.field("created_at").unwrap().ty, FieldType::Date);
-        assert_eq!(issue.field("labels").unwrap().ty, FieldType::Array { items: Box::new(FieldType::String) });
+        assert_eq!(
+            issue.field("labels").unwrap().ty,
+            FieldType::Array {
+                items: Box::new(FieldType::String)
+            }
+        );
         assert_eq!(
             issue.field("assignees").unwrap().ty,
-            FieldType::Array { items: Box::new(FieldType::Model { name: "User".into() }) }
+            FieldType::Array {
+                items: Box::new(FieldType::Model {
+                    name: "User".into()
+                })
+            }
         );
-        assert!(matches!(issue.field("repo").unwrap().ty, FieldType::Nested { .. }));
+        assert!(matches!(
+            issue.field("repo").unwrap().ty,
+            FieldType::Nested { .. }
+        ));
     }
 
     #[test]
@@ -282,17 +376,26 @@ mod tests {
         let ticket = &models["Ticket"];
         assert_eq!(ticket.field("id").unwrap().ty, FieldType::String);
         assert_eq!(ticket.dynamic, Some(FieldType::Any));
-        assert!(matches!(&ticket.field("state").unwrap().ty, FieldType::Union { members } if members.len() == 2));
+        assert!(
+            matches!(&ticket.field("state").unwrap().ty, FieldType::Union { members } if members.len() == 2)
+        );
         assert_eq!(warnings.len(), 1);
     }
 
     #[test]
     fn errors() {
-        let value: serde_yaml::Mapping = serde_yaml::from_str("A:\n  x: Record<string, any>\n").unwrap();
+        let value: serde_yaml::Mapping =
+            serde_yaml::from_str("A:\n  x: Record<string, any>\n").unwrap();
         let err = parse_models(&value, &mut Vec::new()).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("x"));
-        let value: serde_yaml::Mapping = serde_yaml::from_str("A:\n  __extends: Missing\n").unwrap();
-        assert!(parse_models(&value, &mut Vec::new()).unwrap_err().message.contains("Missing"));
+        let value: serde_yaml::Mapping =
+            serde_yaml::from_str("A:\n  __extends: Missing\n").unwrap();
+        assert!(
+            parse_models(&value, &mut Vec::new())
+                .unwrap_err()
+                .message
+                .contains("Missing")
+        );
         let value: serde_yaml::Mapping = serde_yaml::from_str("bad-name:\n  id: string\n").unwrap();
         assert!(parse_models(&value, &mut Vec::new()).is_err());
     }

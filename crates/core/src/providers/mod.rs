@@ -57,20 +57,35 @@ pub enum CatalogError {
 
 /// Parses a providers YAML document into `(name, entry as JSON)` pairs, validating each entry.
 pub fn parse_catalog(yaml: &str) -> Result<Vec<(String, serde_json::Value)>, CatalogError> {
-    let root: serde_yaml::Value = serde_yaml::from_str(yaml).map_err(|e| CatalogError::Yaml(e.to_string()))?;
+    let root: serde_yaml::Value =
+        serde_yaml::from_str(yaml).map_err(|e| CatalogError::Yaml(e.to_string()))?;
     let serde_yaml::Value::Mapping(entries) = root else {
         return Err(CatalogError::NotAMapping);
     };
     let mut catalog = Vec::new();
     for (name, entry) in entries {
         let name = name.as_str().ok_or(CatalogError::NotAMapping)?.to_string();
-        let entry_error = |message: String| CatalogError::Entry { name: name.clone(), message };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
-            return Err(entry_error("a provider name uses lowercase letters, digits, - and _ only".into()));
+        let entry_error = |message: String| CatalogError::Entry {
+            name: name.clone(),
+            message,
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return Err(entry_error(
+                "a provider name uses lowercase letters, digits, - and _ only".into(),
+            ));
         }
         let json = serde_json::to_value(&entry).map_err(|e| entry_error(e.to_string()))?;
-        let provider: Provider = serde_json::from_value(json.clone()).map_err(|e| entry_error(e.to_string()))?;
-        if provider.proxy.as_ref().is_none_or(|p| p.base_url.is_empty()) {
+        let provider: Provider =
+            serde_json::from_value(json.clone()).map_err(|e| entry_error(e.to_string()))?;
+        if provider
+            .proxy
+            .as_ref()
+            .is_none_or(|p| p.base_url.is_empty())
+        {
             return Err(entry_error("proxy.base_url is required".into()));
         }
         catalog.push((name, json));
@@ -96,6 +111,9 @@ mod tests {
     #[test]
     fn rejects_entries_without_base_url() {
         let err = parse_catalog("broken:\n  auth_mode: API_KEY\n").unwrap_err();
-        assert_eq!(err.to_string(), "provider \"broken\": proxy.base_url is required");
+        assert_eq!(
+            err.to_string(),
+            "provider \"broken\": proxy.base_url is required"
+        );
     }
 }

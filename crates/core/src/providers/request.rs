@@ -74,7 +74,11 @@ pub enum ProxyError {
 }
 
 /// Builds the request for `call` on `connection` of `provider`.
-pub fn build_request(provider: &Provider, connection: &ConnectionInfo, call: &ProxyCall) -> Result<PreparedRequest, ProxyError> {
+pub fn build_request(
+    provider: &Provider,
+    connection: &ConnectionInfo,
+    call: &ProxyCall,
+) -> Result<PreparedRequest, ProxyError> {
     let method = call.method.to_uppercase();
     if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method.as_str()) {
         return Err(ProxyError::InvalidMethod(call.method.clone()));
@@ -87,7 +91,9 @@ pub fn build_request(provider: &Provider, connection: &ConnectionInfo, call: &Pr
     let proxy = provider.proxy.clone().unwrap_or_default();
     let base = match &call.base_url_override {
         Some(base) => base.clone(),
-        None if call.endpoint.starts_with("http://") || call.endpoint.starts_with("https://") => String::new(),
+        None if call.endpoint.starts_with("http://") || call.endpoint.starts_with("https://") => {
+            String::new()
+        }
         None => {
             if proxy.base_url.is_empty() {
                 return Err(ProxyError::NoBaseUrl);
@@ -127,7 +133,12 @@ pub fn build_request(provider: &Provider, connection: &ConnectionInfo, call: &Pr
     if body.is_some() && !headers.iter().any(|(n, _)| n == "content-type") {
         headers.push(("content-type".into(), "application/json".into()));
     }
-    Ok(PreparedRequest { method, url: url.into(), headers, body })
+    Ok(PreparedRequest {
+        method,
+        url: url.into(),
+        headers,
+        body,
+    })
 }
 
 /// The names a provider template may use: `connectionConfig.*`, `credentials.*`, and the credential fields
@@ -143,7 +154,10 @@ fn template_values(connection: &ConnectionInfo) -> Value {
         }
     }
     values.insert("credentials".into(), connection.credentials.clone());
-    values.insert("connectionConfig".into(), connection.connection_config.clone());
+    values.insert(
+        "connectionConfig".into(),
+        connection.connection_config.clone(),
+    );
     // Nango strips the `connectionConfig.` prefix from connection_config keys too.
     if let Value::Object(config) = &connection.connection_config {
         for (key, value) in config {
@@ -154,7 +168,10 @@ fn template_values(connection: &ConnectionInfo) -> Value {
 }
 
 /// `A || B`: A when every placeholder in it resolves, else B.
-fn resolve_base_url(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, ProxyError> {
+fn resolve_base_url(
+    template: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ProxyError> {
     for candidate in template.split("||").map(str::trim) {
         if let Some(resolved) = interpolate(candidate, lookup) {
             return Ok(resolved);
@@ -170,7 +187,11 @@ fn join_url(base: &str, endpoint: &str) -> String {
     if endpoint.is_empty() {
         return base.to_string();
     }
-    format!("{}/{}", base.trim_end_matches('/'), endpoint.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        endpoint.trim_start_matches('/')
+    )
 }
 
 fn append_params(url: &mut url::Url, params: Option<&Value>) -> Result<(), ProxyError> {
@@ -225,13 +246,23 @@ fn scalar_text(value: &Value) -> String {
 fn default_authorization(credentials: &Value) -> Option<String> {
     match credentials.get("type")?.as_str()? {
         "BASIC" => {
-            let username = credentials.get("username").and_then(Value::as_str).unwrap_or_default();
-            let password = credentials.get("password").and_then(Value::as_str).unwrap_or_default();
-            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+            let username = credentials
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let password = credentials
+                .get("password")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
             Some(format!("Basic {encoded}"))
         }
         "OAUTH2" | "APP" | "OAUTH2_CC" | "JWT" | "SIGNATURE" | "TWO_STEP" => {
-            let token = credentials.get("access_token").or_else(|| credentials.get("token"))?.as_str()?;
+            let token = credentials
+                .get("access_token")
+                .or_else(|| credentials.get("token"))?
+                .as_str()?;
             Some(format!("Bearer {token}"))
         }
         _ => None,
@@ -253,36 +284,67 @@ mod tests {
     }
 
     fn connection(credentials: Value, config: Value) -> ConnectionInfo {
-        ConnectionInfo { connection_id: "c1".into(), provider_config_key: "p".into(), connection_config: config, credentials }
+        ConnectionInfo {
+            connection_id: "c1".into(),
+            provider_config_key: "p".into(),
+            connection_config: config,
+            credentials,
+        }
     }
 
     fn call(endpoint: &str) -> ProxyCall {
-        ProxyCall { method: "GET".into(), endpoint: endpoint.into(), ..ProxyCall::default() }
+        ProxyCall {
+            method: "GET".into(),
+            endpoint: endpoint.into(),
+            ..ProxyCall::default()
+        }
     }
 
     #[test]
     fn api_key_header_template_and_params() {
-        let p = provider("proxy:\n  base_url: ${connectionConfig.base_url}\n  headers:\n    authorization: Bearer ${apiKey}\n");
-        let c = connection(json!({"type": "API_KEY", "apiKey": "secret"}), json!({"base_url": "http://127.0.0.1:9/api/"}));
+        let p = provider(
+            "proxy:\n  base_url: ${connectionConfig.base_url}\n  headers:\n    authorization: Bearer ${apiKey}\n",
+        );
+        let c = connection(
+            json!({"type": "API_KEY", "apiKey": "secret"}),
+            json!({"base_url": "http://127.0.0.1:9/api/"}),
+        );
         let mut proxy_call = call("/tickets");
-        proxy_call.params = Some(json!({"limit": 50, "state": "open", "ids": [1, 2], "skip": null}));
+        proxy_call.params =
+            Some(json!({"limit": 50, "state": "open", "ids": [1, 2], "skip": null}));
         proxy_call.headers.insert("X-Trace".into(), json!("t1"));
         let request = build_request(&p, &c, &proxy_call).unwrap();
-        assert_eq!(request.url, "http://127.0.0.1:9/api/tickets?ids=1%2C2&limit=50&state=open");
-        assert!(request.headers.contains(&("authorization".into(), "Bearer secret".into())));
+        assert_eq!(
+            request.url,
+            "http://127.0.0.1:9/api/tickets?ids=1%2C2&limit=50&state=open"
+        );
+        assert!(
+            request
+                .headers
+                .contains(&("authorization".into(), "Bearer secret".into()))
+        );
         assert!(request.headers.contains(&("x-trace".into(), "t1".into())));
     }
 
     #[test]
     fn basic_and_oauth2_defaults() {
         let p = provider("proxy:\n  base_url: https://x.example\n");
-        let basic = connection(json!({"type": "BASIC", "username": "u", "password": "p"}), json!({}));
+        let basic = connection(
+            json!({"type": "BASIC", "username": "u", "password": "p"}),
+            json!({}),
+        );
         let request = build_request(&p, &basic, &call("/a")).unwrap();
-        assert_eq!(request.headers[0], ("authorization".into(), "Basic dTpw".into()));
+        assert_eq!(
+            request.headers[0],
+            ("authorization".into(), "Basic dTpw".into())
+        );
         let oauth = connection(json!({"type": "OAUTH2", "access_token": "tok"}), json!({}));
         let request = build_request(&p, &oauth, &call("a")).unwrap();
         assert_eq!(request.url, "https://x.example/a");
-        assert_eq!(request.headers[0], ("authorization".into(), "Bearer tok".into()));
+        assert_eq!(
+            request.headers[0],
+            ("authorization".into(), "Bearer tok".into())
+        );
     }
 
     #[test]
@@ -294,20 +356,38 @@ mod tests {
         let c = connection(json!({"type": "OAUTH2", "access_token": "tok"}), json!({}));
         let request = build_request(&p, &c, &call("/me")).unwrap();
         assert_eq!(request.url, "https://api.intercom.io/me");
-        assert_eq!(request.headers, vec![("authorization".to_string(), "token tok".to_string())]);
-        let c = connection(json!({"type": "OAUTH2", "access_token": "tok"}), json!({"region": "eu"}));
-        assert_eq!(build_request(&p, &c, &call("/me")).unwrap().url, "https://api.eu.intercom.io/me");
+        assert_eq!(
+            request.headers,
+            vec![("authorization".to_string(), "token tok".to_string())]
+        );
+        let c = connection(
+            json!({"type": "OAUTH2", "access_token": "tok"}),
+            json!({"region": "eu"}),
+        );
+        assert_eq!(
+            build_request(&p, &c, &call("/me")).unwrap().url,
+            "https://api.eu.intercom.io/me"
+        );
     }
 
     #[test]
     fn errors() {
         let p = provider("proxy:\n  base_url: https://${connectionConfig.subdomain}.x.com\n");
         let c = connection(json!({"type": "API_KEY", "apiKey": "k"}), json!({}));
-        assert!(matches!(build_request(&p, &c, &call("/a")), Err(ProxyError::UnresolvedBaseUrl(_))));
-        assert_eq!(build_request(&p, &c, &call("")), Err(ProxyError::MissingEndpoint));
+        assert!(matches!(
+            build_request(&p, &c, &call("/a")),
+            Err(ProxyError::UnresolvedBaseUrl(_))
+        ));
+        assert_eq!(
+            build_request(&p, &c, &call("")),
+            Err(ProxyError::MissingEndpoint)
+        );
         let mut bad = call("/a");
         bad.method = "FETCH".into();
-        assert!(matches!(build_request(&p, &c, &bad), Err(ProxyError::InvalidMethod(_))));
+        assert!(matches!(
+            build_request(&p, &c, &bad),
+            Err(ProxyError::InvalidMethod(_))
+        ));
     }
 
     #[test]
@@ -320,6 +400,10 @@ mod tests {
         let request = build_request(&p, &c, &post).unwrap();
         assert_eq!(request.method, "POST");
         assert_eq!(request.body.as_deref(), Some("{\"a\":1}"));
-        assert!(request.headers.contains(&("content-type".into(), "application/json".into())));
+        assert!(
+            request
+                .headers
+                .contains(&("content-type".into(), "application/json".into()))
+        );
     }
 }

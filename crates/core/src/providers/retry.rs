@@ -36,9 +36,16 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 }
 
 /// Whether a response status may be retried.
-pub fn is_retryable(status: u16, retry: Option<&ProviderRetry>, retry_on: &[u16], headers: &[(String, String)]) -> bool {
+pub fn is_retryable(
+    status: u16,
+    retry: Option<&ProviderRetry>,
+    retry_on: &[u16],
+    headers: &[(String, String)],
+) -> bool {
     let by_provider = match retry {
-        Some(r) if !r.error_code.is_empty() => r.error_code.iter().any(|code| code_matches(code, status)),
+        Some(r) if !r.error_code.is_empty() => {
+            r.error_code.iter().any(|code| code_matches(code, status))
+        }
         _ => status >= 500 || status == 429 || status == 401,
     };
     let exhausted = retry
@@ -70,7 +77,12 @@ pub fn wait_before_retry(
     now_epoch_secs: f64,
 ) -> Duration {
     if let Some(retry) = retry {
-        let from_reset = retry.at.iter().filter_map(|name| header(headers, name)).filter_map(|v| reset_wait(v, now_epoch_secs)).max();
+        let from_reset = retry
+            .at
+            .iter()
+            .filter_map(|name| header(headers, name))
+            .filter_map(|v| reset_wait(v, now_epoch_secs))
+            .max();
         if let Some(wait) = from_reset {
             return wait;
         }
@@ -94,7 +106,9 @@ const EPOCH_MS_1972: f64 = 63_072_000_000.0;
 
 /// `base · 2^attempt`, capped at [`MAX_BACKOFF`].
 pub fn exponential(attempt: u32, base_delay: Duration) -> Duration {
-    base_delay.saturating_mul(2u32.saturating_pow(attempt.min(20))).min(MAX_BACKOFF)
+    base_delay
+        .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+        .min(MAX_BACKOFF)
 }
 
 /// A reset time header: epoch seconds (or milliseconds when that reads as a year after 1971), or a date.
@@ -104,14 +118,20 @@ fn reset_wait(value: &str, now_epoch_secs: f64) -> Option<Duration> {
         // Nango reads the number as epoch milliseconds when, read so, it is a date after 1971.
         if n >= EPOCH_MS_1972 { n / 1000.0 } else { n }
     } else {
-        chrono::DateTime::parse_from_rfc2822(value).or_else(|_| chrono::DateTime::parse_from_rfc3339(value)).ok()?.timestamp() as f64
+        chrono::DateTime::parse_from_rfc2822(value)
+            .or_else(|_| chrono::DateTime::parse_from_rfc3339(value))
+            .ok()?
+            .timestamp() as f64
     };
     let wait = (reset_secs - now_epoch_secs).ceil();
     (wait > 0.0).then(|| Duration::from_secs(wait as u64))
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]
@@ -137,22 +157,57 @@ mod tests {
         assert!(is_retryable(403, Some(&github), &[], &[]));
         assert!(is_retryable(503, Some(&github), &[], &[]));
         assert!(!is_retryable(429, Some(&github), &[], &[]));
-        assert!(is_retryable(429, Some(&github), &[], &h("X-RateLimit-Remaining", "0")));
+        assert!(is_retryable(
+            429,
+            Some(&github),
+            &[],
+            &h("X-RateLimit-Remaining", "0")
+        ));
         assert!(code_matches("500-502", 501));
     }
 
     #[test]
     fn waits() {
         let base = Duration::from_millis(3000);
-        assert_eq!(wait_before_retry(0, base, None, &[], 0.0), Duration::from_secs(3));
-        assert_eq!(wait_before_retry(2, base, None, &[], 0.0), Duration::from_secs(12));
+        assert_eq!(
+            wait_before_retry(0, base, None, &[], 0.0),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            wait_before_retry(2, base, None, &[], 0.0),
+            Duration::from_secs(12)
+        );
         assert_eq!(wait_before_retry(30, base, None, &[], 0.0), MAX_BACKOFF);
-        let after = ProviderRetry { after: vec!["retry-after".into()], ..Default::default() };
-        assert_eq!(wait_before_retry(0, base, Some(&after), &h("Retry-After", "2"), 0.0), Duration::from_secs(2));
-        let at = ProviderRetry { at: vec!["x-ratelimit-reset".into()], ..Default::default() };
-        assert_eq!(wait_before_retry(0, base, Some(&at), &h("x-ratelimit-reset", "1005"), 1000.2), Duration::from_secs(5));
-        assert_eq!(wait_before_retry(0, base, Some(&at), &h("x-ratelimit-reset", "1700000005000"), 1_700_000_000.0), Duration::from_secs(5));
+        let after = ProviderRetry {
+            after: vec!["retry-after".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            wait_before_retry(0, base, Some(&after), &h("Retry-After", "2"), 0.0),
+            Duration::from_secs(2)
+        );
+        let at = ProviderRetry {
+            at: vec!["x-ratelimit-reset".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            wait_before_retry(0, base, Some(&at), &h("x-ratelimit-reset", "1005"), 1000.2),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            wait_before_retry(
+                0,
+                base,
+                Some(&at),
+                &h("x-ratelimit-reset", "1700000005000"),
+                1_700_000_000.0
+            ),
+            Duration::from_secs(5)
+        );
         // A reset time in the past falls back to exponential backoff.
-        assert_eq!(wait_before_retry(0, base, Some(&at), &h("x-ratelimit-reset", "10"), 1000.0), base);
+        assert_eq!(
+            wait_before_retry(0, base, Some(&at), &h("x-ratelimit-reset", "10"), 1000.0),
+            base
+        );
     }
 }

@@ -42,8 +42,14 @@ mod tests {
     fn resolves_or_refuses() {
         let values = json!({"connectionConfig": {"subdomain": "acme"}, "apiKey": "k"});
         let lookup = |name: &str| lookup_path(&values, name);
-        assert_eq!(interpolate("https://${connectionConfig.subdomain}.x.com", &lookup).as_deref(), Some("https://acme.x.com"));
-        assert_eq!(interpolate("Bearer ${apiKey}", &lookup).as_deref(), Some("Bearer k"));
+        assert_eq!(
+            interpolate("https://${connectionConfig.subdomain}.x.com", &lookup).as_deref(),
+            Some("https://acme.x.com")
+        );
+        assert_eq!(
+            interpolate("Bearer ${apiKey}", &lookup).as_deref(),
+            Some("Bearer k")
+        );
         assert_eq!(interpolate("${connectionConfig.missing}", &lookup), None);
         assert_eq!(interpolate("plain", &lookup).as_deref(), Some("plain"));
     }

@@ -28,7 +28,11 @@ pub fn parse_filter(text: &str) -> Result<RecordFilter, String> {
             "added" => filter.added = true,
             "updated" => filter.updated = true,
             "deleted" => filter.deleted = true,
-            other => return Err(format!("invalid filter \"{other}\": use added, updated, deleted or a comma list of them")),
+            other => {
+                return Err(format!(
+                    "invalid filter \"{other}\": use added, updated, deleted or a comma list of them"
+                ));
+            }
         }
     }
     Ok(filter)
@@ -40,8 +44,22 @@ mod tests {
 
     #[test]
     fn filters() {
-        assert_eq!(parse_filter("added").unwrap(), RecordFilter { added: true, updated: false, deleted: false });
-        assert_eq!(parse_filter("Updated, deleted").unwrap(), RecordFilter { added: false, updated: true, deleted: true });
+        assert_eq!(
+            parse_filter("added").unwrap(),
+            RecordFilter {
+                added: true,
+                updated: false,
+                deleted: false
+            }
+        );
+        assert_eq!(
+            parse_filter("Updated, deleted").unwrap(),
+            RecordFilter {
+                added: false,
+                updated: true,
+                deleted: true
+            }
+        );
         assert!(parse_filter("changed").unwrap_err().contains("changed"));
     }
 }

@@ -19,7 +19,12 @@ pub struct RunIdentity {
 }
 
 /// The body sent for one model after a successful run. `modified_after` is the ISO start of the run.
-pub fn success_body(run: &RunIdentity, model: &str, counts: ModelCounts, modified_after: &str) -> String {
+pub fn success_body(
+    run: &RunIdentity,
+    model: &str,
+    counts: ModelCounts,
+    modified_after: &str,
+) -> String {
     json!({
         "from": "nango",
         "type": "sync",
@@ -38,7 +43,14 @@ pub fn success_body(run: &RunIdentity, model: &str, counts: ModelCounts, modifie
 }
 
 /// The body sent once when a run fails. The description is shortened so that the body always fits.
-pub fn failure_body(run: &RunIdentity, models: &[String], error_type: &str, description: &str, started_at: &str, failed_at: &str) -> String {
+pub fn failure_body(
+    run: &RunIdentity,
+    models: &[String],
+    error_type: &str,
+    description: &str,
+    started_at: &str,
+    failed_at: &str,
+) -> String {
     let build = |description: &str| -> String {
         json!({
             "from": "nango",
@@ -94,8 +106,21 @@ mod tests {
 
     #[test]
     fn success_shape() {
-        let body = parse(&success_body(&run(), "Ticket", ModelCounts { added: 3, updated: 1, deleted: 0 }, "2026-01-01T00:00:00Z")).unwrap();
-        assert_eq!(body["responseResults"], json!({"added": 3, "updated": 1, "deleted": 0}));
+        let body = parse(&success_body(
+            &run(),
+            "Ticket",
+            ModelCounts {
+                added: 3,
+                updated: 1,
+                deleted: 0,
+            },
+            "2026-01-01T00:00:00Z",
+        ))
+        .unwrap();
+        assert_eq!(
+            body["responseResults"],
+            json!({"added": 3, "updated": 1, "deleted": 0})
+        );
         assert_eq!(body["modifiedAfter"], body["queryTimeStamp"]);
         assert_eq!(body["jobId"], 7);
         assert_eq!(body["success"], true);
@@ -104,7 +129,14 @@ mod tests {
     #[test]
     fn failure_fits_the_limit() {
         let long = "x\"".repeat(10_000);
-        let body = failure_body(&run(), &["A".into(), "B".into()], "script_error", &long, "s", "f");
+        let body = failure_body(
+            &run(),
+            &["A".into(), "B".into()],
+            "script_error",
+            &long,
+            "s",
+            "f",
+        );
         assert!(body.len() <= MAX_PAYLOAD_BYTES);
         let body = parse(&body).unwrap();
         assert_eq!(body["model"], "A,B");

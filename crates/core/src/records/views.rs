@@ -9,8 +9,11 @@ pub fn snake_case(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         if c.is_ascii_uppercase() {
-            let after_lower = i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
-            let before_lower = i > 0 && chars[i - 1].is_ascii_uppercase() && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            let after_lower =
+                i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
+            let before_lower = i > 0
+                && chars[i - 1].is_ascii_uppercase()
+                && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
             if after_lower || before_lower {
                 out.push('_');
             }
@@ -66,8 +69,11 @@ fn scalar_kind(field_type: &FieldType) -> Option<Scalar> {
             _ => None,
         },
         FieldType::Union { members } => {
-            let kinds: Vec<Option<Scalar>> =
-                members.iter().filter(|m| !matches!(m, FieldType::Null | FieldType::Undefined)).map(scalar_kind).collect();
+            let kinds: Vec<Option<Scalar>> = members
+                .iter()
+                .filter(|m| !matches!(m, FieldType::Null | FieldType::Undefined))
+                .map(scalar_kind)
+                .collect();
             let first = *kinds.first()?;
             kinds.iter().all(|k| *k == first).then_some(first).flatten()
         }
@@ -78,7 +84,11 @@ fn scalar_kind(field_type: &FieldType) -> Option<Scalar> {
 /// `DROP VIEW IF EXISTS` + `CREATE VIEW` for a model.
 pub fn view_sql(model: &Model) -> String {
     let view = format!("nango_records.{}", quote_ident(&snake_case(&model.name)));
-    let mut columns: Vec<String> = model.fields.iter().map(|f| format!("{} AS {}", column(&f.ty, &f.name), quote_ident(&f.name))).collect();
+    let mut columns: Vec<String> = model
+        .fields
+        .iter()
+        .map(|f| format!("{} AS {}", column(&f.ty, &f.name), quote_ident(&f.name)))
+        .collect();
     columns.extend([
         "c.connection_id AS _nango_connection_id".to_string(),
         "c.provider_config_key AS _nango_provider_config_key".into(),
@@ -112,7 +122,10 @@ mod tests {
         let yaml: serde_yaml::Mapping = serde_yaml::from_str("Ticket:\n  id: integer\n  subject: string\n  state: open | closed\n  done?: boolean\n  due: date\n  tags: string[]\n").unwrap();
         let models = crate::config::models::parse_models(&yaml, &mut Vec::new()).unwrap();
         let sql = view_sql(&models["Ticket"]);
-        assert!(sql.contains("nango._as_number(r.data -> 'id') AS \"id\""), "{sql}");
+        assert!(
+            sql.contains("nango._as_number(r.data -> 'id') AS \"id\""),
+            "{sql}"
+        );
         assert!(sql.contains("r.data ->> 'state' AS \"state\""));
         assert!(sql.contains("nango._as_timestamptz(r.data ->> 'due') AS \"due\""));
         assert!(sql.contains("r.data -> 'tags' AS \"tags\""));

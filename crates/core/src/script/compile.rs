@@ -47,7 +47,10 @@ pub fn compile(path: &str, source: &str) -> Result<CompiledModule, CompileError>
         return Err(first_error(path, source, parsed.diagnostics.into_vec()));
     }
     let mut program = parsed.program;
-    let semantic = SemanticBuilder::new().with_excess_capacity(2.0).with_enum_eval(true).build(&program);
+    let semantic = SemanticBuilder::new()
+        .with_excess_capacity(2.0)
+        .with_enum_eval(true)
+        .build(&program);
     if semantic.diagnostics.has_errors() {
         return Err(first_error(path, source, semantic.diagnostics.into_vec()));
     }
@@ -55,15 +58,27 @@ pub fn compile(path: &str, source: &str) -> Result<CompiledModule, CompileError>
     let mut options = TransformOptions::default();
     // The default helper mode would import "@oxc-project/runtime/..." modules that do not exist here.
     options.helper_loader.mode = HelperLoaderMode::External;
-    let transformed = Transformer::new(&allocator, Path::new(path), &options).build_with_scoping(scoping, &mut program);
+    let transformed = Transformer::new(&allocator, Path::new(path), &options)
+        .build_with_scoping(scoping, &mut program);
     if transformed.diagnostics.has_errors() {
-        return Err(first_error(path, source, transformed.diagnostics.into_vec()));
+        return Err(first_error(
+            path,
+            source,
+            transformed.diagnostics.into_vec(),
+        ));
     }
     let imports = runtime_imports(&program.body);
     let output = Codegen::new()
-        .with_options(CodegenOptions { source_map_path: Some(path.into()), ..CodegenOptions::default() })
+        .with_options(CodegenOptions {
+            source_map_path: Some(path.into()),
+            ..CodegenOptions::default()
+        })
         .build(&program);
-    Ok(CompiledModule { js: output.code, source_map: output.map.map(|m| m.to_json_string()), imports })
+    Ok(CompiledModule {
+        js: output.code,
+        source_map: output.map.map(|m| m.to_json_string()),
+        imports,
+    })
 }
 
 /// The specifiers of `import`/`export … from` statements left after type-only imports were removed.
@@ -85,17 +100,30 @@ fn runtime_imports(body: &[Statement]) -> Vec<String> {
 
 fn first_error(path: &str, source: &str, diagnostics: Vec<OxcDiagnostic>) -> CompileError {
     let diagnostic = diagnostics.into_iter().next();
-    let message = diagnostic.as_ref().map_or_else(|| "could not parse the file".to_string(), |d| d.message.to_string());
-    let offset = diagnostic.and_then(|d| d.labels.first().map(|l| l.offset() as usize)).unwrap_or(0);
+    let message = diagnostic.as_ref().map_or_else(
+        || "could not parse the file".to_string(),
+        |d| d.message.to_string(),
+    );
+    let offset = diagnostic
+        .and_then(|d| d.labels.first().map(|l| l.offset() as usize))
+        .unwrap_or(0);
     let (line, column) = line_and_column(source, offset);
-    CompileError { file: path.to_string(), line, column, message }
+    CompileError {
+        file: path.to_string(),
+        line,
+        column,
+        message,
+    }
 }
 
 /// 1-based line and column of a byte offset.
 pub fn line_and_column(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -127,7 +155,11 @@ mod tests {
 
     #[test]
     fn lowers_enums() {
-        let out = compile("a.ts", "enum State { Open = 'open' }\nexport const s = State.Open;\n").unwrap();
+        let out = compile(
+            "a.ts",
+            "enum State { Open = 'open' }\nexport const s = State.Open;\n",
+        )
+        .unwrap();
         assert!(out.js.contains("State"));
         assert!(!out.js.contains("enum "));
     }
@@ -137,7 +169,10 @@ mod tests {
         let err = compile("demo/syncs/broken.ts", "const a = 1;\nconst b = ;\n").unwrap_err();
         assert_eq!(err.file, "demo/syncs/broken.ts");
         assert_eq!(err.line, 2);
-        assert!(err.to_string().starts_with("demo/syncs/broken.ts:2:"), "{err}");
+        assert!(
+            err.to_string().starts_with("demo/syncs/broken.ts:2:"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -145,8 +180,16 @@ mod tests {
         let src = "interface A {\n  x: number;\n}\n\nexport function f(a: A): number {\n  throw new Error('boom');\n}\n";
         let out = compile("f.ts", src).unwrap();
         let js_line = out.js.lines().position(|l| l.contains("throw")).unwrap() as u32 + 1;
-        let col = out.js.lines().nth(js_line as usize - 1).unwrap().find("throw").unwrap() as u32 + 1;
-        let (line, _) = original_position(out.source_map.as_deref().unwrap(), js_line, col).unwrap();
+        let col = out
+            .js
+            .lines()
+            .nth(js_line as usize - 1)
+            .unwrap()
+            .find("throw")
+            .unwrap() as u32
+            + 1;
+        let (line, _) =
+            original_position(out.source_map.as_deref().unwrap(), js_line, col).unwrap();
         assert_eq!(line, 6);
     }
 }

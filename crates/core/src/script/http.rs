@@ -29,12 +29,22 @@ pub async fn send_with_retries(
     loop {
         let outcome = send_once(client, request).await;
         let (reason, wait) = match &outcome {
-            Ok(response) if is_retryable(response.status, provider_retry, retry_on, &response.headers) => {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-                (format!("status {}", response.status), wait_before_retry(attempt, base_delay, provider_retry, &response.headers, now))
+            Ok(response)
+                if is_retryable(response.status, provider_retry, retry_on, &response.headers) =>
+            {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                (
+                    format!("status {}", response.status),
+                    wait_before_retry(attempt, base_delay, provider_retry, &response.headers, now),
+                )
             }
             Ok(_) => return outcome,
-            Err(error) => (error.clone(), crate::providers::retry::exponential(attempt, base_delay)),
+            Err(error) => (
+                error.clone(),
+                crate::providers::retry::exponential(attempt, base_delay),
+            ),
         };
         if attempt >= retries {
             return outcome;
@@ -45,8 +55,12 @@ pub async fn send_with_retries(
     }
 }
 
-async fn send_once(client: &reqwest::Client, request: &PreparedRequest) -> Result<HttpResponse, String> {
-    let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
+async fn send_once(
+    client: &reqwest::Client,
+    request: &PreparedRequest,
+) -> Result<HttpResponse, String> {
+    let method =
+        reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
     let mut builder = client.request(method, &request.url);
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
@@ -59,10 +73,23 @@ async fn send_once(client: &reqwest::Client, request: &PreparedRequest) -> Resul
     let headers = response
         .headers()
         .iter()
-        .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    let body = response.bytes().await.map_err(describe_network_error)?.to_vec();
-    Ok(HttpResponse { status, headers, body })
+    let body = response
+        .bytes()
+        .await
+        .map_err(describe_network_error)?
+        .to_vec();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A network error without the URL's query (which may carry an API key).
@@ -74,6 +101,16 @@ fn describe_network_error(error: reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let target = error.url().map(|u| format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path())).unwrap_or_default();
+    let target = error
+        .url()
+        .map(|u| {
+            format!(
+                "{}://{}{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.path()
+            )
+        })
+        .unwrap_or_default();
     format!("HTTP {kind}: {target}")
 }

@@ -18,10 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rquickjs::prelude::Async;
-use rquickjs::{AsyncContext, AsyncRuntime, CatchResultExt, CaughtError, Ctx, Exception, Function, Module, Object, Value};
+use rquickjs::{
+    AsyncContext, AsyncRuntime, CatchResultExt, CaughtError, Ctx, Exception, Function, Module,
+    Object, Value,
+};
 use serde_json::json;
 
-use crate::providers::{ConnectionInfo, ProxyCall, Provider, build_request};
+use crate::providers::{ConnectionInfo, Provider, ProxyCall, build_request};
 pub use modules::{ModuleMap, StoredModule};
 
 const SDK_JS: &str = include_str!("sdk.js");
@@ -89,9 +92,17 @@ pub enum ScriptError {
     /// The heap limit was hit.
     OutOfMemory(usize),
     /// The script threw (or a promise it awaited rejected). `location` is `file:line:column` in the source.
-    Thrown { message: String, location: Option<String>, stack: String, http_status: Option<u16> },
+    Thrown {
+        message: String,
+        location: Option<String>,
+        stack: String,
+        http_status: Option<u16>,
+    },
     /// An action threw `ActionError`; `payload` is what it carried.
-    Action { message: String, payload: serde_json::Value },
+    Action {
+        message: String,
+        payload: serde_json::Value,
+    },
     /// The run could not start (engine, entry module, runtime set-up).
     Setup(String),
 }
@@ -103,7 +114,10 @@ impl ScriptError {
             ScriptError::Timeout(_) => "execution_timeout",
             ScriptError::Cancelled => "script_aborted",
             ScriptError::OutOfMemory(_) => "script_out_of_memory",
-            ScriptError::Thrown { http_status: Some(_), .. } => "script_http_error",
+            ScriptError::Thrown {
+                http_status: Some(_),
+                ..
+            } => "script_http_error",
             ScriptError::Thrown { .. } => "script_error",
             ScriptError::Action { .. } => "action_script_runtime_error",
             ScriptError::Setup(_) => "script_internal_error",
@@ -113,11 +127,22 @@ impl ScriptError {
     /// The human message, with the source location when known.
     pub fn message(&self) -> String {
         match self {
-            ScriptError::Timeout(limit) => format!("the script ran longer than its time limit of {} seconds", limit.as_secs_f64()),
+            ScriptError::Timeout(limit) => format!(
+                "the script ran longer than its time limit of {} seconds",
+                limit.as_secs_f64()
+            ),
             ScriptError::Cancelled => "the run was cancelled".into(),
-            ScriptError::OutOfMemory(bytes) => format!("the script ran out of memory (limit {} MB)", bytes >> 20),
-            ScriptError::Thrown { message, location: Some(location), .. } => format!("{message} (at {location})"),
-            ScriptError::Thrown { message, .. } | ScriptError::Action { message, .. } | ScriptError::Setup(message) => message.clone(),
+            ScriptError::OutOfMemory(bytes) => {
+                format!("the script ran out of memory (limit {} MB)", bytes >> 20)
+            }
+            ScriptError::Thrown {
+                message,
+                location: Some(location),
+                ..
+            } => format!("{message} (at {location})"),
+            ScriptError::Thrown { message, .. }
+            | ScriptError::Action { message, .. }
+            | ScriptError::Setup(message) => message.clone(),
         }
     }
 }
@@ -143,8 +168,15 @@ pub fn run_script(
 
 /// An error caught inside the engine, turned into owned data before leaving it.
 enum Caught {
-    Thrown { message: String, stack: String, http_status: Option<u16> },
-    Action { message: String, payload: String },
+    Thrown {
+        message: String,
+        stack: String,
+        http_status: Option<u16>,
+    },
+    Action {
+        message: String,
+        payload: String,
+    },
 }
 
 async fn run_async(
@@ -152,14 +184,25 @@ async fn run_async(
     host: Rc<RefCell<dyn Host>>,
     cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
 ) -> Result<Option<serde_json::Value>, ScriptError> {
-    let setup = |e: rquickjs::Error| ScriptError::Setup(format!("could not start the JavaScript engine: {e}"));
+    let setup = |e: rquickjs::Error| {
+        ScriptError::Setup(format!("could not start the JavaScript engine: {e}"))
+    };
     let limits = run.limits;
     let deadline = Instant::now() + limits.timeout;
     let runtime = AsyncRuntime::new().map_err(setup)?;
     runtime.set_memory_limit(limits.memory_bytes).await;
     let interrupt_cancelled = cancelled.clone();
-    runtime.set_interrupt_handler(Some(Box::new(move || Instant::now() >= deadline || interrupt_cancelled()))).await;
-    runtime.set_loader(modules::MemoryResolver(run.modules.clone()), modules::MemoryLoader(run.modules.clone())).await;
+    runtime
+        .set_interrupt_handler(Some(Box::new(move || {
+            Instant::now() >= deadline || interrupt_cancelled()
+        })))
+        .await;
+    runtime
+        .set_loader(
+            modules::MemoryResolver(run.modules.clone()),
+            modules::MemoryLoader(run.modules.clone()),
+        )
+        .await;
     let context = AsyncContext::full(&runtime).await.map_err(setup)?;
     let client = reqwest::Client::builder()
         .timeout(limits.http_timeout)
@@ -195,17 +238,31 @@ async fn run_async(
     let heap_full = matches!(&outcome, Err(Caught::Thrown { message, stack, .. }) if stack.is_empty() && message == "null");
     match outcome {
         Err(_) if heap_full => Err(ScriptError::OutOfMemory(memory_limit)),
-        Ok(output) => Ok(output.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))),
+        Ok(output) => {
+            Ok(output.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+        }
         // An interrupt surfaces as a thrown "interrupted"; say why it happened.
         Err(_) if Instant::now() >= deadline => Err(ScriptError::Timeout(limits.timeout)),
         Err(_) if cancelled() => Err(ScriptError::Cancelled),
-        Err(Caught::Action { message, payload }) => {
-            Err(ScriptError::Action { message, payload: serde_json::from_str(&payload).unwrap_or_else(|_| json!({})) })
+        Err(Caught::Action { message, payload }) => Err(ScriptError::Action {
+            message,
+            payload: serde_json::from_str(&payload).unwrap_or_else(|_| json!({})),
+        }),
+        Err(Caught::Thrown { message, .. }) if message == "out of memory" => {
+            Err(ScriptError::OutOfMemory(memory_limit))
         }
-        Err(Caught::Thrown { message, .. }) if message == "out of memory" => Err(ScriptError::OutOfMemory(memory_limit)),
-        Err(Caught::Thrown { message, stack, http_status }) => {
+        Err(Caught::Thrown {
+            message,
+            stack,
+            http_status,
+        }) => {
             let (location, stack) = map_stack(&stack, &modules);
-            Err(ScriptError::Thrown { message, location, stack, http_status })
+            Err(ScriptError::Thrown {
+                message,
+                location,
+                stack,
+                http_status,
+            })
         }
     }
 }
@@ -233,13 +290,23 @@ async fn execute<'js>(
     let context = ctx.json_parse(context.to_string())?;
     let nango: Object = create_nango.call((host_object, context))?;
 
-    let namespace: Object = Module::import(ctx, run.entry.as_str())?.into_future().await?;
+    let namespace: Object = Module::import(ctx, run.entry.as_str())?
+        .into_future()
+        .await?;
     let default: Value = namespace.get("default")?;
     let entry: Function = match default.as_function() {
         Some(f) => f.clone(),
-        None => match default.as_object().and_then(|o| o.get::<_, Function>("exec").ok()) {
+        None => match default
+            .as_object()
+            .and_then(|o| o.get::<_, Function>("exec").ok())
+        {
             Some(exec) => exec,
-            None => return Err(Exception::throw_message(ctx, &format!("{} has no default export function", run.entry))),
+            None => {
+                return Err(Exception::throw_message(
+                    ctx,
+                    &format!("{} has no default export function", run.entry),
+                ));
+            }
         },
     };
     let returned: Value = match &run.kind {
@@ -258,15 +325,27 @@ async fn execute<'js>(
     };
     match run.kind {
         ScriptKind::Sync => Ok(None),
-        ScriptKind::Action { .. } => Ok(Some(ctx.json_stringify(value)?.map_or(Ok("null".to_string()), |s| s.to_string())?)),
+        ScriptKind::Action { .. } => Ok(Some(
+            ctx.json_stringify(value)?
+                .map_or(Ok("null".to_string()), |s| s.to_string())?,
+        )),
     }
 }
 
 /// The native functions under `sdk.js`: `request` (async), `save`, `log`, `getMetadata`, `setMetadata`,
 /// `getConnection`.
-fn host_functions<'js>(ctx: &Ctx<'js>, run: &ScriptRun, host: Rc<RefCell<dyn Host>>, client: reqwest::Client) -> rquickjs::Result<Object<'js>> {
+fn host_functions<'js>(
+    ctx: &Ctx<'js>,
+    run: &ScriptRun,
+    host: Rc<RefCell<dyn Host>>,
+    client: reqwest::Client,
+) -> rquickjs::Result<Object<'js>> {
     let object = Object::new(ctx.clone())?;
-    let proxy = Rc::new((run.provider.clone(), run.connection.clone(), run.limits.retry_base_delay));
+    let proxy = Rc::new((
+        run.provider.clone(),
+        run.connection.clone(),
+        run.limits.retry_base_delay,
+    ));
 
     let request_host = host.clone();
     object.set(
@@ -301,62 +380,99 @@ fn host_functions<'js>(ctx: &Ctx<'js>, run: &ScriptRun, host: Rc<RefCell<dyn Hos
     let save_host = host.clone();
     object.set(
         "save",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, op: String, model: String, records: String| -> rquickjs::Result<()> {
-            let op = match op.as_str() {
-                "update" => SaveOp::Update,
-                "delete" => SaveOp::Delete,
-                _ => SaveOp::Save,
-            };
-            save_host.borrow_mut().save(op, &model, records).map_err(|e| Exception::throw_message(&ctx, &e))
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>,
+                  op: String,
+                  model: String,
+                  records: String|
+                  -> rquickjs::Result<()> {
+                let op = match op.as_str() {
+                    "update" => SaveOp::Update,
+                    "delete" => SaveOp::Delete,
+                    _ => SaveOp::Save,
+                };
+                save_host
+                    .borrow_mut()
+                    .save(op, &model, records)
+                    .map_err(|e| Exception::throw_message(&ctx, &e))
+            },
+        )?,
     )?;
 
     let log_host = host.clone();
     object.set(
         "log",
-        Function::new(ctx.clone(), move |level: String, message: String, payload: Option<String>| {
-            log_host.borrow_mut().log(&level, &message, payload.as_deref());
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |level: String, message: String, payload: Option<String>| {
+                log_host
+                    .borrow_mut()
+                    .log(&level, &message, payload.as_deref());
+            },
+        )?,
     )?;
 
     let metadata_host = host.clone();
     object.set(
         "getMetadata",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
-            metadata_host.borrow_mut().metadata().map_err(|e| Exception::throw_message(&ctx, &e))
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
+                metadata_host
+                    .borrow_mut()
+                    .metadata()
+                    .map_err(|e| Exception::throw_message(&ctx, &e))
+            },
+        )?,
     )?;
 
     let set_metadata_host = host.clone();
     object.set(
         "setMetadata",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, metadata: String, merge: bool| -> rquickjs::Result<()> {
-            set_metadata_host.borrow_mut().set_metadata(&metadata, merge).map_err(|e| Exception::throw_message(&ctx, &e))
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, metadata: String, merge: bool| -> rquickjs::Result<()> {
+                set_metadata_host
+                    .borrow_mut()
+                    .set_metadata(&metadata, merge)
+                    .map_err(|e| Exception::throw_message(&ctx, &e))
+            },
+        )?,
     )?;
 
     let connection_host = host;
     let connection = run.connection.clone();
     object.set(
         "getConnection",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
-            let metadata = connection_host.borrow_mut().metadata().map_err(|e| Exception::throw_message(&ctx, &e))?;
-            let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap_or_default();
-            Ok(json!({
-                "connection_id": connection.connection_id,
-                "provider_config_key": connection.provider_config_key,
-                "connection_config": connection.connection_config,
-                "credentials": connection.credentials,
-                "metadata": metadata,
-            })
-            .to_string())
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
+                let metadata = connection_host
+                    .borrow_mut()
+                    .metadata()
+                    .map_err(|e| Exception::throw_message(&ctx, &e))?;
+                let metadata: serde_json::Value =
+                    serde_json::from_str(&metadata).unwrap_or_default();
+                Ok(json!({
+                    "connection_id": connection.connection_id,
+                    "provider_config_key": connection.provider_config_key,
+                    "connection_config": connection.connection_config,
+                    "credentials": connection.credentials,
+                    "metadata": metadata,
+                })
+                .to_string())
+            },
+        )?,
     )?;
     Ok(object)
 }
 
 /// `{status, headers, data}` with `data` parsed as JSON by the engine when it is JSON, else text.
-fn response_object<'js>(ctx: &Ctx<'js>, response: http::HttpResponse) -> rquickjs::Result<Object<'js>> {
+fn response_object<'js>(
+    ctx: &Ctx<'js>,
+    response: http::HttpResponse,
+) -> rquickjs::Result<Object<'js>> {
     let object = Object::new(ctx.clone())?;
     object.set("status", response.status)?;
     let headers = Object::new(ctx.clone())?;
@@ -368,7 +484,11 @@ fn response_object<'js>(ctx: &Ctx<'js>, response: http::HttpResponse) -> rquickj
         headers.set(name.as_str(), value.as_str())?;
     }
     object.set("headers", headers)?;
-    let looks_json = content_type.contains("json") || matches!(response.body.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['));
+    let looks_json = content_type.contains("json")
+        || matches!(
+            response.body.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        );
     let data: Value = if response.body.is_empty() {
         Value::new_undefined(ctx.clone())
     } else if looks_json {
@@ -376,11 +496,13 @@ fn response_object<'js>(ctx: &Ctx<'js>, response: http::HttpResponse) -> rquickj
             Ok(value) => value,
             Err(_) => {
                 let _ = ctx.catch();
-                rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&response.body))?.into_value()
+                rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&response.body))?
+                    .into_value()
             }
         }
     } else {
-        rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&response.body))?.into_value()
+        rquickjs::String::from_str(ctx.clone(), &String::from_utf8_lossy(&response.body))?
+            .into_value()
     };
     object.set("data", data)?;
     Ok(object)
@@ -393,12 +515,27 @@ fn own_caught<'js>(ctx: &Ctx<'js>, caught: CaughtError<'js>) -> Caught {
             let stack = exception.stack().unwrap_or_default();
             let name: Option<String> = exception.get("name").ok();
             if name.as_deref() == Some("ActionError") {
-                let payload: Value = exception.get("payload").unwrap_or_else(|_| Value::new_undefined(ctx.clone()));
-                let payload = ctx.json_stringify(payload).ok().flatten().and_then(|s| s.to_string().ok()).unwrap_or_else(|| "{}".into());
+                let payload: Value = exception
+                    .get("payload")
+                    .unwrap_or_else(|_| Value::new_undefined(ctx.clone()));
+                let payload = ctx
+                    .json_stringify(payload)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.to_string().ok())
+                    .unwrap_or_else(|| "{}".into());
                 return Caught::Action { message, payload };
             }
-            let http_status = exception.get::<_, Option<u16>>("status").ok().flatten().filter(|_| name.as_deref() == Some("AxiosError"));
-            Caught::Thrown { message, stack, http_status }
+            let http_status = exception
+                .get::<_, Option<u16>>("status")
+                .ok()
+                .flatten()
+                .filter(|_| name.as_deref() == Some("AxiosError"));
+            Caught::Thrown {
+                message,
+                stack,
+                http_status,
+            }
         }
         CaughtError::Value(value) => {
             let message = ctx
@@ -407,9 +544,17 @@ fn own_caught<'js>(ctx: &Ctx<'js>, caught: CaughtError<'js>) -> Caught {
                 .flatten()
                 .and_then(|s| s.to_string().ok())
                 .unwrap_or_else(|| "the script threw a value that is not an Error".into());
-            Caught::Thrown { message, stack: String::new(), http_status: None }
+            Caught::Thrown {
+                message,
+                stack: String::new(),
+                http_status: None,
+            }
         }
-        CaughtError::Error(error) => Caught::Thrown { message: error.to_string(), stack: String::new(), http_status: None },
+        CaughtError::Error(error) => Caught::Thrown {
+            message: error.to_string(),
+            stack: String::new(),
+            http_status: None,
+        },
     }
 }
 
@@ -431,7 +576,10 @@ fn map_stack(stack: &str, modules: &HashMap<String, StoredModule>) -> (Option<St
 }
 
 fn map_frame(line: &str, modules: &HashMap<String, StoredModule>) -> Option<(String, String)> {
-    let open = line.rfind('(').map_or_else(|| line.find("at ").map(|i| i + 2), Some)? + 1;
+    let open = line
+        .rfind('(')
+        .map_or_else(|| line.find("at ").map(|i| i + 2), Some)?
+        + 1;
     let close = line[open..].find(')').map_or(line.len(), |i| open + i);
     let frame = &line[open..close];
     let mut parts = frame.rsplitn(3, ':');
@@ -445,5 +593,8 @@ fn map_frame(line: &str, modules: &HashMap<String, StoredModule>) -> Option<(Str
         .and_then(|map| compile::original_position(map, js_line, column))
         .unwrap_or((js_line, column));
     let position = format!("{file}:{line_no}:{column}");
-    Some((position.clone(), format!("{}{}{}", &line[..open], position, &line[close..])))
+    Some((
+        position.clone(),
+        format!("{}{}{}", &line[..open], position, &line[close..]),
+    ))
 }

@@ -1,0 +1,31 @@
+# pg_nango: `make demo` runs the demo, `make test` runs every test. Both install what they need first.
+PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
+DEMO_DIR  ?= $(CURDIR)/target/demo
+
+.PHONY: setup install demo demo-stop test unit e2e lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+install: setup
+	cargo pgrx install --release --pg-config $(PG_CONFIG)
+
+demo: install
+	cargo build --release -p pg_nango_mock_api
+	@bash scripts/demo.sh "$(DEMO_DIR)"
+
+demo-stop:
+	@bash scripts/demo.sh --stop "$(DEMO_DIR)"
+
+unit: setup
+	cargo test --release -p pg_nango_core
+
+e2e: install
+	cargo test --release -p pg_nango_e2e
+
+test: unit e2e
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -p pg_nango_core -p pg_nango_mock_api -p pg_nango_e2e -- -D warnings
+	cargo clippy --release -p pg_nango -- -D warnings
