@@ -25,6 +25,17 @@ fn notifications_for(listener: &mut Client, job: i64, count: usize) -> Vec<Value
     bodies
 }
 
+/// A demo connection created now gets a successful first run: the scheduler and workers are fine.
+fn assert_a_new_run_succeeds(client: &mut Client, connection_id: &str) {
+    create_connection(client, "demo", connection_id);
+    let job = wait_first_job(client, connection_id);
+    let status: String = client
+        .query_one("SELECT status FROM nango.jobs WHERE id = $1", &[&job])
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "SUCCESS");
+}
+
 #[test]
 fn demo_sync_writes_records_with_metadata_and_notifies() {
     let mut client = connect();
@@ -193,13 +204,7 @@ fn a_throwing_script_fails_its_job_and_the_next_job_still_runs() {
         json!({"type": "script_error", "description": description})
     );
 
-    create_connection(&mut client, "demo", "after-throw");
-    let next = wait_first_job(&mut client, "after-throw");
-    let status: String = client
-        .query_one("SELECT status FROM nango.jobs WHERE id = $1", &[&next])
-        .unwrap()
-        .get(0);
-    assert_eq!(status, "SUCCESS");
+    assert_a_new_run_succeeds(&mut client, "after-throw");
 }
 
 #[test]
@@ -220,13 +225,7 @@ fn an_infinite_loop_is_stopped_by_the_time_limit() {
     );
 
     // The scheduler lives on: another run succeeds.
-    create_connection(&mut client, "demo", "after-spin");
-    let next = wait_first_job(&mut client, "after-spin");
-    let status: String = client
-        .query_one("SELECT status FROM nango.jobs WHERE id = $1", &[&next])
-        .unwrap()
-        .get(0);
-    assert_eq!(status, "SUCCESS");
+    assert_a_new_run_succeeds(&mut client, "after-spin");
 }
 
 #[test]
