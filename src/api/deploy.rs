@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pg_nango_core::deploy::{DeploymentPlan, is_script_path, plan};
-use pg_nango_core::records::views::view_sql;
+use pg_nango_core::records::views::{view_name, view_sql};
 use pgrx::prelude::*;
 use serde_json::{Value, json};
 
@@ -189,15 +189,7 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
         .iter()
         .filter(|m| !plan.config.models.contains_key(*m))
     {
-        run(
-            &format!(
-                "DROP VIEW IF EXISTS nango_records.{}",
-                pg_nango_core::records::views::quote_ident(
-                    &pg_nango_core::records::views::snake_case(name)
-                )
-            ),
-            &[],
-        );
+        run(&format!("DROP VIEW IF EXISTS {}", view_name(name)), &[]);
     }
     run("DELETE FROM nango.models", &[]);
     // DROP VIEW IF EXISTS says "does not exist, skipping" for every new model; keep the deploy quiet.

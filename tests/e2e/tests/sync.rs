@@ -123,20 +123,25 @@ fn demo_sync_writes_records_with_metadata_and_notifies() {
     assert_eq!(typed.get::<_, String>(4), "ADDED");
 }
 
+/// `(id, cursor)` of a connection's Ticket records, in cursor order.
+fn ids_and_cursors(client: &mut Client, connection_id: &str) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT id, cursor FROM nango.records('Ticket', connection_id => $1)",
+            &[&connection_id],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
 #[test]
 fn unchanged_records_are_not_rewritten() {
     let mut client = connect();
     create_connection(&mut client, "demo", "demo-again");
     wait_first_job(&mut client, "demo-again");
-    let before: Vec<(String, String)> = client
-        .query(
-            "SELECT id, cursor FROM nango.records('Ticket', connection_id => 'demo-again')",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let before = ids_and_cursors(&mut client, "demo-again");
     let (job, status) = run_sync(&mut client, "demo", "tickets", "demo-again");
     assert_eq!(status, "SUCCESS");
     let result: Value = client
@@ -147,15 +152,7 @@ fn unchanged_records_are_not_rewritten() {
         result,
         json!({"Ticket": {"added": 0, "updated": 0, "deleted": 0}})
     );
-    let after: Vec<(String, String)> = client
-        .query(
-            "SELECT id, cursor FROM nango.records('Ticket', connection_id => 'demo-again')",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let after = ids_and_cursors(&mut client, "demo-again");
     assert_eq!(before, after, "cursors are unchanged");
 }
 

@@ -81,9 +81,14 @@ fn scalar_kind(field_type: &FieldType) -> Option<Scalar> {
     }
 }
 
+/// The qualified name of a model's typed view: `nango_records."github_issue"`.
+pub fn view_name(model: &str) -> String {
+    format!("nango_records.{}", quote_ident(&snake_case(model)))
+}
+
 /// `DROP VIEW IF EXISTS` + `CREATE VIEW` for a model.
 pub fn view_sql(model: &Model) -> String {
-    let view = format!("nango_records.{}", quote_ident(&snake_case(&model.name)));
+    let view = view_name(&model.name);
     let mut columns: Vec<String> = model
         .fields
         .iter()
