@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts or stops a throwaway PostgreSQL 15 cluster with pg_nango preloaded, listening on 127.0.0.1 and on a
 # socket in its data directory. PostgreSQL refuses to run as root, so as root the cluster runs as the
-# `postgres` OS user (created by Debian's package).
+# `postgres` OS user (created by Debian's package). PG_NANGO_PRELOAD=no leaves shared_preload_libraries alone.
 #   scripts/cluster.sh start DATADIR PORT [setting=value ...]
 #   scripts/cluster.sh stop DATADIR
 set -euo pipefail
@@ -30,7 +30,7 @@ start)
     as_owner "$BIN/initdb" -D "$datadir" -U postgres --auth=trust --no-sync >"$datadir.initdb.log" 2>&1 ||
         { cat "$datadir.initdb.log"; exit 1; }
     {
-        echo "shared_preload_libraries = 'pg_nango'"
+        [ "${PG_NANGO_PRELOAD:-yes}" = no ] || echo "shared_preload_libraries = 'pg_nango'"
         echo "listen_addresses = '127.0.0.1'"
         echo "port = $port"
         echo "unix_socket_directories = '$datadir'"

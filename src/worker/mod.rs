@@ -1,5 +1,6 @@
 //! Background workers: the [`scheduler`] (static, one per cluster) and the [`run`] worker (dynamic, one per
-//! sync run).
+//! sync run), and the [`wake`]-up that tells the scheduler about new work at commit.
 
 pub mod run;
 pub mod scheduler;
+pub mod wake;

@@ -1,6 +1,7 @@
 //! The scheduler: one static background worker, connected to `nango.database`.
 //!
-//! Its loop, top to bottom: wait on the latch (half a second, so barriers and `DROP DATABASE` are honoured)
+//! Its loop, top to bottom: wait on the latch (set at the commit of new work, see [`super::wake`]; at
+//! most half a second, for due schedules and so barriers and `DROP DATABASE` are honoured)
 //! → reload settings on SIGHUP → skip the pass if pg_nango is not installed in this database → end jobs
 //! whose worker died (a crash, a `kill -9`, a restart) → queue a run for every due, unpaused sync that has
 //! none queued or running (a tick during a run is skipped, not queued) and move its next run to the next

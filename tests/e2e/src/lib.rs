@@ -14,9 +14,53 @@ use serde_json::Value;
 
 pub const API_KEY: &str = "test-key";
 
+/// A throwaway PostgreSQL 15 cluster (see `scripts/cluster.sh`).
 pub struct Cluster {
     pub port: u16,
     pub datadir: PathBuf,
+}
+
+impl Cluster {
+    /// Starts a cluster named after `tag` on a free port, with pg_nango in `shared_preload_libraries` when
+    /// `preload`, plus `settings` lines for postgresql.conf.
+    pub fn start(tag: &str, preload: bool, settings: &[&str]) -> Cluster {
+        let port = free_port();
+        let datadir = std::env::temp_dir().join(format!("pg_nango_e2e_{tag}_{port}"));
+        let status = Command::new(repo_root().join("scripts/cluster.sh"))
+            .arg("start")
+            .arg(&datadir)
+            .arg(port.to_string())
+            .args(settings)
+            .env("PG_NANGO_PRELOAD", if preload { "yes" } else { "no" })
+            .status()
+            .expect("run scripts/cluster.sh");
+        assert!(status.success(), "could not start the test cluster");
+        Cluster { port, datadir }
+    }
+
+    /// A new client session as the superuser.
+    pub fn connect(&self) -> Client {
+        self.try_connect().expect("connect to the test cluster")
+    }
+
+    /// A new client session, or why there is none (the cluster may be restarting).
+    pub fn try_connect(&self) -> Result<Client, postgres::Error> {
+        Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                self.port
+            ),
+            NoTls,
+        )
+    }
+
+    /// Stops the cluster (fast shutdown).
+    pub fn stop(&self) {
+        let _ = Command::new(repo_root().join("scripts/cluster.sh"))
+            .arg("stop")
+            .arg(&self.datadir)
+            .status();
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -31,10 +75,7 @@ static MOCK: OnceLock<MockServer> = OnceLock::new();
 
 extern "C" fn stop_cluster() {
     if let Some(cluster) = CLUSTER.get() {
-        let _ = Command::new(repo_root().join("scripts/cluster.sh"))
-            .arg("stop")
-            .arg(&cluster.datadir)
-            .status();
+        cluster.stop();
     }
 }
 
@@ -45,34 +86,34 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// The binary's cluster, started on first use, with the extension created and the fixture deployed.
+/// The binary's cluster, started on first use, with the extension created, the test providers added and
+/// the fixture deployed.
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
-        let port = free_port();
         let name = std::env::current_exe()
             .ok()
             .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_default();
-        let datadir = std::env::temp_dir().join(format!("pg_nango_e2e_{name}_{port}"));
-        let status = Command::new(repo_root().join("scripts/cluster.sh"))
-            .arg("start")
-            .arg(&datadir)
-            .arg(port.to_string())
-            .args([
+        let cluster = Cluster::start(
+            &name,
+            true,
+            &[
                 "nango.min_frequency = 1",
                 "nango.script_timeout = 5",
                 "nango.retry_base_delay = 10",
                 "nango.max_concurrent_syncs = 4",
-            ])
-            .status()
-            .expect("run scripts/cluster.sh");
-        assert!(status.success(), "could not start the test cluster");
+            ],
+        );
         unsafe { libc::atexit(stop_cluster) };
-        let cluster = Cluster { port, datadir };
-        let mut client = connect_to(port);
+        let mut client = cluster.connect();
         client
             .batch_execute("CREATE EXTENSION pg_nango")
             .expect("CREATE EXTENSION pg_nango");
+        let providers = std::fs::read_to_string(fixtures_dir().join("providers.yaml"))
+            .expect("fixture providers.yaml");
+        client
+            .query_one("SELECT nango.upsert_providers($1)", &[&providers])
+            .expect("upsert the test providers");
         let (config, files) = fixture();
         client
             .query_one(
@@ -84,17 +125,13 @@ pub fn cluster() -> &'static Cluster {
     })
 }
 
-fn connect_to(port: u16) -> Client {
-    Client::connect(
-        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
-        NoTls,
-    )
-    .expect("connect to the test cluster")
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 /// A new client session on the cluster.
 pub fn connect() -> Client {
-    connect_to(cluster().port)
+    cluster().connect()
 }
 
 /// The mock API, shared by the binary's tests.
@@ -104,7 +141,7 @@ pub fn mock() -> &'static MockServer {
 
 /// `tests/e2e/fixtures`: nango.yaml and the files map for `nango.deploy(config, files)`.
 pub fn fixture() -> (String, Value) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let root = fixtures_dir();
     let config = std::fs::read_to_string(root.join("nango.yaml")).expect("fixture nango.yaml");
     let mut files = BTreeMap::new();
     collect(&root, &root, &mut files);
@@ -136,11 +173,33 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
 /// Creates an API-key connection to the mock API.
 pub fn create_connection(client: &mut Client, integration: &str, connection_id: &str) {
     let credentials = serde_json::json!({"type": "API_KEY", "apiKey": API_KEY});
-    let config = serde_json::json!({"base_url": mock().url()});
+    create_connection_with(client, integration, connection_id, credentials, Value::Null);
+}
+
+/// Creates a connection to the mock API with these credentials; `config` adds to its `base_url`.
+pub fn create_connection_with(
+    client: &mut Client,
+    integration: &str,
+    connection_id: &str,
+    credentials: Value,
+    config: Value,
+) {
+    let mut connection_config = serde_json::json!({"base_url": mock().url()});
+    if let Value::Object(extra) = config {
+        connection_config
+            .as_object_mut()
+            .expect("object")
+            .extend(extra);
+    }
     client
         .execute(
             "SELECT nango.create_connection($1, $2, $3, $4)",
-            &[&integration, &connection_id, &credentials, &config],
+            &[
+                &integration,
+                &connection_id,
+                &credentials,
+                &connection_config,
+            ],
         )
         .expect("create_connection");
 }
