@@ -123,7 +123,7 @@ BEGIN
         RAISE EXCEPTION 'metadata must be a JSON object';
     END IF;
     UPDATE nango.connections c SET metadata = set_metadata.metadata, updated_at = now()
-    WHERE c.id = nango._connection(provider_config_key, connection_id);
+    WHERE c.id = nango._connection(set_metadata.provider_config_key, set_metadata.connection_id);
 END
 $$;
 
@@ -134,7 +134,7 @@ BEGIN
         RAISE EXCEPTION 'metadata must be a JSON object';
     END IF;
     UPDATE nango.connections c SET metadata = c.metadata || update_metadata.metadata, updated_at = now()
-    WHERE c.id = nango._connection(provider_config_key, connection_id);
+    WHERE c.id = nango._connection(update_metadata.provider_config_key, update_metadata.connection_id);
 END
 $$;
 

@@ -143,6 +143,35 @@ CREATE TABLE nango.logs (
 );
 CREATE INDEX logs_by_job ON nango.logs (job, id);
 
+-- A sync's checkpoint for one connection (`nango.saveCheckpoint`): a flat object, kept across runs until the
+-- script clears it or a full resync starts over.
+CREATE TABLE nango.checkpoints (
+    sync        bigint PRIMARY KEY REFERENCES nango.syncs (id) ON DELETE CASCADE,
+    checkpoint  jsonb NOT NULL,
+    version     integer NOT NULL DEFAULT 1,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Deletion detection. A window is open for a model of a sync and connection from `trackDeletesStart` (or
+-- from the start of a run of a `track_deletes: true` sync) until `trackDeletesEnd` (or that run's success);
+-- the ids saved meanwhile are remembered, and at the end the model's other records are marked deleted. An
+-- explicit window survives failed runs; an implicit one lives for one run.
+CREATE TABLE nango.delete_windows (
+    sync           bigint NOT NULL REFERENCES nango.syncs (id) ON DELETE CASCADE,
+    model          text NOT NULL,
+    opened_by_job  bigint,
+    implicit       boolean NOT NULL,
+    opened_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (sync, model)
+);
+CREATE TABLE nango.seen_records (
+    sync         bigint NOT NULL,
+    model        text NOT NULL,
+    external_id  text NOT NULL,
+    PRIMARY KEY (sync, model, external_id),
+    FOREIGN KEY (sync, model) REFERENCES nango.delete_windows (sync, model) ON DELETE CASCADE
+);
+
 -- Records. `cursor` comes from one sequence and is assigned under a per-model lock held to commit, so the
 -- cursor order of a model is its commit order: a reader paging by cursor never skips a committed change.
 CREATE SEQUENCE nango.record_cursor;

@@ -2,9 +2,12 @@
 //! short transaction, so HTTP waits never hold a transaction open and what a run saved stays saved if it
 //! later fails (as in Nango).
 
-use pg_nango_core::script::{Host, SaveOp};
+use std::collections::HashSet;
 
-use super::{exec, one_json};
+use pg_nango_core::script::{Host, SaveOp};
+use serde_json::Value;
+
+use super::{deletes, exec, one_json};
 use crate::txn::run_txn;
 
 /// Largest log message kept, in characters.
@@ -12,7 +15,10 @@ const MAX_LOG_MESSAGE: usize = 10_000;
 
 pub struct SpiHost {
     pub job_id: i64,
+    pub sync_id: i64,
     pub connection: i64,
+    /// Models with an open deletion window: their saved ids are remembered.
+    pub open_windows: HashSet<String>,
 }
 
 /// One batch write. `$1` records (jsonb array), `$2` model, `$3` connection, `$4` job. Returns
@@ -69,6 +75,20 @@ UPDATE nango.jobs SET result = result || jsonb_build_object($2::text, jsonb_buil
     'deleted', coalesce((result -> $2 ->> 'deleted')::bigint, 0) + $5))
 WHERE id = $1";
 
+/// Adds `[added, updated, deleted]` to the job's counts for `model`.
+pub fn add_counts(job: i64, model: &str, counts: [i64; 3]) -> Result<(), String> {
+    exec(
+        COUNT_SQL,
+        &[
+            job.into(),
+            model.into(),
+            counts[0].into(),
+            counts[1].into(),
+            counts[2].into(),
+        ],
+    )
+}
+
 impl Host for SpiHost {
     fn save(&mut self, op: SaveOp, model: &str, records_json: String) -> Result<(), String> {
         let sql = match op {
@@ -76,13 +96,10 @@ impl Host for SpiHost {
             SaveOp::Update => UPDATE_SQL,
             SaveOp::Delete => DELETE_SQL,
         };
-        let (job, connection) = (self.job_id, self.connection);
+        let (job, sync, connection) = (self.job_id, self.sync_id, self.connection);
+        let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
         run_txn(|| {
-            // Held to commit: cursors of a model are handed out in commit order.
-            exec(
-                "SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext($1))",
-                &[model.into()],
-            )?;
+            deletes::lock_model(model)?;
             let counts = one_json(
                 sql,
                 &[
@@ -93,22 +110,11 @@ impl Host for SpiHost {
                 ],
             )?
             .unwrap_or_default();
-            let n = |i: usize| {
-                counts
-                    .get(i)
-                    .and_then(serde_json::Value::as_i64)
-                    .unwrap_or(0)
-            };
-            exec(
-                COUNT_SQL,
-                &[
-                    job.into(),
-                    model.into(),
-                    n(0).into(),
-                    n(1).into(),
-                    n(2).into(),
-                ],
-            )
+            let n = |i: usize| counts.get(i).and_then(Value::as_i64).unwrap_or(0);
+            if remember {
+                deletes::mark_seen(sync, model, &records_json)?;
+            }
+            add_counts(job, model, [n(0), n(1), n(2)])
         })
         .map_err(|e| format!("could not save {model} records: {e}"))
     }
@@ -153,5 +159,119 @@ impl Host for SpiHost {
             "UPDATE nango.connections SET metadata = $2, updated_at = now() WHERE id = $1"
         };
         run_txn(|| exec(sql, &[connection.into(), pgrx::JsonB(value.clone()).into()]))
+    }
+
+    fn lock_credentials(&mut self) -> Result<Value, String> {
+        let connection = self.connection;
+        run_txn(|| {
+            exec(
+                "SELECT pg_advisory_lock(hashtext('pg_nango credentials'), $1::int)",
+                &[connection.into()],
+            )
+        })?;
+        // A new transaction, so a refresh committed while this one waited is seen.
+        let credentials = run_txn(|| {
+            one_json(
+                "SELECT (SELECT credentials FROM nango.credentials WHERE connection = $1)",
+                &[connection.into()],
+            )
+        });
+        match credentials {
+            Ok(credentials) => Ok(credentials.unwrap_or_default()),
+            Err(error) => {
+                self.release_credentials();
+                Err(error)
+            }
+        }
+    }
+
+    fn store_credentials(&mut self, credentials: &Value) -> Result<(), String> {
+        let connection = self.connection;
+        let stored = run_txn(|| {
+            exec(
+                "UPDATE nango.credentials SET credentials = $2, updated_at = now() WHERE connection = $1",
+                &[connection.into(), pgrx::JsonB(credentials.clone()).into()],
+            )
+        })
+        .map_err(|e| format!("could not store the refreshed OAuth2 token: {e}"));
+        self.release_credentials();
+        stored
+    }
+
+    fn release_credentials(&mut self) {
+        let connection = self.connection;
+        let _ = run_txn(|| {
+            exec(
+                "SELECT pg_advisory_unlock(hashtext('pg_nango credentials'), $1::int)",
+                &[connection.into()],
+            )
+        });
+    }
+
+    fn checkpoint(&mut self) -> Result<Value, String> {
+        let sync = self.sync_id;
+        run_txn(|| {
+            one_json(
+                "SELECT (SELECT checkpoint FROM nango.checkpoints WHERE sync = $1)",
+                &[sync.into()],
+            )
+        })
+        .map(Option::unwrap_or_default)
+    }
+
+    fn set_checkpoint(&mut self, checkpoint: Option<&Value>) -> Result<(), String> {
+        let sync = self.sync_id;
+        run_txn(|| {
+            match checkpoint {
+            Some(checkpoint) => exec(
+                "INSERT INTO nango.checkpoints AS c (sync, checkpoint) VALUES ($1, $2)
+                 ON CONFLICT (sync) DO UPDATE SET checkpoint = excluded.checkpoint, version = c.version + 1, updated_at = now()",
+                &[sync.into(), pgrx::JsonB(checkpoint.clone()).into()],
+            ),
+            None => exec("DELETE FROM nango.checkpoints WHERE sync = $1", &[sync.into()]),
+        }
+        })
+    }
+
+    fn track_deletes_start(&mut self, model: &str) -> Result<(), String> {
+        let (sync, job) = (self.sync_id, self.job_id);
+        run_txn(|| deletes::open_window(sync, model, job))?;
+        self.open_windows.insert(model.to_string());
+        Ok(())
+    }
+
+    fn track_deletes_end(&mut self, model: &str) -> Result<Vec<String>, String> {
+        let (sync, connection, job) = (self.sync_id, self.connection, self.job_id);
+        let deleted = run_txn(|| deletes::close_window(sync, model, connection, job))?;
+        self.open_windows.remove(model);
+        deleted.ok_or_else(|| {
+            format!("No track deletes starting point found for model '{model}'; call nango.trackDeletesStart('{model}') first")
+        })
+    }
+
+    fn records_by_ids(
+        &mut self,
+        model: &str,
+        ids: &[String],
+    ) -> Result<serde_json::Map<String, Value>, String> {
+        let connection = self.connection;
+        let found = run_txn(|| {
+            one_json(
+                "SELECT coalesce(jsonb_object_agg(r.external_id,
+                            r.data || jsonb_build_object('_nango_metadata', nango._record_metadata(r))), '{}')
+                 FROM nango.stored_records r
+                 WHERE r.model = $1 AND r.connection = $2
+                   AND r.external_id IN (SELECT jsonb_array_elements_text($3))",
+                &[
+                    model.into(),
+                    connection.into(),
+                    pgrx::JsonB(serde_json::json!(ids)).into(),
+                ],
+            )
+        })?;
+        match found {
+            Some(Value::Object(map)) => Ok(map),
+            _ => Ok(serde_json::Map::new()),
+        }
     }
 }

@@ -7,7 +7,7 @@ use pg_nango_core::records::notify::{RunIdentity, failure_body, success_body};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{exec, one_json};
+use super::{deletes, exec, one_json};
 use crate::guc;
 
 /// Everything a run needs, loaded when its worker claims the job.
@@ -22,8 +22,12 @@ pub struct ClaimedJob {
     pub credentials: Option<Value>,
     pub provider_name: String,
     pub provider: Value,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
     pub sync_name: String,
     pub models: Vec<String>,
+    /// `track_deletes: true`: records a successful run did not see are marked deleted.
+    pub track_deletes: bool,
     pub entry_file: String,
     pub job_type: String,
     pub last_sync_date: Option<String>,
@@ -52,12 +56,17 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
              WHERE j.id = $1 AND j.status = 'QUEUED' RETURNING j.*),
          reset AS (
              UPDATE nango.syncs s SET last_sync_date = NULL FROM claimed j WHERE s.id = j.sync AND j.full_resync
-             RETURNING s.id)
+             RETURNING s.id),
+         cleared_checkpoint AS (
+             DELETE FROM nango.checkpoints c USING claimed j WHERE c.sync = j.sync AND j.full_resync RETURNING 1),
+         cleared_windows AS (
+             DELETE FROM nango.delete_windows w USING claimed j WHERE w.sync = j.sync AND j.full_resync RETURNING 1)
          SELECT jsonb_build_object(
              'job_id', j.id, 'sync_id', s.id, 'connection', c.id, 'connection_id', c.connection_id,
              'provider_config_key', c.provider_config_key, 'connection_config', c.connection_config,
              'credentials', cr.credentials, 'provider_name', i.provider, 'provider', p.definition,
-             'sync_name', sc.name, 'models', to_jsonb(sc.models), 'entry_file', sc.entry_file,
+             'client_id', i.client_id, 'client_secret', sec.client_secret,
+             'sync_name', sc.name, 'models', to_jsonb(sc.models), 'track_deletes', sc.track_deletes, 'entry_file', sc.entry_file,
              'job_type', CASE WHEN sc.sync_type = 'incremental' AND s.last_sync_date IS NOT NULL AND NOT j.full_resync
                               THEN 'INCREMENTAL' ELSE 'INITIAL' END,
              'last_sync_date', CASE WHEN j.full_resync THEN NULL ELSE to_json(s.last_sync_date) #>> '{}' END,
@@ -69,7 +78,8 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
          JOIN nango.connections c ON c.id = s.connection
          JOIN nango.integrations i ON i.unique_key = c.provider_config_key
          JOIN nango.providers p ON p.name = i.provider
-         LEFT JOIN nango.credentials cr ON cr.connection = c.id",
+         LEFT JOIN nango.credentials cr ON cr.connection = c.id
+         LEFT JOIN nango.integration_secrets sec ON sec.unique_key = i.unique_key",
         &[job_id.into()],
     )?;
     let Some(claimed) = claimed else {
@@ -81,11 +91,16 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
         "UPDATE nango.jobs SET type = $2 WHERE id = $1",
         &[job_id.into(), job.job_type.as_str().into()],
     )?;
+    if job.track_deletes {
+        deletes::open_implicit_windows(job.sync_id, &job.models, job_id)?;
+    }
     Ok(Some(job))
 }
 
-/// The successful end of a run: SUCCESS, `lastSyncDate` = the run's start, one notification per model.
+/// The successful end of a run: deletions of `track_deletes`, SUCCESS, `lastSyncDate` = the run's start, one
+/// notification per model.
 pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
+    deletes::close_implicit_windows(job.sync_id, job.connection, job.job_id)?;
     let result = one_json(
         "UPDATE nango.jobs SET status = 'SUCCESS', ended_at = now() WHERE id = $1 AND status = 'RUNNING' RETURNING result",
         &[job.job_id.into()],

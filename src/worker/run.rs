@@ -12,12 +12,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use pg_nango_core::providers::oauth::OAuthClient;
 use pg_nango_core::providers::{ConnectionInfo, Provider};
 use pg_nango_core::script::{ScriptKind, ScriptRun, StoredModule, run_script};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 
 use crate::guc;
+use crate::store::deletes;
 use crate::store::host::SpiHost;
 use crate::store::jobs::{self, ClaimedJob};
 use crate::txn::run_txn;
@@ -63,9 +65,12 @@ fn run_job(job_id: i64) {
         job.provider_config_key, job.sync_name, job.connection_id
     ));
 
+    let open_windows = run_txn(|| deletes::open_windows(job.sync_id)).unwrap_or_default();
     let host = Rc::new(RefCell::new(SpiHost {
         job_id,
+        sync_id: job.sync_id,
         connection: job.connection,
+        open_windows: open_windows.into_iter().collect(),
     }));
     let cancelled: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(|| {
         if BackgroundWorker::sigterm_received() {
@@ -138,6 +143,13 @@ fn script_run(job: &ClaimedJob) -> ScriptRun {
             provider_config_key: job.provider_config_key.clone(),
             connection_config: job.connection_config.clone(),
             credentials: job.credentials.clone().unwrap_or_default(),
+        },
+        oauth_client: match (&job.client_id, &job.client_secret) {
+            (Some(client_id), Some(client_secret)) => Some(OAuthClient {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            }),
+            _ => None,
         },
         last_sync_date: job.last_sync_date.clone(),
         models: job.models.clone(),

@@ -24,6 +24,9 @@ fn wake_scheduler_at_commit() {
     )
     .ok()
     .flatten();
+    // The scheduler's own writes need no wake-up: it acts on them in the same pass. Waking itself would
+    // also make it spin, since statement triggers fire for statements that change no row.
+    let scheduler = scheduler.filter(|pid| *pid != unsafe { pg_sys::MyProcPid });
     register_xact_callback(PgXactCallbackEvent::Commit, move || {
         ARMED.store(false, Ordering::Relaxed);
         if let Some(pid) = scheduler {

@@ -40,6 +40,13 @@ impl Host for MemoryHost {
         self.metadata = serde_json::from_str(json).unwrap();
         Ok(())
     }
+    fn lock_credentials(&mut self) -> Result<Value, String> {
+        Err("no refresh in these tests".into())
+    }
+    fn store_credentials(&mut self, _credentials: &Value) -> Result<(), String> {
+        Err("no refresh in these tests".into())
+    }
+    fn release_credentials(&mut self) {}
 }
 
 fn server() -> &'static MockServer {
@@ -77,6 +84,7 @@ fn run(
         modules: Rc::new(modules),
         provider_name: "demo".into(),
         provider,
+        oauth_client: None,
         connection: ConnectionInfo {
             connection_id: "c1".into(),
             provider_config_key: "demo".into(),

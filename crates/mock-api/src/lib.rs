@@ -6,9 +6,17 @@
 //!   serves it cursor-paginated the same way;
 //! - `GET /status/{code}`: answers with that status; `GET /slow?ms=`: answers after a delay;
 //! - `ANY /echo`: returns the request it got (method, path, query, headers, body);
-//! - `GET /_admin/requests`: the requests served so far (method, path, query, authorization present).
+//! - `GET /_admin/requests`: the requests served so far (method, path, query, authorization present);
+//! - `GET /paged/link/{name}?page=&per_page=`: a dataset as a bare array with a `Link: <…>; rel="next"`
+//!   header; `GET /paged/link-body/{name}?page=&per_page=`: `{items, next}` with the next page's URL in the
+//!   body; `GET /paged/offset/{name}?offset=&limit=`: `{results}`;
+//! - `GET /flaky/{key}?fail=N&status=S&retry_after=SECS&reset_in=SECS`: the first N calls for `key` answer
+//!   `S` (with a `retry-after` or an `x-ratelimit-reset` epoch header when asked), then 200;
+//! - `POST /oauth/token`: OAuth2 refresh (`grant_type=refresh_token`, form body) for client
+//!   [`OAUTH_CLIENT_ID`]/[`OAUTH_CLIENT_SECRET`]; issues `at-N`/`rt-N`, valid one hour, after a short delay.
 //!
-//! Every route outside `/_admin` and `/echo` requires `authorization: Bearer <api key>`.
+//! Every route outside `/_admin`, `/echo`, `/status`, `/slow` and `/oauth` requires
+//! `authorization: Bearer <api key>` or a token issued by `/oauth/token`.
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -25,23 +33,38 @@ use std::time::Duration;
 pub const DEFAULT_API_KEY: &str = "demo-key";
 /// How many demo tickets `/tickets` serves.
 pub const DEMO_TICKETS: usize = 250;
+/// The OAuth2 client `/oauth/token` accepts.
+pub const OAUTH_CLIENT_ID: &str = "client-id";
+pub const OAUTH_CLIENT_SECRET: &str = "client-secret";
 
 #[derive(Default)]
 struct Shared {
     api_key: String,
     datasets: Mutex<HashMap<String, Arc<Vec<Value>>>>,
     requests: Mutex<Vec<Value>>,
+    /// Calls so far per `/flaky` key.
+    flaky: Mutex<HashMap<String, u32>>,
+    /// Access tokens issued by `/oauth/token`.
+    tokens: Mutex<Vec<String>>,
 }
 
 type AppState = Arc<Shared>;
 
 /// The API's routes, with `api_key` as the only accepted bearer token.
 pub fn router(api_key: &str) -> Router {
-    let state = Arc::new(Shared {
+    routes(Arc::new(Shared {
         api_key: api_key.to_string(),
         ..Shared::default()
-    });
+    }))
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
+        .route("/paged/link/{name}", get(paged_link))
+        .route("/paged/link-body/{name}", get(paged_link_body))
+        .route("/paged/offset/{name}", get(paged_offset))
+        .route("/flaky/{key}", get(flaky))
+        .route("/oauth/token", axum::routing::post(oauth_token))
         .route("/tickets", get(tickets))
         .route("/datasets/{name}", get(dataset))
         .route("/status/{code}", get(status))
@@ -55,6 +78,7 @@ pub fn router(api_key: &str) -> Router {
 /// A server running on its own thread.
 pub struct MockServer {
     pub addr: SocketAddr,
+    state: AppState,
 }
 
 impl MockServer {
@@ -63,7 +87,11 @@ impl MockServer {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let app = router(api_key);
+        let state = Arc::new(Shared {
+            api_key: api_key.to_string(),
+            ..Shared::default()
+        });
+        let app = routes(state.clone());
         std::thread::Builder::new()
             .name("mock-api".into())
             .spawn(move || {
@@ -77,7 +105,26 @@ impl MockServer {
                     axum::serve(listener, app).await.expect("mock API server");
                 });
             })?;
-        Ok(MockServer { addr })
+        Ok(MockServer { addr, state })
+    }
+
+    /// Stores (or replaces) a dataset served by `/datasets/{name}` and `/paged/*/{name}`.
+    pub fn set_dataset(&self, name: &str, items: Vec<Value>) {
+        self.state
+            .datasets
+            .lock()
+            .expect("datasets lock")
+            .insert(name.to_string(), Arc::new(items));
+    }
+
+    /// The requests served so far, oldest first: `{method, path, query, authorized}`.
+    pub fn requests(&self) -> Vec<Value> {
+        self.state.requests.lock().expect("requests lock").clone()
+    }
+
+    /// How many tokens `/oauth/token` has issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.state.tokens.lock().expect("tokens lock").len()
     }
 
     /// `http://127.0.0.1:<port>`
@@ -112,8 +159,20 @@ pub fn demo_tickets() -> Vec<Value> {
 }
 
 fn authorized(state: &Shared, headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok())
-        == Some(format!("Bearer {}", state.api_key).as_str())
+    let Some(token) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    token == state.api_key
+        || state
+            .tokens
+            .lock()
+            .expect("tokens lock")
+            .iter()
+            .any(|t| t == token)
 }
 
 fn record(
@@ -263,5 +322,190 @@ async fn requests(State(state): State<AppState>) -> Response {
     Json(Value::Array(
         state.requests.lock().expect("requests lock").clone(),
     ))
+    .into_response()
+}
+
+/// The dataset `name` after an auth check, or the error response.
+fn guarded_dataset(
+    state: &Shared,
+    path: &str,
+    name: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Arc<Vec<Value>>, Response> {
+    record(state, "GET", path, query, headers);
+    if !authorized(state, headers) {
+        return Err(unauthorized());
+    }
+    state
+        .datasets
+        .lock()
+        .expect("datasets lock")
+        .get(name)
+        .cloned()
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": format!("no dataset {name}")})),
+            )
+                .into_response()
+        })
+}
+
+fn number(query: &HashMap<String, String>, name: &str, default: usize) -> usize {
+    query
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Page `page` (1-based) of `per_page` items, and whether another page follows.
+fn numbered_page(items: &[Value], page: usize, per_page: usize) -> (Vec<Value>, bool) {
+    let start = (page.max(1) - 1) * per_page.max(1);
+    let end = (start + per_page.max(1)).min(items.len());
+    (
+        items.get(start..end).unwrap_or(&[]).to_vec(),
+        end < items.len(),
+    )
+}
+
+async fn paged_link(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/paged/link/{name}");
+    let items = match guarded_dataset(&state, &path, &name, &query, &headers) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    let (page, per_page) = (number(&query, "page", 1), number(&query, "per_page", 30));
+    let (data, more) = numbered_page(&items, page, per_page);
+    let mut response = Json(Value::Array(data)).into_response();
+    if more {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let link = format!(
+            "<http://{host}{path}?page={}&per_page={per_page}>; rel=\"next\", <http://{host}{path}?page=1&per_page={per_page}>; rel=\"first\"",
+            page + 1
+        );
+        response
+            .headers_mut()
+            .insert("link", link.parse().expect("link header"));
+    }
+    response
+}
+
+async fn paged_link_body(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/paged/link-body/{name}");
+    let items = match guarded_dataset(&state, &path, &name, &query, &headers) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    let (page, per_page) = (number(&query, "page", 1), number(&query, "per_page", 30));
+    let (data, more) = numbered_page(&items, page, per_page);
+    let next = more.then(|| format!("{path}?page={}&per_page={per_page}", page + 1));
+    Json(json!({"items": data, "paging": {"next": next}})).into_response()
+}
+
+async fn paged_offset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/paged/offset/{name}");
+    let items = match guarded_dataset(&state, &path, &name, &query, &headers) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    let (offset, limit) = (number(&query, "offset", 0), number(&query, "limit", 30));
+    let end = (offset + limit).min(items.len());
+    let data = items.get(offset..end).unwrap_or(&[]).to_vec();
+    Json(json!({"results": data})).into_response()
+}
+
+async fn flaky(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, "GET", &format!("/flaky/{key}"), &query, &headers);
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let calls = {
+        let mut flaky = state.flaky.lock().expect("flaky lock");
+        let calls = flaky.entry(key).or_insert(0);
+        *calls += 1;
+        *calls
+    };
+    if calls as usize > number(&query, "fail", 0) {
+        return Json(json!({"ok": true, "calls": calls})).into_response();
+    }
+    let status = StatusCode::from_u16(number(&query, "status", 500) as u16)
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response =
+        (status, Json(json!({"error": "try again", "calls": calls}))).into_response();
+    if let Some(after) = query.get("retry_after") {
+        response
+            .headers_mut()
+            .insert("retry-after", after.parse().expect("retry-after header"));
+    }
+    if let Some(reset_in) = query.get("reset_in").and_then(|v| v.parse::<u64>().ok()) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        response.headers_mut().insert(
+            "x-ratelimit-reset",
+            (now + reset_in).to_string().parse().expect("reset header"),
+        );
+    }
+    response
+}
+
+async fn oauth_token(
+    State(state): State<AppState>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    if field("client_id") != OAUTH_CLIENT_ID || field("client_secret") != OAUTH_CLIENT_SECRET {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    if field("grant_type") != "refresh_token" || !field("refresh_token").starts_with("rt-") {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
+    }
+    // Long enough for two concurrent refreshes to overlap if nothing serialises them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let n = {
+        let mut tokens = state.tokens.lock().expect("tokens lock");
+        let n = tokens.len() + 1;
+        tokens.push(format!("at-{n}"));
+        n
+    };
+    Json(json!({
+        "access_token": format!("at-{n}"),
+        "refresh_token": format!("rt-{n}"),
+        "token_type": "bearer",
+        "expires_in": 3600,
+    }))
     .into_response()
 }

@@ -54,12 +54,14 @@ impl Cluster {
         )
     }
 
-    /// Stops the cluster (fast shutdown).
+    /// Stops the cluster (fast shutdown) and removes its files.
     pub fn stop(&self) {
         let _ = Command::new(repo_root().join("scripts/cluster.sh"))
             .arg("stop")
             .arg(&self.datadir)
             .status();
+        let _ = std::fs::remove_dir_all(&self.datadir);
+        let _ = std::fs::remove_file(self.datadir.with_extension("initdb.log"));
     }
 }
 
@@ -71,6 +73,7 @@ fn repo_root() -> PathBuf {
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static READY: OnceLock<()> = OnceLock::new();
 static MOCK: OnceLock<MockServer> = OnceLock::new();
 
 extern "C" fn stop_cluster() {
@@ -86,10 +89,10 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// The binary's cluster, started on first use, with the extension created, the test providers added and
-/// the fixture deployed.
+/// The binary's cluster, started on first use (and stopped at exit, also when setting it up fails), with
+/// the extension created, the test providers added and the fixture deployed.
 pub fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(|| {
+    let cluster = CLUSTER.get_or_init(|| {
         let name = std::env::current_exe()
             .ok()
             .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
@@ -105,24 +108,29 @@ pub fn cluster() -> &'static Cluster {
             ],
         );
         unsafe { libc::atexit(stop_cluster) };
-        let mut client = cluster.connect();
-        client
-            .batch_execute("CREATE EXTENSION pg_nango")
-            .expect("CREATE EXTENSION pg_nango");
-        let providers = std::fs::read_to_string(fixtures_dir().join("providers.yaml"))
-            .expect("fixture providers.yaml");
-        client
-            .query_one("SELECT nango.upsert_providers($1)", &[&providers])
-            .expect("upsert the test providers");
-        let (config, files) = fixture();
-        client
-            .query_one(
-                "SELECT nango.deploy($1::text, $2::jsonb)",
-                &[&config, &files],
-            )
-            .expect("deploy the fixture");
         cluster
-    })
+    });
+    READY.get_or_init(|| set_up(cluster));
+    cluster
+}
+
+fn set_up(cluster: &Cluster) {
+    let mut client = cluster.connect();
+    client
+        .batch_execute("CREATE EXTENSION pg_nango")
+        .expect("CREATE EXTENSION pg_nango");
+    let providers = std::fs::read_to_string(fixtures_dir().join("providers.yaml"))
+        .expect("fixture providers.yaml");
+    client
+        .query_one("SELECT nango.upsert_providers($1)", &[&providers])
+        .expect("upsert the test providers");
+    let (config, files) = fixture();
+    client
+        .query_one(
+            "SELECT nango.deploy($1::text, $2::jsonb)",
+            &[&config, &files],
+        )
+        .expect("deploy the fixture");
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -244,4 +252,66 @@ pub fn wait_first_job(client: &mut Client, connection_id: &str) -> i64 {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("no job was queued for {connection_id}");
+}
+
+/// Creates a connection to the mock API with this metadata.
+pub fn create_connection_with_metadata(
+    client: &mut Client,
+    integration: &str,
+    connection_id: &str,
+    metadata: &Value,
+) {
+    create_connection(client, integration, connection_id);
+    set_metadata(client, integration, connection_id, metadata);
+}
+
+/// Replaces a connection's metadata.
+pub fn set_metadata(client: &mut Client, integration: &str, connection_id: &str, metadata: &Value) {
+    client
+        .execute(
+            "SELECT nango.set_metadata($1, $2, $3)",
+            &[&integration, &connection_id, metadata],
+        )
+        .expect("set_metadata");
+}
+
+/// A job's script logs as (level, message, payload), oldest first.
+pub fn job_logs(client: &mut Client, job: i64) -> Vec<(String, String, Option<Value>)> {
+    client
+        .query(
+            "SELECT level, message, payload FROM nango.logs WHERE job = $1 ORDER BY id",
+            &[&job],
+        )
+        .expect("logs")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
+}
+
+/// A job's `(status, result, error)`.
+pub fn job_outcome(client: &mut Client, job: i64) -> (String, Value, Option<Value>) {
+    let row = client
+        .query_one(
+            "SELECT status, result, error FROM nango.jobs WHERE id = $1",
+            &[&job],
+        )
+        .expect("job row");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// `(id, last_action)` of a connection's records of `model`, by id.
+pub fn record_actions(
+    client: &mut Client,
+    model: &str,
+    connection_id: &str,
+) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT id, _nango_metadata ->> 'last_action' FROM nango.records($1, connection_id => $2) ORDER BY id",
+            &[&model, &connection_id],
+        )
+        .expect("records")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
 }

@@ -115,3 +115,73 @@ fn upsert_providers_adds_and_replaces_entries() {
         .get(0);
     assert_eq!(base_url, "https://api.acme.test");
 }
+
+#[test]
+fn an_expiring_oauth_token_is_refreshed_once_for_concurrent_runs() {
+    let mut client = connect();
+    client
+        .execute(
+            "SELECT nango.create_integration('echo', 'e2e-echo', $1, $2)",
+            &[
+                &pg_nango_mock_api::OAUTH_CLIENT_ID,
+                &pg_nango_mock_api::OAUTH_CLIENT_SECRET,
+            ],
+        )
+        .unwrap();
+    let expires_soon = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
+    create_connection_with(
+        &mut client,
+        "echo",
+        "echo-refresh",
+        json!({"type": "OAUTH2", "access_token": "old-token", "refresh_token": "rt-0", "expires_at": expires_soon}),
+        json!({"tenant": "acme"}),
+    );
+    let issued_before = mock().tokens_issued();
+
+    // Two syncs of the same connection start together; both find the token about to expire.
+    let jobs: Vec<i64> = ["whoami", "whoami-too"]
+        .iter()
+        .map(|sync| {
+            client
+                .query_one(
+                    "SELECT nango.trigger_sync('echo', $1, 'echo-refresh')",
+                    &[sync],
+                )
+                .unwrap()
+                .get(0)
+        })
+        .collect();
+    for job in &jobs {
+        let status: String = client
+            .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[job])
+            .unwrap()
+            .get(0);
+        assert_eq!(status, "SUCCESS");
+    }
+    assert_eq!(mock().tokens_issued(), issued_before + 1);
+
+    let stored: serde_json::Value = client
+        .query_one(
+            "SELECT cr.credentials FROM nango.credentials cr JOIN nango.connections c ON c.id = cr.connection
+             WHERE c.connection_id = 'echo-refresh'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let token = stored["access_token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("at-"), "{stored}");
+    assert!(stored["refresh_token"].as_str().unwrap().starts_with("rt-"));
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(stored["expires_at"].as_str().unwrap()).unwrap();
+    assert!(expires_at > chrono::Utc::now() + chrono::Duration::minutes(50));
+    for model in ["Echo", "EchoToo"] {
+        let seen: serde_json::Value = client
+            .query_one(
+                "SELECT data FROM nango.records($1, connection_id => 'echo-refresh')",
+                &[&model],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(seen["authorization"], format!("Bearer {token}"), "{model}");
+    }
+}

@@ -338,6 +338,19 @@ impl Ctx<'_> {
         };
         let track_deletes =
             self.bool_field(body, "track_deletes", false, &child(path, "track_deletes"))?;
+        // Deletion detection marks everything a run did not see as deleted, which is only right when the
+        // run fetches everything. v2 refuses the combination (as Nango's current definitions do); v1 has
+        // no sync_type key, so a v1 sync that asks for it is a full sync.
+        let sync_type = match sync_type {
+            SyncType::Incremental if track_deletes && v2 => {
+                return Err(self.error(
+                    &child(path, "track_deletes"),
+                    &format!("sync {name}: track_deletes cannot be used with sync_type: incremental (an incremental run does not see every record); use sync_type: full, or trackDeletesStart/trackDeletesEnd in the script"),
+                ));
+            }
+            SyncType::Incremental if track_deletes => SyncType::Full,
+            other => other,
+        };
         let auto_start = self.bool_field(body, "auto_start", true, &child(path, "auto_start"))?;
         let description = self.description(body, &child(path, "description"))?;
         let endpoints = match body.get("endpoint") {

@@ -2,6 +2,7 @@
 //! parameters, retry and rate-limit headers, pagination defaults — and the rules that turn a script's proxy
 //! call into an HTTP request with the connection's credentials.
 
+pub mod oauth;
 pub mod request;
 pub mod retry;
 mod template;
@@ -19,8 +20,20 @@ pub struct Provider {
     pub display_name: Option<String>,
     #[serde(default)]
     pub auth_mode: Option<String>,
+    /// Where OAuth2 tokens are refreshed: a URL template, or one per auth mode (`{OAUTH2: …}`).
     #[serde(default)]
-    pub token_url: Option<String>,
+    pub token_url: Option<serde_json::Value>,
+    /// Extra form fields of a refresh request (Nango's `refresh_params`, else `token_params`).
+    #[serde(default)]
+    pub refresh_params: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub token_params: Option<BTreeMap<String, String>>,
+    /// `basic` sends the client id and secret as HTTP Basic auth instead of in the body.
+    #[serde(default)]
+    pub token_request_auth_method: Option<String>,
+    /// Seconds before expiry at which a token is refreshed (default 15 minutes).
+    #[serde(default)]
+    pub token_expiration_buffer: Option<u64>,
     #[serde(default)]
     pub proxy: Option<ProviderProxy>,
     #[serde(flatten)]

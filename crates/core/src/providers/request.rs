@@ -143,7 +143,7 @@ pub fn build_request(
 
 /// The names a provider template may use: `connectionConfig.*`, `credentials.*`, and the credential fields
 /// themselves (`apiKey`, `username`, `password`, `accessToken`).
-fn template_values(connection: &ConnectionInfo) -> Value {
+pub(crate) fn template_values(connection: &ConnectionInfo) -> Value {
     let mut values = Map::new();
     if let Value::Object(credentials) = &connection.credentials {
         for (key, value) in credentials {

@@ -55,7 +55,8 @@ pub async fn send_with_retries(
     }
 }
 
-async fn send_once(
+/// Sends `request` once.
+pub async fn send_once(
     client: &reqwest::Client,
     request: &PreparedRequest,
 ) -> Result<HttpResponse, String> {

@@ -24,6 +24,7 @@ use rquickjs::{
 };
 use serde_json::json;
 
+use crate::providers::oauth::{OAuthClient, needs_refresh, refresh_request, refreshed_credentials};
 use crate::providers::{ConnectionInfo, Provider, ProxyCall, build_request};
 pub use modules::{ModuleMap, StoredModule};
 
@@ -39,6 +40,9 @@ pub enum SaveOp {
 }
 
 /// The script's window on Postgres. Every call runs on the run's thread, between two awaits.
+///
+/// The calls only a sync makes (checkpoints, deletion windows, stored records) default to an error, so a
+/// host for actions leaves them out.
 pub trait Host {
     /// Writes one validated batch (a JSON array of records) of `model`.
     fn save(&mut self, op: SaveOp, model: &str, records_json: String) -> Result<(), String>;
@@ -48,6 +52,95 @@ pub trait Host {
     fn metadata(&mut self) -> Result<String, String>;
     /// Replaces (`merge = false`) or shallow-merges the connection's metadata.
     fn set_metadata(&mut self, metadata_json: &str, merge: bool) -> Result<(), String>;
+    /// Starts an OAuth2 refresh of the connection: takes a lock that serialises refreshes (held until
+    /// [`Host::store_credentials`] or [`Host::release_credentials`]) and returns the credentials as they are
+    /// now, since another run may have refreshed them while this one waited.
+    fn lock_credentials(&mut self) -> Result<serde_json::Value, String>;
+    /// Stores refreshed credentials and releases the lock.
+    fn store_credentials(&mut self, credentials: &serde_json::Value) -> Result<(), String>;
+    /// Releases the lock without storing anything.
+    fn release_credentials(&mut self);
+    /// The sync's checkpoint for this connection (JSON `null` when there is none).
+    fn checkpoint(&mut self) -> Result<serde_json::Value, String> {
+        Err(SYNC_ONLY.into())
+    }
+    /// Stores the checkpoint (`Some`) or clears it (`None`).
+    fn set_checkpoint(&mut self, _checkpoint: Option<&serde_json::Value>) -> Result<(), String> {
+        Err(SYNC_ONLY.into())
+    }
+    /// Opens a deletion window for `model` unless one is open (it may come from an earlier run).
+    fn track_deletes_start(&mut self, _model: &str) -> Result<(), String> {
+        Err(SYNC_ONLY.into())
+    }
+    /// Closes the window of `model`: its records not saved since the window opened are marked deleted.
+    /// Returns their ids.
+    fn track_deletes_end(&mut self, _model: &str) -> Result<Vec<String>, String> {
+        Err(SYNC_ONLY.into())
+    }
+    /// The stored records of `model` among `ids`, as id → record (with `_nango_metadata`).
+    fn records_by_ids(
+        &mut self,
+        _model: &str,
+        _ids: &[String],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        Err(SYNC_ONLY.into())
+    }
+}
+
+const SYNC_ONLY: &str = "this call is only available in a sync";
+
+/// The synchronous host calls `sdk.js` makes through `host.call(op, argsJson)`: the arguments come as a JSON
+/// array and the result goes back as JSON text.
+fn dispatch(
+    host: &mut dyn Host,
+    connection: &ConnectionInfo,
+    op: &str,
+    args: &str,
+) -> Result<String, String> {
+    let args: Vec<serde_json::Value> =
+        serde_json::from_str(args).map_err(|e| format!("invalid arguments to {op}: {e}"))?;
+    let text = |i: usize| args.get(i).and_then(|v| v.as_str()).unwrap_or_default();
+    let result = match op {
+        "getMetadata" => serde_json::from_str(&host.metadata()?).unwrap_or_default(),
+        "setMetadata" | "updateMetadata" => {
+            let metadata = args.first().cloned().unwrap_or_default();
+            host.set_metadata(&metadata.to_string(), op == "updateMetadata")?;
+            serde_json::Value::Null
+        }
+        "getConnection" => json!({
+            "connection_id": connection.connection_id,
+            "provider_config_key": connection.provider_config_key,
+            "connection_config": connection.connection_config,
+            "credentials": connection.credentials,
+            "metadata": serde_json::from_str::<serde_json::Value>(&host.metadata()?).unwrap_or_default(),
+        }),
+        "getCheckpoint" => host.checkpoint()?,
+        "saveCheckpoint" => {
+            host.set_checkpoint(args.first())?;
+            serde_json::Value::Null
+        }
+        "clearCheckpoint" => {
+            host.set_checkpoint(None)?;
+            serde_json::Value::Null
+        }
+        "trackDeletesStart" => {
+            host.track_deletes_start(text(0))?;
+            serde_json::Value::Null
+        }
+        "trackDeletesEnd" => json!(host.track_deletes_end(text(0))?),
+        "getRecordsByIds" => {
+            let ids: Vec<String> = args
+                .get(1)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_string))
+                .collect();
+            serde_json::Value::Object(host.records_by_ids(text(0), &ids)?)
+        }
+        _ => return Err(format!("unknown host call {op}")),
+    };
+    Ok(result.to_string())
 }
 
 /// Sync or action.
@@ -75,6 +168,8 @@ pub struct ScriptRun {
     pub provider_name: String,
     pub provider: Provider,
     pub connection: ConnectionInfo,
+    /// The integration's OAuth2 client, for refreshing tokens.
+    pub oauth_client: Option<OAuthClient>,
     /// ISO time of the start of the last successful run.
     pub last_sync_date: Option<String>,
     /// The models a sync may write.
@@ -332,8 +427,8 @@ async fn execute<'js>(
     }
 }
 
-/// The native functions under `sdk.js`: `request` (async), `save`, `log`, `getMetadata`, `setMetadata`,
-/// `getConnection`.
+/// The native functions under `sdk.js`: `request` (async), `save`, `log`, and `call` for the other
+/// synchronous host calls (see [`dispatch`]).
 fn host_functions<'js>(
     ctx: &Ctx<'js>,
     run: &ScriptRun,
@@ -341,11 +436,13 @@ fn host_functions<'js>(
     client: reqwest::Client,
 ) -> rquickjs::Result<Object<'js>> {
     let object = Object::new(ctx.clone())?;
+    let connection = Rc::new(RefCell::new(run.connection.clone()));
     let proxy = Rc::new((
         run.provider.clone(),
-        run.connection.clone(),
+        run.oauth_client.clone(),
         run.limits.retry_base_delay,
     ));
+    let request_connection = connection.clone();
 
     let request_host = host.clone();
     object.set(
@@ -356,11 +453,15 @@ fn host_functions<'js>(
                 let proxy = proxy.clone();
                 let client = client.clone();
                 let host = request_host.clone();
+                let connection = request_connection.clone();
                 async move {
-                    let (provider, connection, base_delay) = &*proxy;
+                    let (provider, oauth_client, base_delay) = &*proxy;
                     let call: ProxyCall = serde_json::from_str(&call_json)
                         .map_err(|e| Exception::throw_message(&ctx, &format!("invalid proxy configuration: {e}")))?;
-                    let request = build_request(provider, connection, &call).map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
+                    let connection = fresh_connection(&client, provider, oauth_client.as_ref(), &connection, &host)
+                        .await
+                        .map_err(|e| Exception::throw_message(&ctx, &e))?;
+                    let request = build_request(provider, &connection, &call).map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
                     let mut on_retry = |reason: &str, wait: Duration, attempt: u32| {
                         host.borrow_mut().log(
                             "warn",
@@ -413,59 +514,68 @@ fn host_functions<'js>(
         )?,
     )?;
 
-    let metadata_host = host.clone();
+    let call_host = host;
     object.set(
-        "getMetadata",
+        "call",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
-                metadata_host
-                    .borrow_mut()
-                    .metadata()
+            move |ctx: Ctx<'js>, op: String, args: String| -> rquickjs::Result<String> {
+                let connection = connection.borrow().clone();
+                dispatch(&mut *call_host.borrow_mut(), &connection, &op, &args)
                     .map_err(|e| Exception::throw_message(&ctx, &e))
-            },
-        )?,
-    )?;
-
-    let set_metadata_host = host.clone();
-    object.set(
-        "setMetadata",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, metadata: String, merge: bool| -> rquickjs::Result<()> {
-                set_metadata_host
-                    .borrow_mut()
-                    .set_metadata(&metadata, merge)
-                    .map_err(|e| Exception::throw_message(&ctx, &e))
-            },
-        )?,
-    )?;
-
-    let connection_host = host;
-    let connection = run.connection.clone();
-    object.set(
-        "getConnection",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
-                let metadata = connection_host
-                    .borrow_mut()
-                    .metadata()
-                    .map_err(|e| Exception::throw_message(&ctx, &e))?;
-                let metadata: serde_json::Value =
-                    serde_json::from_str(&metadata).unwrap_or_default();
-                Ok(json!({
-                    "connection_id": connection.connection_id,
-                    "provider_config_key": connection.provider_config_key,
-                    "connection_config": connection.connection_config,
-                    "credentials": connection.credentials,
-                    "metadata": metadata,
-                })
-                .to_string())
             },
         )?,
     )?;
     Ok(object)
+}
+
+/// The connection with usable credentials: an OAuth2 token about to expire is refreshed first, at most one
+/// refresh at a time per connection (the host's lock); a run that waited for another's refresh uses its
+/// result.
+async fn fresh_connection(
+    client: &reqwest::Client,
+    provider: &Provider,
+    oauth_client: Option<&OAuthClient>,
+    connection: &RefCell<ConnectionInfo>,
+    host: &RefCell<dyn Host>,
+) -> Result<ConnectionInfo, String> {
+    let mut current = connection.borrow().clone();
+    if !needs_refresh(&current.credentials, provider, chrono::Utc::now()) {
+        return Ok(current);
+    }
+    let oauth_client = oauth_client.ok_or(
+        "the OAuth2 token is about to expire and the integration has no client id and secret to refresh it; set them with nango.create_integration",
+    )?;
+    current.credentials = host.borrow_mut().lock_credentials()?;
+    if !needs_refresh(&current.credentials, provider, chrono::Utc::now()) {
+        host.borrow_mut().release_credentials();
+        *connection.borrow_mut() = current.clone();
+        return Ok(current);
+    }
+    let refreshed = async {
+        let request = refresh_request(provider, &current, oauth_client)?;
+        let response = http::send_once(client, &request).await?;
+        if response.status >= 400 {
+            return Err(format!(
+                "refreshing the OAuth2 token failed: the token endpoint answered HTTP {}",
+                response.status
+            ));
+        }
+        refreshed_credentials(&current.credentials, &response.body, chrono::Utc::now())
+    }
+    .await;
+    match refreshed {
+        Ok(credentials) => {
+            host.borrow_mut().store_credentials(&credentials)?;
+            current.credentials = credentials;
+            *connection.borrow_mut() = current.clone();
+            Ok(current)
+        }
+        Err(error) => {
+            host.borrow_mut().release_credentials();
+            Err(error)
+        }
+    }
 }
 
 /// `{status, headers, data}` with `data` parsed as JSON by the engine when it is JSON, else text.

@@ -1,5 +1,6 @@
 // The `nango` object a script receives, built over a few native functions (`host`): request (the provider
-// proxy, async), save (records), log, and connection metadata. Everything Nango's SDK does in TypeScript that
+// proxy, async), save (records), log, and call (metadata, connection, checkpoints, deletion windows, stored
+// records; arguments and result as JSON). Everything Nango's SDK does in TypeScript that
 // needs no Postgres or network lives here, in plain JavaScript.
 
 export class ActionError extends Error {
@@ -79,10 +80,7 @@ export function createNango(host, context) {
 
     function validateBatch(records, model, method) {
         if (!Array.isArray(records)) throw new Error(`nango.${method}: records must be an array`);
-        if (typeof model !== 'string' || model === '') throw new Error(`nango.${method}: the model name is required`);
-        if (models.length > 0 && !models.includes(model)) {
-            throw new Error(`nango.${method}: the model '${model}' is not included in the declared sync models (${models.join(', ')})`);
-        }
+        checkModel(model, method);
         const byId = new Map();
         records.forEach((record, index) => {
             if (record === null || typeof record !== 'object' || Array.isArray(record)) {
@@ -115,8 +113,12 @@ export function createNango(host, context) {
     }
 
     async function* paginate(config) {
+        // The provider's defaults, then the call's settings. Defaults written for another pagination type
+        // (say the provider pages by cursor and the call asks for link) do not apply; Nango merges them
+        // regardless, which lends e.g. a cursor's response_path to a link pagination.
         const defaults = context.paginate || {};
-        const options = { ...defaults, ...(config.paginate || {}) };
+        const own = config.paginate || {};
+        const options = own.type && defaults.type && own.type !== defaults.type ? { ...own } : { ...defaults, ...own };
         if (!options.type) throw new Error('nango.paginate: no pagination type is configured for this provider; pass paginate: { type }');
         const method = (config.method || 'GET').toUpperCase();
         const inBody = options.in_body ?? ['POST', 'PUT', 'PATCH'].includes(method);
@@ -160,10 +162,10 @@ export function createNango(host, context) {
                 if (!next || next === previous) return;
                 previous = next;
                 delete request.params;
-                if (/^https?:\/\//.test(next)) {
-                    const url = new URL(next);
-                    request.baseUrlOverride = url.origin;
-                    request.endpoint = url.pathname + url.search;
+                const absolute = String(next).match(/^(https?:\/\/[^/?#]+)(.*)$/);
+                if (absolute) {
+                    request.baseUrlOverride = absolute[1];
+                    request.endpoint = absolute[2] || '/';
                 } else {
                     request.endpoint = next;
                 }
@@ -198,6 +200,50 @@ export function createNango(host, context) {
         host.log(level, text === undefined ? String(message) : text, payload === undefined ? null : JSON.stringify(payload));
     }
 
+    const call = (op, ...args) => JSON.parse(host.call(op, JSON.stringify(args)));
+
+    function checkModel(model, method) {
+        if (typeof model !== 'string' || model === '') throw new Error(`nango.${method}: the model name is required`);
+        if (models.length > 0 && !models.includes(model)) {
+            throw new Error(`nango.${method}: the model '${model}' is not included in the declared sync models (${models.join(', ')})`);
+        }
+    }
+
+    function checkCheckpoint(checkpoint) {
+        if (checkpoint === null || typeof checkpoint !== 'object' || Array.isArray(checkpoint)) {
+            throw new Error('nango.saveCheckpoint: the checkpoint must be an object');
+        }
+        for (const [key, value] of Object.entries(checkpoint)) {
+            if (!['string', 'number', 'boolean'].includes(typeof value)) {
+                throw new Error(`nango.saveCheckpoint: checkpoint field '${key}' must be a string, number or boolean`);
+            }
+        }
+    }
+
+    async function getRecordsByIds(ids, model) {
+        ensureSync('getRecordsByIds');
+        checkModel(model, 'getRecordsByIds');
+        if (!Array.isArray(ids)) throw new Error('nango.getRecordsByIds: ids must be an array');
+        const found = call('getRecordsByIds', model, ids.map(String));
+        const records = new Map();
+        for (const id of ids) {
+            const record = found[String(id)];
+            if (record !== undefined) records.set(id, record);
+        }
+        return records;
+    }
+
+    async function zodValidateInput({ zodSchema, input }) {
+        const parsed = zodSchema.safeParse(input);
+        if (!parsed.success) {
+            for (const issue of parsed.error.issues || []) {
+                log(`Invalid input provided: ${issue.message} at path ${(issue.path || []).join('.')}`, { level: 'error' });
+            }
+            throw new ActionError({ message: 'Invalid input provided' });
+        }
+        return parsed;
+    }
+
     const nango = {
         connectionId: context.connectionId,
         providerConfigKey: context.providerConfigKey,
@@ -216,14 +262,39 @@ export function createNango(host, context) {
         batchUpdate: (records, model) => write('update', 'batchUpdate', records, model),
         batchDelete: (records, model) => write('delete', 'batchDelete', records, model),
         log,
-        getMetadata: async () => JSON.parse(host.getMetadata()),
+        getMetadata: async () => call('getMetadata'),
         setMetadata: async (metadata) => {
-            host.setMetadata(JSON.stringify(metadata ?? {}), false);
+            call('setMetadata', metadata ?? {});
         },
         updateMetadata: async (metadata) => {
-            host.setMetadata(JSON.stringify(metadata ?? {}), true);
+            call('updateMetadata', metadata ?? {});
         },
-        getConnection: async () => JSON.parse(host.getConnection()),
+        getConnection: async () => call('getConnection'),
+        getCheckpoint: async () => {
+            ensureSync('getCheckpoint');
+            return call('getCheckpoint');
+        },
+        saveCheckpoint: async (checkpoint) => {
+            ensureSync('saveCheckpoint');
+            checkCheckpoint(checkpoint);
+            call('saveCheckpoint', checkpoint);
+        },
+        clearCheckpoint: async () => {
+            ensureSync('clearCheckpoint');
+            call('clearCheckpoint');
+        },
+        trackDeletesStart: async (model) => {
+            ensureSync('trackDeletesStart');
+            checkModel(model, 'trackDeletesStart');
+            call('trackDeletesStart', model);
+        },
+        trackDeletesEnd: async (model) => {
+            ensureSync('trackDeletesEnd');
+            checkModel(model, 'trackDeletesEnd');
+            return { deletedKeys: call('trackDeletesEnd', model) };
+        },
+        getRecordsByIds,
+        zodValidateInput,
     };
     return nango;
 }

@@ -1,0 +1,111 @@
+//! Deletion detection: windows opened by `trackDeletesStart` (explicit, kept across runs until
+//! `trackDeletesEnd`) or by a run of a `track_deletes: true` sync (implicit, applied only when that run
+//! succeeds). While a window is open, the ids a run saves are remembered in `nango.seen_records`; closing it
+//! marks the model's other live records of the connection as deleted, under the model's cursor lock.
+
+use super::{exec, one_json};
+
+/// Takes the per-model lock that keeps a model's cursors in commit order; held to commit.
+pub fn lock_model(model: &str) -> Result<(), String> {
+    exec(
+        "SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext($1))",
+        &[model.into()],
+    )
+}
+
+/// Opens an explicit window unless one is open; an implicit one becomes explicit (it then outlives the run).
+pub fn open_window(sync: i64, model: &str, job: i64) -> Result<(), String> {
+    exec(
+        "INSERT INTO nango.delete_windows (sync, model, opened_by_job, implicit) VALUES ($1, $2, $3, false)
+         ON CONFLICT (sync, model) DO UPDATE SET implicit = false",
+        &[sync.into(), model.into(), job.into()],
+    )
+}
+
+/// At the start of a run of a `track_deletes: true` sync: drops implicit windows a failed run left and opens
+/// one per model that has no window.
+pub fn open_implicit_windows(sync: i64, models: &[String], job: i64) -> Result<(), String> {
+    exec(
+        "DELETE FROM nango.delete_windows WHERE sync = $1 AND implicit",
+        &[sync.into()],
+    )?;
+    exec(
+        "INSERT INTO nango.delete_windows (sync, model, opened_by_job, implicit)
+         SELECT $1, m, $3, true FROM jsonb_array_elements_text($2) AS m
+         ON CONFLICT (sync, model) DO NOTHING",
+        &[
+            sync.into(),
+            pgrx::JsonB(serde_json::json!(models)).into(),
+            job.into(),
+        ],
+    )
+}
+
+/// The models with an open window.
+pub fn open_windows(sync: i64) -> Result<Vec<String>, String> {
+    let models = one_json(
+        "SELECT coalesce(jsonb_agg(model), '[]') FROM nango.delete_windows WHERE sync = $1",
+        &[sync.into()],
+    )?;
+    Ok(serde_json::from_value(models.unwrap_or_default()).unwrap_or_default())
+}
+
+/// Remembers the ids of a batch (`records_json`, a JSON array of records) as seen in the model's window.
+pub fn mark_seen(sync: i64, model: &str, records_json: &str) -> Result<(), String> {
+    exec(
+        "INSERT INTO nango.seen_records (sync, model, external_id)
+         SELECT $1, $2, e.rec ->> 'id' FROM jsonb_array_elements($3::jsonb) AS e(rec)
+         ON CONFLICT DO NOTHING",
+        &[sync.into(), model.into(), records_json.into()],
+    )
+}
+
+/// Closes the model's window: marks the live records of the connection not seen in it as deleted, adds
+/// them to the job's counts and returns their ids. `None` when no window is open.
+pub fn close_window(
+    sync: i64,
+    model: &str,
+    connection: i64,
+    job: i64,
+) -> Result<Option<Vec<String>>, String> {
+    lock_model(model)?;
+    let deleted = one_json(
+        "WITH window_open AS (SELECT 1 FROM nango.delete_windows WHERE sync = $1 AND model = $2),
+         gone AS (
+             UPDATE nango.stored_records r
+             SET deleted_at = now(), last_modified_at = now(), last_action = 'DELETED',
+                 cursor = nextval('nango.record_cursor'), last_job = $4
+             WHERE EXISTS (SELECT 1 FROM window_open)
+               AND r.model = $2 AND r.connection = $3 AND r.deleted_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM nango.seen_records s
+                               WHERE s.sync = $1 AND s.model = $2 AND s.external_id = r.external_id)
+             RETURNING r.external_id)
+         SELECT CASE WHEN EXISTS (SELECT 1 FROM window_open)
+                     THEN (SELECT coalesce(jsonb_agg(external_id ORDER BY external_id), '[]') FROM gone) END",
+        &[sync.into(), model.into(), connection.into(), job.into()],
+    )?;
+    let Some(deleted) = deleted else {
+        return Ok(None);
+    };
+    let ids: Vec<String> = serde_json::from_value(deleted).unwrap_or_default();
+    exec(
+        "DELETE FROM nango.delete_windows WHERE sync = $1 AND model = $2",
+        &[sync.into(), model.into()],
+    )?;
+    super::host::add_counts(job, model, [0, 0, ids.len() as i64])?;
+    Ok(Some(ids))
+}
+
+/// At the success of a run: closes its implicit windows (legacy `track_deletes`).
+pub fn close_implicit_windows(sync: i64, connection: i64, job: i64) -> Result<(), String> {
+    let models = one_json(
+        "SELECT coalesce(jsonb_agg(model ORDER BY model), '[]') FROM nango.delete_windows WHERE sync = $1 AND implicit",
+        &[sync.into()],
+    )?;
+    let models: Vec<String> =
+        serde_json::from_value(models.unwrap_or_default()).unwrap_or_default();
+    for model in models {
+        close_window(sync, &model, connection, job)?;
+    }
+    Ok(())
+}
