@@ -260,3 +260,23 @@ LANGUAGE sql IMMUTABLE AS $$
         ELSE patch
     END
 $$;
+
+-- What running a script of a connection needs besides the script's own settings: the connection, its
+-- credentials, the provider, the integration's OAuth client and every deployed file. Only for the
+-- extension's workers (it returns secrets).
+CREATE FUNCTION nango._script_context(conn bigint) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'connection', c.id, 'connection_id', c.connection_id, 'provider_config_key', c.provider_config_key,
+        'connection_config', c.connection_config, 'credentials', cr.credentials,
+        'provider_name', i.provider, 'provider', p.definition,
+        'client_id', i.client_id, 'client_secret', sec.client_secret,
+        'files', (SELECT jsonb_object_agg(f.path, jsonb_build_object('js', f.js, 'source_map', f.source_map))
+                  FROM nango.files f))
+    FROM nango.connections c
+    JOIN nango.integrations i ON i.unique_key = c.provider_config_key
+    JOIN nango.providers p ON p.name = i.provider
+    LEFT JOIN nango.credentials cr ON cr.connection = c.id
+    LEFT JOIN nango.integration_secrets sec ON sec.unique_key = i.unique_key
+    WHERE c.id = conn
+$$;

@@ -136,6 +136,8 @@ CREATE INDEX jobs_by_sync ON nango.jobs (sync, id);
 CREATE TABLE nango.logs (
     id       bigserial PRIMARY KEY,
     job      bigint REFERENCES nango.jobs (id) ON DELETE CASCADE,
+    -- For an action or a dry run (no job): 'action <integration>/<name> <connection>' or 'dryrun …'.
+    run      text,
     time     timestamptz NOT NULL DEFAULT clock_timestamp(),
     level    text NOT NULL,
     message  text NOT NULL,

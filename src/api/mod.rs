@@ -2,6 +2,7 @@
 //! nothing (it runs in the caller's transaction).
 
 pub mod deploy;
+pub mod oneoff;
 
 use pgrx::prelude::*;
 

@@ -2,7 +2,7 @@
 //! short transaction, so HTTP waits never hold a transaction open and what a run saved stays saved if it
 //! later fails (as in Nango).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use pg_nango_core::script::{Host, SaveOp};
 use serde_json::Value;
@@ -14,11 +14,41 @@ use crate::txn::run_txn;
 const MAX_LOG_MESSAGE: usize = 10_000;
 
 pub struct SpiHost {
-    pub job_id: i64,
+    /// The sync run's job; `None` for an action or a dry run.
+    pub job_id: Option<i64>,
+    /// What the logs of a run without a job belong to (`action github/write-file acme`).
+    pub run_label: Option<String>,
+    /// The sync's schedule row (0 for an action).
     pub sync_id: i64,
     pub connection: i64,
     /// Models with an open deletion window: their saved ids are remembered.
     pub open_windows: HashSet<String>,
+    /// A dry run collects what would be written here, by model, and stores nothing.
+    pub dry_run: Option<BTreeMap<String, Vec<Value>>>,
+}
+
+impl SpiHost {
+    /// A host for a sync run's job.
+    pub fn for_job(
+        job_id: i64,
+        sync_id: i64,
+        connection: i64,
+        open_windows: Vec<String>,
+    ) -> SpiHost {
+        SpiHost {
+            job_id: Some(job_id),
+            run_label: None,
+            sync_id,
+            connection,
+            open_windows: open_windows.into_iter().collect(),
+            dry_run: None,
+        }
+    }
+
+    fn job(&self) -> Result<i64, String> {
+        self.job_id
+            .ok_or_else(|| "records can only be written by a sync run".to_string())
+    }
 }
 
 /// One batch write. `$1` records (jsonb array), `$2` model, `$3` connection, `$4` job. Returns
@@ -96,7 +126,28 @@ impl Host for SpiHost {
             SaveOp::Update => UPDATE_SQL,
             SaveOp::Delete => DELETE_SQL,
         };
-        let (job, sync, connection) = (self.job_id, self.sync_id, self.connection);
+        if let Some(collected) = &mut self.dry_run {
+            let records: Vec<Value> =
+                serde_json::from_str(&records_json).map_err(|e| e.to_string())?;
+            let action = match op {
+                SaveOp::Save => None,
+                SaveOp::Update => Some("UPDATED"),
+                SaveOp::Delete => Some("DELETED"),
+            };
+            let list = collected.entry(model.to_string()).or_default();
+            for mut record in records {
+                if let (Some(action), Value::Object(fields)) = (action, &mut record) {
+                    fields.insert(
+                        "_nango_metadata".into(),
+                        serde_json::json!({"last_action": action}),
+                    );
+                }
+                list.retain(|r| r.get("id") != record.get("id"));
+                list.push(record);
+            }
+            return Ok(());
+        }
+        let (job, sync, connection) = (self.job()?, self.sync_id, self.connection);
         let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
         run_txn(|| {
             deletes::lock_model(model)?;
@@ -121,12 +172,13 @@ impl Host for SpiHost {
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {
         let message: String = message.chars().take(MAX_LOG_MESSAGE).collect();
-        let job = self.job_id;
+        let (job, run) = (self.job_id, self.run_label.clone());
         let _ = run_txn(|| {
             exec(
-                "INSERT INTO nango.logs (job, level, message, payload) VALUES ($1, $2, $3, $4::jsonb)",
+                "INSERT INTO nango.logs (job, run, level, message, payload) VALUES ($1, $2, $3, $4, $5::jsonb)",
                 &[
                     job.into(),
+                    run.as_deref().into(),
                     level.into(),
                     message.as_str().into(),
                     payload_json.into(),
@@ -220,6 +272,9 @@ impl Host for SpiHost {
     }
 
     fn set_checkpoint(&mut self, checkpoint: Option<&Value>) -> Result<(), String> {
+        if self.dry_run.is_some() {
+            return Ok(());
+        }
         let sync = self.sync_id;
         run_txn(|| {
             match checkpoint {
@@ -234,14 +289,28 @@ impl Host for SpiHost {
     }
 
     fn track_deletes_start(&mut self, model: &str) -> Result<(), String> {
-        let (sync, job) = (self.sync_id, self.job_id);
+        if self.dry_run.is_some() {
+            self.open_windows.insert(model.to_string());
+            return Ok(());
+        }
+        let (sync, job) = (self.sync_id, self.job()?);
         run_txn(|| deletes::open_window(sync, model, job))?;
         self.open_windows.insert(model.to_string());
         Ok(())
     }
 
     fn track_deletes_end(&mut self, model: &str) -> Result<Vec<String>, String> {
-        let (sync, connection, job) = (self.sync_id, self.connection, self.job_id);
+        if self.dry_run.is_some() {
+            // A dry run reports nothing as deleted: it does not compare with what is stored.
+            return if self.open_windows.remove(model) {
+                Ok(Vec::new())
+            } else {
+                Err(format!(
+                    "No track deletes starting point found for model '{model}'"
+                ))
+            };
+        }
+        let (sync, connection, job) = (self.sync_id, self.connection, self.job()?);
         let deleted = run_txn(|| deletes::close_window(sync, model, connection, job))?;
         self.open_windows.remove(model);
         deleted.ok_or_else(|| {

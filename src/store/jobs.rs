@@ -4,6 +4,12 @@
 
 use pg_nango_core::records::ModelCounts;
 use pg_nango_core::records::notify::{RunIdentity, failure_body, success_body};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pg_nango_core::providers::oauth::OAuthClient;
+use pg_nango_core::providers::{ConnectionInfo, Provider};
+use pg_nango_core::script::{ScriptKind, ScriptRun, StoredModule};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,6 +21,22 @@ use crate::guc;
 pub struct ClaimedJob {
     pub job_id: i64,
     pub sync_id: i64,
+    pub sync_name: String,
+    pub models: Vec<String>,
+    /// `track_deletes: true`: records a successful run did not see are marked deleted.
+    pub track_deletes: bool,
+    pub entry_file: String,
+    pub job_type: String,
+    pub last_sync_date: Option<String>,
+    pub started_at: String,
+    #[serde(flatten)]
+    pub context: ScriptContext,
+}
+
+/// The connection side of a run (`nango._script_context`): connection, credentials, provider, OAuth client,
+/// deployed files.
+#[derive(Debug, Deserialize)]
+pub struct ScriptContext {
     pub connection: i64,
     pub connection_id: String,
     pub provider_config_key: String,
@@ -24,22 +46,14 @@ pub struct ClaimedJob {
     pub provider: Value,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
-    pub sync_name: String,
-    pub models: Vec<String>,
-    /// `track_deletes: true`: records a successful run did not see are marked deleted.
-    pub track_deletes: bool,
-    pub entry_file: String,
-    pub job_type: String,
-    pub last_sync_date: Option<String>,
-    pub started_at: String,
     pub files: Option<Value>,
 }
 
 impl ClaimedJob {
     pub fn identity(&self) -> RunIdentity {
         RunIdentity {
-            connection_id: self.connection_id.clone(),
-            provider_config_key: self.provider_config_key.clone(),
+            connection_id: self.context.connection_id.clone(),
+            provider_config_key: self.context.provider_config_key.clone(),
             sync_name: self.sync_name.clone(),
             sync_type: self.job_type.clone(),
             job_id: self.job_id,
@@ -62,24 +76,16 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
          cleared_windows AS (
              DELETE FROM nango.delete_windows w USING claimed j WHERE w.sync = j.sync AND j.full_resync RETURNING 1)
          SELECT jsonb_build_object(
-             'job_id', j.id, 'sync_id', s.id, 'connection', c.id, 'connection_id', c.connection_id,
-             'provider_config_key', c.provider_config_key, 'connection_config', c.connection_config,
-             'credentials', cr.credentials, 'provider_name', i.provider, 'provider', p.definition,
-             'client_id', i.client_id, 'client_secret', sec.client_secret,
-             'sync_name', sc.name, 'models', to_jsonb(sc.models), 'track_deletes', sc.track_deletes, 'entry_file', sc.entry_file,
+             'job_id', j.id, 'sync_id', s.id, 'sync_name', sc.name, 'models', to_jsonb(sc.models),
+             'track_deletes', sc.track_deletes, 'entry_file', sc.entry_file,
              'job_type', CASE WHEN sc.sync_type = 'incremental' AND s.last_sync_date IS NOT NULL AND NOT j.full_resync
                               THEN 'INCREMENTAL' ELSE 'INITIAL' END,
              'last_sync_date', CASE WHEN j.full_resync THEN NULL ELSE to_json(s.last_sync_date) #>> '{}' END,
-             'started_at', to_json(j.started_at) #>> '{}',
-             'files', (SELECT jsonb_object_agg(f.path, jsonb_build_object('js', f.js, 'source_map', f.source_map)) FROM nango.files f))
+             'started_at', to_json(j.started_at) #>> '{}') || nango._script_context(s.connection)
          FROM claimed j
          JOIN nango.syncs s ON s.id = j.sync
          JOIN nango.sync_configs sc ON sc.id = s.sync_config
-         JOIN nango.connections c ON c.id = s.connection
-         JOIN nango.integrations i ON i.unique_key = c.provider_config_key
-         JOIN nango.providers p ON p.name = i.provider
-         LEFT JOIN nango.credentials cr ON cr.connection = c.id
-         LEFT JOIN nango.integration_secrets sec ON sec.unique_key = i.unique_key",
+         WHERE nango._script_context(s.connection) IS NOT NULL",
         &[job_id.into()],
     )?;
     let Some(claimed) = claimed else {
@@ -100,7 +106,7 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
 /// The successful end of a run: deletions of `track_deletes`, SUCCESS, `lastSyncDate` = the run's start, one
 /// notification per model.
 pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
-    deletes::close_implicit_windows(job.sync_id, job.connection, job.job_id)?;
+    deletes::close_implicit_windows(job.sync_id, job.context.connection, job.job_id)?;
     let result = one_json(
         "UPDATE nango.jobs SET status = 'SUCCESS', ended_at = now() WHERE id = $1 AND status = 'RUNNING' RETURNING result",
         &[job.job_id.into()],
@@ -179,4 +185,59 @@ fn notify(body: &str) -> Result<(), String> {
         "SELECT pg_notify($1, $2)",
         &[guc::notify_channel().as_str().into(), body.into()],
     )
+}
+
+impl ScriptContext {
+    /// The runtime's description of a run of `entry` with this context.
+    pub fn script_run(
+        &self,
+        kind: ScriptKind,
+        entry: &str,
+        models: Vec<String>,
+        last_sync_date: Option<String>,
+    ) -> ScriptRun {
+        let modules: HashMap<String, StoredModule> = self
+            .files
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|files| {
+                files
+                    .iter()
+                    .map(|(path, file)| {
+                        let text =
+                            |key: &str| file.get(key).and_then(Value::as_str).map(str::to_string);
+                        let module = StoredModule {
+                            js: text("js").unwrap_or_default(),
+                            source_map: text("source_map"),
+                        };
+                        (path.clone(), module)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let action = matches!(kind, ScriptKind::Action { .. });
+        ScriptRun {
+            kind,
+            entry: entry.to_string(),
+            modules: Rc::new(modules),
+            provider_name: self.provider_name.clone(),
+            provider: serde_json::from_value::<Provider>(self.provider.clone()).unwrap_or_default(),
+            connection: ConnectionInfo {
+                connection_id: self.connection_id.clone(),
+                provider_config_key: self.provider_config_key.clone(),
+                connection_config: self.connection_config.clone(),
+                credentials: self.credentials.clone().unwrap_or_default(),
+            },
+            oauth_client: match (&self.client_id, &self.client_secret) {
+                (Some(client_id), Some(client_secret)) => Some(OAuthClient {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                }),
+                _ => None,
+            },
+            last_sync_date,
+            models,
+            limits: guc::script_limits(action),
+        }
+    }
 }

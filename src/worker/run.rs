@@ -7,21 +7,17 @@
 //! ends the job as failed; the process then exits normally and is never restarted.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pg_nango_core::providers::oauth::OAuthClient;
-use pg_nango_core::providers::{ConnectionInfo, Provider};
-use pg_nango_core::script::{ScriptKind, ScriptRun, StoredModule, run_script};
+use pg_nango_core::script::{Host, ScriptError, ScriptKind, ScriptRun, run_script};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 
-use crate::guc;
 use crate::store::deletes;
 use crate::store::host::SpiHost;
-use crate::store::jobs::{self, ClaimedJob};
+use crate::store::jobs;
 use crate::txn::run_txn;
 
 /// Set once SIGTERM (`nango.cancel_sync`, `pg_terminate_backend`, shutdown) has been received.
@@ -62,28 +58,24 @@ fn run_job(job_id: i64) {
     };
     set_application_name(&format!(
         "pg_nango {}/{} {}",
-        job.provider_config_key, job.sync_name, job.connection_id
+        job.context.provider_config_key, job.sync_name, job.context.connection_id
     ));
 
     let open_windows = run_txn(|| deletes::open_windows(job.sync_id)).unwrap_or_default();
-    let host = Rc::new(RefCell::new(SpiHost {
+    let host = Rc::new(RefCell::new(SpiHost::for_job(
         job_id,
-        sync_id: job.sync_id,
-        connection: job.connection,
-        open_windows: open_windows.into_iter().collect(),
-    }));
-    let cancelled: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(|| {
-        if BackgroundWorker::sigterm_received() {
-            STOP_REQUESTED.store(true, Ordering::SeqCst);
-        }
-        STOP_REQUESTED.load(Ordering::SeqCst)
-    });
-    let script = script_run(&job);
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_script(script, host, cancelled)
-    }));
-    match outcome {
-        Ok(Ok(_)) => {
+        job.sync_id,
+        job.context.connection,
+        open_windows,
+    )));
+    let script = job.context.script_run(
+        ScriptKind::Sync,
+        &job.entry_file,
+        job.models.clone(),
+        job.last_sync_date.clone(),
+    );
+    match run_isolated(script, host) {
+        Ok(_) => {
             if let Err(error) = run_txn(|| jobs::finish_success(&job)) {
                 end_failed(
                     job_id,
@@ -92,69 +84,32 @@ fn run_job(job_id: i64) {
                 );
             }
         }
-        Ok(Err(error)) => end_failed(job_id, error.error_type(), &error.message()),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            end_failed(
-                job_id,
-                "script_internal_error",
-                &format!("internal error: {message}"),
-            );
-        }
+        Err(error) => end_failed(job_id, error.error_type(), &error.message()),
     }
 }
 
-fn script_run(job: &ClaimedJob) -> ScriptRun {
-    let modules: HashMap<String, StoredModule> = job
-        .files
-        .as_ref()
-        .and_then(|f| f.as_object())
-        .map(|files| {
-            files
-                .iter()
-                .map(|(path, file)| {
-                    let js = file
-                        .get("js")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_string();
-                    let source_map = file
-                        .get("source_map")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string);
-                    (path.clone(), StoredModule { js, source_map })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let provider: Provider = serde_json::from_value(job.provider.clone()).unwrap_or_default();
-    ScriptRun {
-        kind: ScriptKind::Sync,
-        entry: job.entry_file.clone(),
-        modules: Rc::new(modules),
-        provider_name: job.provider_name.clone(),
-        provider,
-        connection: ConnectionInfo {
-            connection_id: job.connection_id.clone(),
-            provider_config_key: job.provider_config_key.clone(),
-            connection_config: job.connection_config.clone(),
-            credentials: job.credentials.clone().unwrap_or_default(),
-        },
-        oauth_client: match (&job.client_id, &job.client_secret) {
-            (Some(client_id), Some(client_secret)) => Some(OAuthClient {
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-            }),
-            _ => None,
-        },
-        last_sync_date: job.last_sync_date.clone(),
-        models: job.models.clone(),
-        limits: guc::script_limits(false),
-    }
+/// Runs a script on this thread, stopping it when SIGTERM arrives; a Rust panic becomes an internal error.
+pub fn run_isolated(
+    script: ScriptRun,
+    host: Rc<RefCell<dyn Host>>,
+) -> Result<Option<serde_json::Value>, ScriptError> {
+    let cancelled: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(|| {
+        if BackgroundWorker::sigterm_received() {
+            STOP_REQUESTED.store(true, Ordering::SeqCst);
+        }
+        STOP_REQUESTED.load(Ordering::SeqCst)
+    });
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_script(script, host, cancelled)
+    }))
+    .unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(ScriptError::Setup(format!("internal error: {message}")))
+    })
 }
 
 /// Ends the job as failed; if even that transaction fails, logs it (the scheduler will find the job's

@@ -1,0 +1,130 @@
+//! `nango.trigger_action` and `nango.dryrun`: run a script now for one connection and return its result
+//! (see [`crate::worker::oneoff`] for where it runs).
+
+use pgrx::prelude::*;
+
+use crate::worker::oneoff::{OneOffRequest, OneOffResponse, run_in_worker};
+
+/// Runs `runAction(nango, input)` of a deployed action and returns its output.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn trigger_action(
+    provider_config_key: &str,
+    connection_id: &str,
+    action_name: &str,
+    input: default!(Option<pgrx::JsonB>, "NULL"),
+) -> pgrx::JsonB {
+    require(
+        "SELECT EXISTS (SELECT 1 FROM nango.action_configs WHERE provider_config_key = $1 AND name = $2)",
+        provider_config_key,
+        action_name,
+        || {
+            format!(
+                "action \"{action_name}\" of integration \"{provider_config_key}\" is not deployed"
+            )
+        },
+    );
+    require_connection(provider_config_key, connection_id);
+    let response = run_in_worker(&OneOffRequest {
+        kind: "action".into(),
+        integration: provider_config_key.into(),
+        connection_id: connection_id.into(),
+        name: action_name.into(),
+        input: input.map(|j| j.0),
+        last_sync_date: None,
+    });
+    output_or_error(response, &format!("action {action_name}"))
+}
+
+/// Runs a sync's script for one connection and returns what it would save, by model; stores nothing.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn dryrun(
+    provider_config_key: &str,
+    sync_name: &str,
+    connection_id: &str,
+    last_sync_date: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
+) -> pgrx::JsonB {
+    require(
+        "SELECT EXISTS (SELECT 1 FROM nango.sync_configs WHERE provider_config_key = $1 AND name = $2)",
+        provider_config_key,
+        sync_name,
+        || format!("sync \"{sync_name}\" of integration \"{provider_config_key}\" is not deployed"),
+    );
+    require_connection(provider_config_key, connection_id);
+    let last_sync_date = last_sync_date.and_then(|t| {
+        Spi::get_one_with_args::<String>("SELECT to_json($1::timestamptz) #>> '{}'", &[t.into()])
+            .ok()
+            .flatten()
+    });
+    let response = run_in_worker(&OneOffRequest {
+        kind: "dryrun".into(),
+        integration: provider_config_key.into(),
+        connection_id: connection_id.into(),
+        name: sync_name.into(),
+        input: None,
+        last_sync_date,
+    });
+    output_or_error(response, &format!("dry run of sync {sync_name}"))
+}
+
+fn require(sql: &str, first: &str, second: &str, message: impl FnOnce() -> String) {
+    let exists = Spi::get_one_with_args::<bool>(sql, &[first.into(), second.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if !exists {
+        super::fail(
+            message(),
+            "See SELECT * FROM nango.sync_configs / nango.action_configs, or deploy it with nango.deploy.",
+        );
+    }
+}
+
+fn require_connection(provider_config_key: &str, connection_id: &str) {
+    require(
+        "SELECT EXISTS (SELECT 1 FROM nango.connections WHERE provider_config_key = $1 AND connection_id = $2)",
+        provider_config_key,
+        connection_id,
+        || {
+            format!(
+                "connection \"{connection_id}\" of integration \"{provider_config_key}\" does not exist"
+            )
+        },
+    );
+}
+
+/// The output, or an ERROR: an `ActionError`'s message with its payload as DETAIL, else what failed.
+fn output_or_error(response: OneOffResponse, what: &str) -> pgrx::JsonB {
+    match response {
+        OneOffResponse::Output { output } => pgrx::JsonB(output),
+        OneOffResponse::Failed {
+            error_type,
+            message,
+            payload: Some(payload),
+        } if error_type == "action_script_runtime_error" => {
+            pgrx::pg_sys::panic::ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+                message,
+                "pg_nango",
+            )
+            .set_detail(payload.to_string())
+            .report(PgLogLevel::ERROR);
+            unreachable!("an ERROR report does not return")
+        }
+        OneOffResponse::Failed {
+            error_type,
+            message,
+            ..
+        } => {
+            pgrx::pg_sys::panic::ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+                format!("{what} failed: {message}"),
+                "pg_nango",
+            )
+            .set_detail(format!("error type: {error_type}"))
+            .report(PgLogLevel::ERROR);
+            unreachable!("an ERROR report does not return")
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! One-off runs for a SQL caller: `nango.trigger_action` and `nango.dryrun`.
+//!
+//! The script runs in its own dynamic background worker, as a sync run does, not in the caller's backend:
+//! a token refreshed during the run is committed at once (a caller that then rolls back, e.g. because the
+//! action threw `ActionError`, must not lose a rotated refresh token), the run has its own time and memory
+//! limits, and a crash of the engine cannot take the caller's session with it.
+//!
+//! The caller hands the request over in a file under the data directory (`pg_nango/oneoff-<id>.request.json`,
+//! readable by the server's OS user only), because the worker cannot see the caller's uncommitted rows,
+//! starts the worker, waits for it to exit, and reads `…response.json`. If the caller is cancelled while
+//! waiting, the worker is stopped.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use pg_nango_core::script::{ScriptError, ScriptKind};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::store::host::SpiHost;
+use crate::store::jobs::ScriptContext;
+use crate::store::one_json;
+use crate::txn::run_txn;
+use crate::worker::run::{run_isolated, set_application_name};
+
+/// What a caller asks a one-off worker to run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OneOffRequest {
+    /// `action` or `dryrun`.
+    pub kind: String,
+    pub integration: String,
+    pub connection_id: String,
+    /// The action's or the sync's name.
+    pub name: String,
+    pub input: Option<Value>,
+    pub last_sync_date: Option<String>,
+}
+
+/// How a one-off run ended.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum OneOffResponse {
+    Output {
+        output: Value,
+    },
+    Failed {
+        error_type: String,
+        message: String,
+        payload: Option<Value>,
+    },
+}
+
+static NEXT_REQUEST: AtomicU32 = AtomicU32::new(0);
+
+fn request_path(id: i64) -> PathBuf {
+    PathBuf::from(format!("pg_nango/oneoff-{id}.request.json"))
+}
+
+fn response_path(id: i64) -> PathBuf {
+    PathBuf::from(format!("pg_nango/oneoff-{id}.response.json"))
+}
+
+fn write_private(path: &PathBuf, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)?;
+    file.write_all(contents.as_bytes())?;
+    std::fs::rename(partial, path)
+}
+
+/// Runs `request` in a one-off worker and waits for its answer. Called from a SQL function.
+pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
+    let pid = unsafe { pg_sys::MyProcPid };
+    let id =
+        ((pid as i64) << 24) | (NEXT_REQUEST.fetch_add(1, Ordering::Relaxed) & 0xFF_FFFF) as i64;
+    let text = serde_json::to_string(request).unwrap_or_default();
+    if let Err(error) =
+        std::fs::create_dir_all("pg_nango").and_then(|_| write_private(&request_path(id), &text))
+    {
+        error!("pg_nango: could not hand the run over to a worker: {error}");
+    }
+    let cleanup = move || {
+        let _ = std::fs::remove_file(request_path(id));
+        let _ = std::fs::remove_file(response_path(id));
+    };
+    let database = Spi::get_one::<String>("SELECT current_database()::text")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let worker =
+        BackgroundWorkerBuilder::new(&format!("pg_nango {} {}", request.kind, request.name))
+            .set_type("pg_nango one-off run")
+            .set_library("pg_nango")
+            .set_function("pg_nango_oneoff_worker_main")
+            .enable_spi_access()
+            .set_argument(Some(pg_sys::Datum::from(id)))
+            .set_extra(&database)
+            .set_notify_pid(pid)
+            .set_restart_time(None)
+            .load_dynamic();
+    let worker = match worker {
+        Ok(worker) => worker,
+        Err(_) => {
+            cleanup();
+            error!("pg_nango: no background worker slot for the run; raise max_worker_processes");
+        }
+    };
+    let worker_pid = worker.wait_for_startup().ok();
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(|| worker.wait_for_shutdown()))
+        .catch_others(|caught| {
+            // The caller was cancelled (or failed) while waiting: stop the run too.
+            if let Some(worker_pid) = worker_pid {
+                unsafe { libc::kill(worker_pid, libc::SIGTERM) };
+            }
+            cleanup();
+            caught.rethrow()
+        })
+        .execute()
+        .ok();
+    let response = std::fs::read_to_string(response_path(id));
+    cleanup();
+    match response.ok().and_then(|t| serde_json::from_str(&t).ok()) {
+        Some(response) => response,
+        None => OneOffResponse::Failed {
+            error_type: "script_internal_error".into(),
+            message: "the run's worker ended without an answer (see the server log)".into(),
+            payload: None,
+        },
+    }
+}
+
+/// Entry point of a one-off worker: the request id comes as its argument, the database as its extra.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_nango_oneoff_worker_main(argument: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let id = argument.value() as i64;
+    let database = BackgroundWorker::get_extra().to_string();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    let response = match std::fs::read_to_string(request_path(id)) {
+        Ok(text) => match serde_json::from_str::<OneOffRequest>(&text) {
+            Ok(request) => serve(&request),
+            Err(error) => failed(
+                "script_internal_error",
+                format!("unreadable request: {error}"),
+            ),
+        },
+        Err(error) => failed("script_internal_error", format!("no request: {error}")),
+    };
+    let _ = std::fs::remove_file(request_path(id));
+    if let Err(error) = write_private(
+        &response_path(id),
+        &serde_json::to_string(&response).unwrap_or_default(),
+    ) {
+        warning!("pg_nango: could not answer one-off run {id}: {error}");
+    }
+}
+
+fn failed(error_type: &str, message: String) -> OneOffResponse {
+    OneOffResponse::Failed {
+        error_type: error_type.into(),
+        message,
+        payload: None,
+    }
+}
+
+/// What a one-off run needs: the script and its settings, and the connection's context.
+#[derive(Deserialize)]
+struct Loaded {
+    entry_file: String,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    sync_id: Option<i64>,
+    #[serde(flatten)]
+    context: ScriptContext,
+}
+
+fn load(request: &OneOffRequest) -> Result<Option<Loaded>, String> {
+    let sql = if request.kind == "action" {
+        "SELECT jsonb_build_object('entry_file', ac.entry_file) || nango._script_context(c.id)
+         FROM nango.action_configs ac
+         JOIN nango.connections c ON c.provider_config_key = ac.provider_config_key
+         WHERE ac.provider_config_key = $1 AND ac.name = $2 AND c.connection_id = $3"
+    } else {
+        "SELECT jsonb_build_object('entry_file', sc.entry_file, 'models', to_jsonb(sc.models), 'sync_id', s.id)
+                || nango._script_context(c.id)
+         FROM nango.sync_configs sc
+         JOIN nango.connections c ON c.provider_config_key = sc.provider_config_key
+         LEFT JOIN nango.syncs s ON s.sync_config = sc.id AND s.connection = c.id
+         WHERE sc.provider_config_key = $1 AND sc.name = $2 AND c.connection_id = $3"
+    };
+    let loaded = run_txn(|| {
+        one_json(
+            sql,
+            &[
+                request.integration.as_str().into(),
+                request.name.as_str().into(),
+                request.connection_id.as_str().into(),
+            ],
+        )
+    })?;
+    loaded
+        .map(|value| serde_json::from_value(value).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+fn serve(request: &OneOffRequest) -> OneOffResponse {
+    let label = format!(
+        "{} {}/{} {}",
+        request.kind, request.integration, request.name, request.connection_id
+    );
+    set_application_name(&format!("pg_nango {label}"));
+    let loaded = match load(request) {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => {
+            return failed(
+                "script_internal_error",
+                format!(
+                    "{label}: not found among committed data (the run happens in another session)"
+                ),
+            );
+        }
+        Err(error) => {
+            return failed(
+                "script_internal_error",
+                format!("could not load {label}: {error}"),
+            );
+        }
+    };
+    let dry_run = request.kind != "action";
+    let kind = if dry_run {
+        ScriptKind::Sync
+    } else {
+        ScriptKind::Action {
+            input_json: request.input.as_ref().map(Value::to_string),
+        }
+    };
+    let script = loaded.context.script_run(
+        kind,
+        &loaded.entry_file,
+        loaded.models.clone(),
+        request.last_sync_date.clone(),
+    );
+    let host = Rc::new(RefCell::new(SpiHost {
+        job_id: None,
+        run_label: Some(label),
+        sync_id: loaded.sync_id.unwrap_or(0),
+        connection: loaded.context.connection,
+        open_windows: Default::default(),
+        dry_run: dry_run.then(BTreeMap::new),
+    }));
+    match run_isolated(script, host.clone()) {
+        Ok(_) if dry_run => {
+            let collected = host.borrow_mut().dry_run.take().unwrap_or_default();
+            OneOffResponse::Output {
+                output: json!(collected),
+            }
+        }
+        Ok(output) => OneOffResponse::Output {
+            output: output.unwrap_or(Value::Null),
+        },
+        Err(ScriptError::Action { message, payload }) => OneOffResponse::Failed {
+            error_type: "action_script_runtime_error".into(),
+            message,
+            payload: Some(payload),
+        },
+        Err(error) => failed(error.error_type(), error.message()),
+    }
+}

@@ -1,0 +1,128 @@
+//! `nango.trigger_action` and `nango.dryrun`: a script run now for one connection, its result returned.
+
+use pg_nango_e2e::*;
+use serde_json::{Value, json};
+
+fn db_error(error: postgres::Error) -> (String, Option<String>) {
+    let db = error.as_db_error().expect("a database error");
+    (db.message().to_string(), db.detail().map(str::to_string))
+}
+
+#[test]
+fn an_action_returns_its_output_and_an_action_error_becomes_a_sql_error() {
+    let mut client = connect();
+    create_connection(&mut client, "e2e", "action-conn");
+
+    let output: Value = client
+        .query_one(
+            "SELECT nango.trigger_action('e2e', 'action-conn', 'create-ticket', '{\"subject\": \"Printer on fire\"}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        output,
+        json!({"id": "new-1", "subject": "Printer on fire", "method": "POST", "connection": "action-conn"})
+    );
+    let logged: i64 = client
+        .query_one(
+            "SELECT count(*) FROM nango.logs WHERE run = 'action e2e/create-ticket action-conn' AND message = 'created'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 1);
+
+    let error = client
+        .query_one(
+            "SELECT nango.trigger_action('e2e', 'action-conn', 'create-ticket', '{}')",
+            &[],
+        )
+        .unwrap_err();
+    let (message, detail) = db_error(error);
+    assert_eq!(message, "subject is required");
+    let payload: Value = serde_json::from_str(&detail.expect("the payload as DETAIL")).unwrap();
+    assert_eq!(
+        payload,
+        json!({"message": "subject is required", "field": "subject"})
+    );
+
+    let (message, _) = db_error(
+        client
+            .query_one(
+                "SELECT nango.trigger_action('e2e', 'action-conn', 'nope')",
+                &[],
+            )
+            .unwrap_err(),
+    );
+    assert_eq!(
+        message,
+        "action \"nope\" of integration \"e2e\" is not deployed"
+    );
+    let (message, _) = db_error(
+        client
+            .query_one(
+                "SELECT nango.trigger_action('e2e', 'nobody', 'create-ticket')",
+                &[],
+            )
+            .unwrap_err(),
+    );
+    assert_eq!(
+        message,
+        "connection \"nobody\" of integration \"e2e\" does not exist"
+    );
+}
+
+#[test]
+fn a_dry_run_returns_what_a_sync_would_save_and_stores_nothing() {
+    let mut client = connect();
+    create_connection(&mut client, "e2e", "dry-conn");
+    mock().set_dataset(
+        "dry-a",
+        vec![
+            json!({"id": "x1"}),
+            json!({"id": "x2"}),
+            json!({"id": "x3"}),
+        ],
+    );
+    set_metadata(&mut client, "e2e", "dry-conn", &json!({"dataset": "dry-a"}));
+    let jobs_before: i64 = client
+        .query_one("SELECT count(*) FROM nango.jobs", &[])
+        .unwrap()
+        .get(0);
+
+    let output: Value = client
+        .query_one("SELECT nango.dryrun('e2e', 'legacy', 'dry-conn')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        output,
+        json!({"LegacyItem": [{"id": "x1"}, {"id": "x2"}, {"id": "x3"}]})
+    );
+    assert!(record_actions(&mut client, "LegacyItem", "dry-conn").is_empty());
+    let jobs_after: i64 = client
+        .query_one("SELECT count(*) FROM nango.jobs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs_before, jobs_after);
+
+    // A failing script fails the dry run with the script's message and location.
+    set_metadata(
+        &mut client,
+        "e2e",
+        "dry-conn",
+        &json!({"dataset": "dry-a", "failAfterFirstPage": true}),
+    );
+    let (message, detail) = db_error(
+        client
+            .query_one("SELECT nango.dryrun('e2e', 'legacy', 'dry-conn')", &[])
+            .unwrap_err(),
+    );
+    assert!(
+        message.starts_with(
+            "dry run of sync legacy failed: failing after the first page (at e2e/syncs/legacy.ts:"
+        ),
+        "{message}"
+    );
+    assert_eq!(detail.as_deref(), Some("error type: script_error"));
+}
