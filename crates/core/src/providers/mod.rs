@@ -122,6 +122,54 @@ mod tests {
     }
 
     #[test]
+    fn the_bundled_catalog_covers_the_common_apis() {
+        let catalog = parse_catalog(include_str!("../../../../providers.yaml")).unwrap();
+        assert!(catalog.len() >= 40, "{} providers", catalog.len());
+        let names: Vec<&str> = catalog.iter().map(|(name, _)| name.as_str()).collect();
+        for expected in [
+            "github",
+            "gitlab",
+            "hubspot",
+            "salesforce",
+            "asana",
+            "linear",
+            "jira",
+            "notion",
+            "slack",
+            "stripe",
+            "zendesk",
+            "intercom",
+            "shopify",
+            "google-calendar",
+            "demo",
+        ] {
+            assert!(names.contains(&expected), "{expected} is missing");
+        }
+        for (name, entry) in &catalog {
+            let provider: Provider = serde_json::from_value(entry.clone()).unwrap();
+            assert!(provider.display_name.is_some(), "{name}: display_name");
+            let mode = provider.auth_mode.as_deref().unwrap_or_default();
+            assert!(
+                ["API_KEY", "BASIC", "OAUTH2"].contains(&mode),
+                "{name}: {mode}"
+            );
+            if mode == "OAUTH2" {
+                assert!(
+                    provider.token_url.is_some(),
+                    "{name}: OAuth2 without token_url"
+                );
+            }
+            if let Some(paginate) = provider.proxy.and_then(|p| p.paginate) {
+                assert!(
+                    ["cursor", "link", "offset"]
+                        .contains(&paginate["type"].as_str().unwrap_or_default()),
+                    "{name}: paginate type"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn rejects_entries_without_base_url() {
         let err = parse_catalog("broken:\n  auth_mode: API_KEY\n").unwrap_err();
         assert_eq!(
