@@ -209,6 +209,14 @@ impl Ctx<'_> {
             .get("provider")
             .and_then(Value::as_str)
             .map(str::to_string);
+        if integration.contains_key("on-events")
+            && integration.contains_key("post-connection-scripts")
+        {
+            return Err(self.error(
+                &["integrations", key, "post-connection-scripts"],
+                &format!("integration {key}: post-connection-scripts and on-events cannot both be used; post-connection-scripts is deprecated, list its scripts under on-events: post-connection-creation"),
+            ));
+        }
         let mut syncs = Vec::new();
         if let Some(section) = integration.get("syncs") {
             let section = section.as_mapping().ok_or_else(|| {
@@ -391,8 +399,8 @@ impl Ctx<'_> {
                 .get("input")
                 .and_then(Value::as_str)
                 .map(str::to_string),
-            scopes: scopes(body.get("scopes")),
-            version: version(body.get("version")),
+            scopes: self.scopes(body, path)?,
+            version: self.version(body, path)?,
         })
     }
 
@@ -430,8 +438,26 @@ impl Ctx<'_> {
                 .map(str::to_string),
             output,
             endpoint,
-            scopes: scopes(body.get("scopes")),
-            version: version(body.get("version")),
+            scopes: self.scopes(body, path)?,
+            version: self.version(body, path)?,
+        })
+    }
+
+    fn scopes(&self, body: &Mapping, path: &[&str]) -> Result<Vec<String>, ConfigError> {
+        scopes(body.get("scopes")).map_err(|_| {
+            self.error(
+                &child(path, "scopes"),
+                "scopes must be a string or an array of strings.",
+            )
+        })
+    }
+
+    fn version(&self, body: &Mapping, path: &[&str]) -> Result<String, ConfigError> {
+        version(body.get("version")).map_err(|_| {
+            self.error(
+                &child(path, "version"),
+                "version must be an integer, string or a semver string (1, \"1\" or \"1.0.0\").",
+            )
         })
     }
 
@@ -515,9 +541,32 @@ impl Ctx<'_> {
     /// Checks across integrations: a model is the output of at most one sync of an integration, and an
     /// endpoint is declared once per integration.
     fn validate(&self, config: &mut NangoConfig) -> Result<(), ConfigError> {
+        let names: Vec<String> = config.models.keys().cloned().collect();
         for integration in &config.integrations {
+            for action in &integration.actions {
+                for output in action
+                    .output
+                    .iter()
+                    .filter(|o| !config.models.contains_key(*o))
+                {
+                    let path = [
+                        "integrations",
+                        integration.key.as_str(),
+                        "actions",
+                        action.name.as_str(),
+                        "output",
+                    ];
+                    let ty = models::parse_type_expression(output, &names, &mut config.warnings)
+                        .map_err(|e| self.error(&path, &format!("action {}: {e}", action.name)))?;
+                    if !matches!(ty, FieldType::Union { .. }) {
+                        config.warnings.push(format!(
+                            "The output {output} of action {}/{} is not a model; it is used as a literal type",
+                            integration.key, action.name
+                        ));
+                    }
+                }
+            }
             let mut outputs: BTreeMap<&str, &str> = BTreeMap::new();
-            let mut endpoints: BTreeMap<String, &str> = BTreeMap::new();
             for sync in &integration.syncs {
                 for model in &sync.output {
                     if let Some(other) = outputs.insert(model, &sync.name) {
@@ -527,23 +576,45 @@ impl Ctx<'_> {
                         ));
                     }
                 }
-                for endpoint in &sync.endpoints {
-                    let key = format!("{} {}", endpoint.method, endpoint.path);
-                    if let Some(other) = endpoints.insert(key.clone(), &sync.name) {
-                        return Err(self.error(
-                            &[
-                                "integrations",
-                                &integration.key,
-                                "syncs",
-                                &sync.name,
-                                "endpoint",
-                            ],
-                            &format!(
-                                "endpoint {key} is declared by both {other} and {}",
-                                sync.name
-                            ),
-                        ));
-                    }
+            }
+            let declared = integration
+                .syncs
+                .iter()
+                .flat_map(|sync| {
+                    sync.endpoints
+                        .iter()
+                        .map(move |e| ("syncs", sync.name.as_str(), e))
+                })
+                .chain(integration.actions.iter().filter_map(|action| {
+                    action
+                        .endpoint
+                        .as_ref()
+                        .map(|e| ("actions", action.name.as_str(), e))
+                }));
+            let mut endpoints: BTreeMap<String, &str> = BTreeMap::new();
+            for (section, script, endpoint) in declared {
+                let path = [
+                    "integrations",
+                    integration.key.as_str(),
+                    section,
+                    script,
+                    "endpoint",
+                ];
+                let key = format!("{} {}", endpoint.method, endpoint.path);
+                if let Some(other) = endpoints.insert(key.clone(), script) {
+                    return Err(self.error(
+                        &path,
+                        &format!("endpoint {key} is declared by both {other} and {script}"),
+                    ));
+                }
+                if let Some(missing) = path_models(&endpoint.path)
+                    .into_iter()
+                    .find(|model| !config.models.contains_key(*model))
+                {
+                    return Err(self.error(
+                        &path,
+                        &format!("endpoint {key} refers to model {missing}, which is not defined in models"),
+                    ));
                 }
             }
         }
@@ -581,27 +652,46 @@ fn string_list(value: Option<&Value>) -> Result<Vec<String>, ()> {
     }
 }
 
-fn scopes(value: Option<&Value>) -> Vec<String> {
+fn scopes(value: Option<&Value>) -> Result<Vec<String>, ()> {
     match value {
-        Some(Value::String(s)) => s
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(s
             .split(',')
             .map(|p| p.trim().to_string())
             .filter(|p| !p.is_empty())
-            .collect(),
+            .collect()),
         Some(Value::Sequence(items)) => items
             .iter()
-            .filter_map(|i| i.as_str().map(str::to_string))
+            .map(|i| i.as_str().map(str::to_string).ok_or(()))
             .collect(),
-        _ => Vec::new(),
+        Some(_) => Err(()),
     }
 }
 
-fn version(value: Option<&Value>) -> String {
+fn version(value: Option<&Value>) -> Result<String, ()> {
+    let semver = |s: &str| {
+        let parts: Vec<&str> = s.split('.').collect();
+        (parts.len() == 1 || parts.len() == 3)
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    };
     match value {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) if semver(s) => Ok(s.clone()),
+        Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
+        Some(_) => Err(()),
     }
+}
+
+/// The model names an endpoint path refers to: `{Model}` or `{Model:field}`.
+fn path_models(path: &str) -> Vec<&str> {
+    path.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split('}').next())
+        .map(|inside| inside.split(':').next().unwrap_or_default().trim())
+        .filter(|name| name.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -701,5 +791,177 @@ models:
     fn no_integrations_key() {
         let err = parse_config("models: {}\n", MIN).unwrap_err();
         assert!(err.message.contains("integrations"));
+    }
+}
+
+/// Nango's deploy-time error and warning catalogue, one case each.
+#[cfg(test)]
+mod catalogue {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(30);
+
+    fn config(integration: &str, models: &str) -> String {
+        format!("integrations:\n  crm:\n{integration}models:\n  Contact:\n    id: string\n{models}")
+    }
+
+    const SYNC: &str = "    syncs:\n      contacts:\n        runs: every hour\n        output: Contact\n        endpoint: GET /contacts\n";
+
+    fn error(integration: &str, models: &str) -> String {
+        match parse_config(&config(integration, models), MIN) {
+            Err(error) => error.to_string(),
+            Ok(_) => "accepted".into(),
+        }
+    }
+
+    fn warnings(integration: &str, models: &str) -> Vec<String> {
+        parse_config(&config(integration, models), MIN)
+            .expect("the config should be accepted")
+            .warnings
+    }
+
+    #[test]
+    fn every_error_names_file_line_and_reason() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                error(SYNC, "  Bad-Name:\n    id: string\n"),
+                "nango.yaml:11: model Bad-Name: invalid model name",
+            ),
+            (
+                error(
+                    &format!(
+                        "{SYNC}      again:\n        runs: every hour\n        output: Contact\n        endpoint: GET /again\n"
+                    ),
+                    "",
+                ),
+                "model Contact is the output of both sync contacts and sync again",
+            ),
+            (
+                error(
+                    SYNC.replace("Contact", "Person").as_str(),
+                    "  Person:\n    name: string\n",
+                ),
+                "must have an id field",
+            ),
+            (
+                error(
+                    &format!(
+                        "{SYNC}    actions:\n      create:\n        endpoint: GET /contacts\n"
+                    ),
+                    "",
+                ),
+                "endpoint GET /contacts is declared by both contacts and create",
+            ),
+            (
+                error(&SYNC.replace("GET /contacts", "[GET /a, GET /b]"), ""),
+                "there are 2 endpoints for 1 output models",
+            ),
+            (
+                error(&SYNC.replace("every hour", "every 10s"), ""),
+                "Sync interval is too short",
+            ),
+            (
+                error(&SYNC.replace("every hour", "every banana"), ""),
+                "Sync interval is invalid",
+            ),
+            (
+                error(SYNC, "  Lead:\n    __extends: Nope\n"),
+                "model Nope (in __extends) is not defined",
+            ),
+            (
+                error(SYNC, "  Lead:\n    tags: Record<string, string>\n"),
+                "generic type Record<…> is not supported",
+            ),
+            (
+                error(SYNC, "  Lead:\n    tags: '[]'\n"),
+                "an empty array type [] needs an item type",
+            ),
+            (
+                error(
+                    &format!(
+                        "{SYNC}    on-events:\n      post-connection-creation: [setup]\n    post-connection-scripts: [setup]\n"
+                    ),
+                    "",
+                ),
+                "post-connection-scripts and on-events cannot both be used",
+            ),
+            (
+                error(&SYNC.replace("        output: Contact\n", ""), ""),
+                "An output property is required",
+            ),
+            (
+                error(&SYNC.replace("        endpoint: GET /contacts\n", ""), ""),
+                "An endpoint property is required",
+            ),
+            (
+                error(
+                    &format!("{SYNC}    actions:\n      create:\n        output: Contact\n"),
+                    "",
+                ),
+                "An endpoint property is required to specify how to trigger the action.",
+            ),
+            (
+                error(&format!("{SYNC}        track_deletes: maybe\n"), ""),
+                "track_deletes must be a boolean.",
+            ),
+            (
+                error(&format!("{SYNC}        auto_start: 3\n"), ""),
+                "auto_start must be a boolean.",
+            ),
+            (
+                error(&format!("{SYNC}        description: [a]\n"), ""),
+                "description must be a string.",
+            ),
+            (
+                error(&format!("{SYNC}        version: v1\n"), ""),
+                "version must be an integer, string or a semver string",
+            ),
+            (
+                error(&format!("{SYNC}        scopes: {{a: b}}\n"), ""),
+                "scopes must be a string or an array of strings.",
+            ),
+            (
+                error(
+                    &format!("{SYNC}        sync_type: incremental\n        track_deletes: true\n"),
+                    "",
+                ),
+                "track_deletes cannot be used with sync_type: incremental",
+            ),
+            (
+                error(&SYNC.replace("GET /contacts", "GET /contacts/{Nope}"), ""),
+                "endpoint GET /contacts/{Nope} refers to model Nope, which is not defined",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (message, expected) in &cases {
+            if !message.starts_with("nango.yaml:") || !message.contains(expected) {
+                wrong.push(format!("expected {expected:?}, got {message:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn warnings_come_back() {
+        let fallback = warnings(SYNC, "  Lead:\n    kind: Unknown\n");
+        assert_eq!(
+            fallback,
+            ["Model Unknown is not defined, using it as a string literal"]
+        );
+        let cyclic = warnings(SYNC, "  Node:\n    parent: Node | null\n");
+        assert_eq!(
+            cyclic,
+            ["Model Node refers to itself through its fields (a cyclic model); it is accepted"]
+        );
+        let literal = warnings(
+            &format!(
+                "{SYNC}    actions:\n      ping:\n        endpoint: POST /ping\n        output: boolean\n"
+            ),
+            "",
+        );
+        assert_eq!(
+            literal,
+            ["The output boolean of action crm/ping is not a model; it is used as a literal type"]
+        );
     }
 }

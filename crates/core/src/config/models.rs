@@ -112,7 +112,56 @@ pub fn parse_models(
         let model = parser.model(name, mapping, &raw, &mut Vec::new())?;
         parsed.insert(name.clone(), model);
     }
+    for name in cyclic_models(&parsed) {
+        parser.warnings.push(format!(
+            "Model {name} refers to itself through its fields (a cyclic model); it is accepted"
+        ));
+    }
     Ok(parsed)
+}
+
+/// The models that can reach themselves through model references.
+fn cyclic_models(models: &BTreeMap<String, Model>) -> Vec<String> {
+    fn references<'a>(ty: &'a FieldType, out: &mut Vec<&'a str>) {
+        match ty {
+            FieldType::Model { name } => out.push(name),
+            FieldType::Array { items } => references(items, out),
+            FieldType::Union { members } => members.iter().for_each(|m| references(m, out)),
+            FieldType::Nested { fields } => fields.iter().for_each(|f| references(&f.ty, out)),
+            _ => {}
+        }
+    }
+    let edges: BTreeMap<&str, Vec<&str>> = models
+        .iter()
+        .map(|(name, model)| {
+            let mut out = Vec::new();
+            model
+                .fields
+                .iter()
+                .for_each(|f| references(&f.ty, &mut out));
+            if let Some(dynamic) = &model.dynamic {
+                references(dynamic, &mut out);
+            }
+            (name.as_str(), out)
+        })
+        .collect();
+    models
+        .keys()
+        .filter(|start| {
+            let mut stack: Vec<&str> = edges.get(start.as_str()).cloned().unwrap_or_default();
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some(next) = stack.pop() {
+                if next == start.as_str() {
+                    return true;
+                }
+                if seen.insert(next) {
+                    stack.extend(edges.get(next).cloned().unwrap_or_default());
+                }
+            }
+            false
+        })
+        .cloned()
+        .collect()
 }
 
 static EMPTY: std::sync::OnceLock<serde_yaml::Mapping> = std::sync::OnceLock::new();
