@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pg_nango_core::deploy::{DeploymentPlan, is_script_path, plan};
+use pg_nango_core::deploy::{DeploymentPlan, is_script_path, plan_with_packages};
 use pg_nango_core::records::views::{view_name, view_sql};
 use pgrx::prelude::*;
 use serde_json::{Value, json};
@@ -31,7 +31,17 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
         .unwrap_or_else(|e| error!("cannot read {}: {e}", root.join("nango.yaml").display()));
     let mut files = BTreeMap::new();
     collect_files(root, root, &mut files);
-    deploy_content(&config, files, allow_destructive)
+    // Packages are read from the folder's node_modules only as far as the scripts import them.
+    let packages = |relative: &str| {
+        let inside = relative.starts_with("node_modules/")
+            && !relative
+                .split('/')
+                .any(|part| part == ".." || part.is_empty());
+        inside
+            .then(|| std::fs::read_to_string(root.join(relative)).ok())
+            .flatten()
+    };
+    deploy_content(&config, files, allow_destructive, &packages)
 }
 
 /// Deploys `config` (nango.yaml) with `files` (`{"github/syncs/issues.ts": "<source>", …}`).
@@ -54,7 +64,7 @@ fn deploy_files(
             _ => error!("files: the value of \"{path}\" must be the file's source text"),
         }
     }
-    deploy_content(config, sources, allow_destructive)
+    deploy_content(config, sources, allow_destructive, &|_| None)
 }
 
 fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
@@ -86,13 +96,15 @@ fn deploy_content(
     config: &str,
     files: BTreeMap<String, String>,
     allow_destructive: bool,
+    packages: &dyn Fn(&str) -> Option<String>,
 ) -> pgrx::JsonB {
-    let plan = plan(config, &files, guc::min_frequency()).unwrap_or_else(|e| {
-        super::fail(
-            format!("deploy failed: {e}"),
-            "nothing was deployed; the previous deployment keeps running",
-        )
-    });
+    let plan =
+        plan_with_packages(config, &files, guc::min_frequency(), packages).unwrap_or_else(|e| {
+            super::fail(
+                format!("deploy failed: {e}"),
+                "nothing was deployed; the previous deployment keeps running",
+            )
+        });
     check_removals(&plan, allow_destructive);
     ensure_integrations(&plan);
     let summary = write(&plan, config);

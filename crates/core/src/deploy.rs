@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::{ActionConfig, NangoConfig, SyncConfig, parse_config};
 use crate::script::compile::{CompiledModule, compile};
-use crate::script::modules::resolve;
+use crate::script::modules::{is_bare, package_manifest_path, resolve_import};
 
 /// A deploy-stopping problem, located in a file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -44,6 +44,17 @@ pub fn plan(
     files: &BTreeMap<String, String>,
     min_frequency: Duration,
 ) -> Result<DeploymentPlan, DeployError> {
+    plan_with_packages(config_text, files, min_frequency, &|_| None)
+}
+
+/// [`plan`], with `packages` reading files of the folder's `node_modules` (`node_modules/zod/package.json`)
+/// that `files` does not hold, for bare imports.
+pub fn plan_with_packages(
+    config_text: &str,
+    files: &BTreeMap<String, String>,
+    min_frequency: Duration,
+    packages: &dyn Fn(&str) -> Option<String>,
+) -> Result<DeploymentPlan, DeployError> {
     let config = parse_config(config_text, min_frequency)?;
     let mut syncs = Vec::new();
     let mut actions = Vec::new();
@@ -70,7 +81,7 @@ pub fn plan(
         .map(|s| s.entry_file.as_str())
         .chain(actions.iter().map(|a| a.entry_file.as_str()))
         .collect();
-    let modules = compile_reachable(files, &entries)?;
+    let modules = compile_reachable(files, packages, &entries)?;
     Ok(DeploymentPlan {
         config,
         syncs,
@@ -109,28 +120,58 @@ fn find_script(
 /// Compiles the entry modules and every module they import, transitively.
 fn compile_reachable(
     files: &BTreeMap<String, String>,
+    packages: &dyn Fn(&str) -> Option<String>,
     entries: &[&str],
 ) -> Result<BTreeMap<String, (String, CompiledModule)>, DeployError> {
+    let read = |path: &str| {
+        files.get(path).cloned().or_else(|| {
+            path.starts_with("node_modules/")
+                .then(|| packages(path))
+                .flatten()
+        })
+    };
+    let exists = |path: &str| read(path).is_some();
     let mut compiled = BTreeMap::new();
     let mut pending: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
     let mut seen: BTreeSet<String> = pending.iter().cloned().collect();
     while let Some(path) = pending.pop() {
-        let source = &files[&path];
-        let module = compile(&path, source)?;
+        let source = read(&path).unwrap_or_default();
+        if path.ends_with(".cjs") {
+            return Err(DeployError::File {
+                file: path,
+                message: "is a CommonJS module; only packages that ship ES modules can be imported"
+                    .into(),
+            });
+        }
+        let module = compile(&path, &source)?;
         for specifier in &module.imports {
-            let target = resolve(&path, specifier, &|candidate| files.contains_key(candidate)).ok_or_else(|| DeployError::File {
+            let target = resolve_import(&path, specifier, &exists, &read).ok_or_else(|| DeployError::File {
                 file: path.clone(),
-                message: if specifier.starts_with('.') || specifier.starts_with('/') {
-                    format!("imports '{specifier}', which is not a file of the folder")
+                message: if is_bare(specifier) {
+                    format!("imports the package '{specifier}', which is not installed in the folder's node_modules (run npm install in the folder)")
                 } else {
-                    format!("imports the package '{specifier}', which is not available: only relative imports between files of the folder are supported")
+                    format!("imports '{specifier}', which is not a file of the folder")
                 },
             })?;
+            // The runtime resolves the package again through its package.json, so it is deployed too.
+            if let Some(manifest) = is_bare(specifier)
+                .then(|| package_manifest_path(specifier))
+                .flatten()
+                && !compiled.contains_key(&manifest)
+                && let Some(text) = read(&manifest)
+            {
+                let stored = CompiledModule {
+                    js: text.clone(),
+                    source_map: None,
+                    imports: Vec::new(),
+                };
+                compiled.insert(manifest, (text, stored));
+            }
             if seen.insert(target.clone()) {
                 pending.push(target);
             }
         }
-        compiled.insert(path, (source.clone(), module));
+        compiled.insert(path, (source, module));
     }
     Ok(compiled)
 }

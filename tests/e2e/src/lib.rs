@@ -164,7 +164,9 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
         let path = entry.path();
         if path.is_dir() {
             collect(root, &path, files);
-        } else if path.extension().is_some_and(|e| e == "ts") {
+        } else if path.extension().is_some_and(|e| e == "ts")
+            || path.starts_with(root.join("node_modules"))
+        {
             let relative = path
                 .strip_prefix(root)
                 .expect("relative")

@@ -74,6 +74,64 @@ fn an_action_returns_its_output_and_an_action_error_becomes_a_sql_error() {
 }
 
 #[test]
+fn an_action_imports_a_package_from_node_modules() {
+    let mut client = connect();
+    create_connection(&mut client, "e2e", "package-conn");
+    let output: Value = client
+        .query_one(
+            "SELECT nango.trigger_action('e2e', 'package-conn', 'subscribe', '{\"email\": \"ada@example.com\"}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(output, json!({"subscribed": "ada@example.com"}));
+
+    let (message, detail) = db_error(
+        client
+            .query_one(
+                "SELECT nango.trigger_action('e2e', 'package-conn', 'subscribe', '{\"email\": 42}')",
+                &[],
+            )
+            .unwrap_err(),
+    );
+    assert_eq!(message, "Invalid input provided");
+    assert_eq!(
+        detail.as_deref(),
+        Some(r#"{"message":"Invalid input provided"}"#)
+    );
+    let logged: String = client
+        .query_one(
+            "SELECT level || ': ' || message FROM nango.logs WHERE run = 'action e2e/subscribe package-conn' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        logged,
+        "error: Invalid input provided: Expected string at path email"
+    );
+
+    // Without the package in the deployed files, the deploy names the import and how to fix it.
+    let (config, mut files) = fixture();
+    files
+        .as_object_mut()
+        .unwrap()
+        .retain(|path, _| !path.starts_with("node_modules/"));
+    let (message, _) = db_error(
+        client
+            .query_one(
+                "SELECT nango.deploy($1::text, $2::jsonb)",
+                &[&config, &files],
+            )
+            .unwrap_err(),
+    );
+    assert!(
+        message.starts_with("deploy failed: e2e/actions/subscribe.ts: imports the package 'tiny-schema', which is not installed in the folder's node_modules (run npm install in the folder)"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_dry_run_returns_what_a_sync_would_save_and_stores_nothing() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "dry-conn");

@@ -1,6 +1,8 @@
 //! Module resolution as a bundler would do it for a Nango folder: `../mappers/to-issue.js` from
-//! `github/syncs/issues.ts` is `github/mappers/to-issue.ts`; extensionless and `/index` forms work too.
-//! Deploy uses it to refuse unresolvable imports; the runtime uses it to load compiled modules from memory.
+//! `github/syncs/issues.ts` is `github/mappers/to-issue.ts`; extensionless and `/index` forms work too; a bare
+//! specifier (`zod`) is a package of the folder's `node_modules`, entered through its `package.json` as an
+//! ES-module bundler would. Deploy uses it to refuse unresolvable imports; the runtime uses it to load the
+//! compiled modules from memory (the packages' `package.json` files are deployed with them).
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -32,6 +34,104 @@ pub fn resolve(importer: &str, specifier: &str, exists: &dyn Fn(&str) -> bool) -
     ]
     .into_iter()
     .find(|candidate| exists(candidate))
+}
+
+/// Resolves any import: relative to `importer`, or a package from `node_modules`. `read` gives a file's text
+/// (for `package.json`).
+pub fn resolve_import(
+    importer: &str,
+    specifier: &str,
+    exists: &dyn Fn(&str) -> bool,
+    read: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    if is_bare(specifier) {
+        resolve_package(specifier, exists, read)
+    } else {
+        resolve(importer, specifier, exists)
+    }
+}
+
+/// Whether `specifier` names a package (`zod`, `@scope/pkg/sub`) rather than a file.
+pub fn is_bare(specifier: &str) -> bool {
+    !(specifier.starts_with('.') || specifier.starts_with('/'))
+}
+
+/// The `package.json` of the package a bare specifier names.
+pub fn package_manifest_path(specifier: &str) -> Option<String> {
+    split_package(specifier).map(|(name, _)| format!("node_modules/{name}/package.json"))
+}
+
+/// `@scope/pkg/sub/path` → (`@scope/pkg`, `sub/path`).
+fn split_package(specifier: &str) -> Option<(&str, Option<&str>)> {
+    let parts = if specifier.starts_with('@') { 2 } else { 1 };
+    let mut end = 0;
+    for (count, (index, _)) in specifier.match_indices('/').enumerate() {
+        if count + 1 == parts {
+            end = index;
+            break;
+        }
+    }
+    if end == 0 {
+        return (!specifier.is_empty() && (parts == 1 || specifier.contains('/')))
+            .then_some((specifier, None));
+    }
+    Some((&specifier[..end], Some(&specifier[end + 1..])))
+}
+
+/// A package's entry for `specifier`: its `exports` (conditions `import`, `module`, `default`), else
+/// `module`, else `main`, else `index.js`; then the file as a bundler would find it.
+pub fn resolve_package(
+    specifier: &str,
+    exists: &dyn Fn(&str) -> bool,
+    read: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let (name, subpath) = split_package(specifier)?;
+    let root = format!("node_modules/{name}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read(&format!("{root}/package.json"))?).ok()?;
+    let key = subpath.map_or_else(|| ".".to_string(), |s| format!("./{s}"));
+    let target = manifest
+        .get("exports")
+        .and_then(|exports| export_target(exports, &key))
+        .or_else(|| match subpath {
+            Some(sub) => Some(format!("./{sub}")),
+            None => ["module", "main"]
+                .iter()
+                .find_map(|field| manifest.get(*field)?.as_str().map(str::to_string)),
+        })
+        .unwrap_or_else(|| "./index.js".into());
+    let path = normalize(&root, &target)?;
+    [
+        path.clone(),
+        format!("{path}.js"),
+        format!("{path}.mjs"),
+        format!("{path}/index.js"),
+        format!("{path}/index.mjs"),
+    ]
+    .into_iter()
+    .find(|candidate| exists(candidate))
+}
+
+fn export_target(exports: &serde_json::Value, key: &str) -> Option<String> {
+    match exports {
+        serde_json::Value::Object(map) if map.keys().any(|k| k.starts_with('.')) => {
+            map.get(key).and_then(condition_target)
+        }
+        _ if key == "." => condition_target(exports),
+        _ => None,
+    }
+}
+
+/// The target of an export condition object for an ES-module importer.
+fn condition_target(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(target) => Some(target.clone()),
+        serde_json::Value::Object(map) => ["import", "module", "default"]
+            .iter()
+            .find_map(|condition| map.get(*condition).and_then(condition_target)),
+        serde_json::Value::Array(options) => options.iter().find_map(condition_target),
+        _ => None,
+    }
 }
 
 /// Joins a relative specifier onto a directory, folding `.` and `..`. `None` if it climbs above the root.
@@ -77,8 +177,11 @@ impl Resolver for MemoryResolver {
         if self.0.contains_key(name) {
             return Ok(name.to_string());
         }
-        resolve(base, name, &|path| self.0.contains_key(path))
-            .ok_or_else(|| Error::new_resolving(base, name))
+        let modules = &self.0;
+        resolve_import(base, name, &|path| modules.contains_key(path), &|path| {
+            modules.get(path).map(|m| m.js.clone())
+        })
+        .ok_or_else(|| Error::new_resolving(base, name))
     }
 }
 
@@ -129,5 +232,43 @@ mod tests {
         );
         assert_eq!(resolve("github/syncs/issues.ts", "zod", &exists), None);
         assert_eq!(resolve("a.ts", "../../x", &exists), None);
+    }
+
+    #[test]
+    fn resolves_packages_from_node_modules() {
+        let files: HashMap<&str, &str> = [
+            ("node_modules/zod/package.json", r#"{"main": "./lib/index.js", "module": "./lib/index.mjs", "exports": {".": {"types": "./index.d.ts", "require": "./lib/index.js", "import": "./lib/index.mjs"}, "./mini": {"import": "./mini/index.js"}}}"#),
+            ("node_modules/zod/lib/index.mjs", ""),
+            ("node_modules/zod/mini/index.js", ""),
+            ("node_modules/@acme/util/package.json", r#"{"module": "dist/index"}"#),
+            ("node_modules/@acme/util/dist/index.js", ""),
+            ("node_modules/plain/package.json", r#"{"name": "plain"}"#),
+            ("node_modules/plain/index.js", ""),
+            ("node_modules/plain/extra/thing.mjs", ""),
+        ]
+        .into_iter()
+        .collect();
+        let exists = |p: &str| files.contains_key(p);
+        let read = |p: &str| files.get(p).map(|s| s.to_string());
+        let at = |s: &str| resolve_import("github/syncs/issues.ts", s, &exists, &read);
+        assert_eq!(at("zod").as_deref(), Some("node_modules/zod/lib/index.mjs"));
+        assert_eq!(
+            at("zod/mini").as_deref(),
+            Some("node_modules/zod/mini/index.js")
+        );
+        assert_eq!(
+            at("@acme/util").as_deref(),
+            Some("node_modules/@acme/util/dist/index.js")
+        );
+        assert_eq!(at("plain").as_deref(), Some("node_modules/plain/index.js"));
+        assert_eq!(
+            at("plain/extra/thing").as_deref(),
+            Some("node_modules/plain/extra/thing.mjs")
+        );
+        assert_eq!(at("missing"), None);
+        assert_eq!(
+            package_manifest_path("@acme/util/x").as_deref(),
+            Some("node_modules/@acme/util/package.json")
+        );
     }
 }
