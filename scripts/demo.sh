@@ -52,6 +52,9 @@ SELECT id, data ->> 'subject' AS subject, data ->> 'status' AS status, _nango_me
 FROM nango.records('Ticket', connection_id => 'acme', "limit" => 5);
 \echo '==> the typed view nango_records.ticket'
 SELECT id, subject, status, priority, created_at, _nango_last_action FROM nango_records.ticket ORDER BY _nango_cursor::bigint LIMIT 3;
+\echo '==> an action through the same proxy: nango.trigger_action(''demo'', ''acme'', ''create-ticket'', …)'
+SELECT nango.trigger_action('demo', 'acme', 'create-ticket',
+    '{"subject": "Printer on fire", "requester_name": "Ada", "requester_email": "ada@example.com"}') AS created;
 \echo '==> nango.sync_status'
 SELECT integration, sync, connection_id, status, frequency, last_sync_date, next_run_at, record_counts FROM nango.sync_status;
 SQL

@@ -2,6 +2,7 @@
 //! benchmarks. Everything is in memory:
 //!
 //! - `GET /tickets?cursor=&limit=`: the demo's help-desk tickets, cursor-paginated (`{data, next_cursor}`);
+//!   `POST /tickets` with `{subject, requester: {name, email}}` creates one and returns it;
 //! - `PUT /_admin/datasets/{name}` with a JSON array: stores a dataset; `GET /datasets/{name}?cursor=&limit=`
 //!   serves it cursor-paginated the same way;
 //! - `GET /status/{code}`: answers with that status; `GET /slow?ms=`: answers after a delay;
@@ -65,7 +66,7 @@ fn routes(state: AppState) -> Router {
         .route("/paged/offset/{name}", get(paged_offset))
         .route("/flaky/{key}", get(flaky))
         .route("/oauth/token", axum::routing::post(oauth_token))
-        .route("/tickets", get(tickets))
+        .route("/tickets", get(tickets).post(create_ticket))
         .route("/datasets/{name}", get(dataset))
         .route("/status/{code}", get(status))
         .route("/slow", get(slow))
@@ -228,6 +229,45 @@ async fn tickets(
             .clone()
     };
     page(&tickets, &query)
+}
+
+async fn create_ticket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    record(&state, "POST", "/tickets", &HashMap::new(), &headers);
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let Some(subject) = body
+        .get("subject")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "subject is required"})),
+        )
+            .into_response();
+    };
+    let mut datasets = state.datasets.lock().expect("datasets lock");
+    let tickets = datasets
+        .entry("__tickets".into())
+        .or_insert_with(|| Arc::new(demo_tickets()));
+    let mut all = tickets.as_ref().clone();
+    let ticket = json!({
+        "id": all.len() + 1,
+        "subject": subject,
+        "status": "open",
+        "priority": 2,
+        "requester": body.get("requester").cloned().unwrap_or_else(|| json!({"name": "Unknown", "email": "unknown@example.com"})),
+        "tags": [],
+        "created_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    });
+    all.push(ticket.clone());
+    *tickets = Arc::new(all);
+    (StatusCode::CREATED, Json(ticket)).into_response()
 }
 
 async fn dataset(

@@ -30,8 +30,15 @@ fn a_bad_deploy_names_file_and_line_and_keeps_the_previous_deployment() {
         "SELECT nango.deploy($1::text, $2::jsonb)",
         &[&bad_runs, &files],
     ));
+    let line = bad_runs
+        .lines()
+        .position(|l| l.contains("every banana"))
+        .unwrap()
+        + 1;
     assert!(
-        message.starts_with("deploy failed: nango.yaml:12: sync throws: Sync interval is invalid"),
+        message.starts_with(&format!(
+            "deploy failed: nango.yaml:{line}: sync throws: Sync interval is invalid"
+        )),
         "{message}"
     );
     assert!(

@@ -74,6 +74,40 @@ fn an_action_returns_its_output_and_an_action_error_becomes_a_sql_error() {
 }
 
 #[test]
+fn the_demo_action_creates_a_ticket_through_the_proxy() {
+    let mut client = connect();
+    create_connection(&mut client, "demo", "demo-action-conn");
+    let ticket: Value = client
+        .query_one(
+            "SELECT nango.trigger_action('demo', 'demo-action-conn', 'create-ticket',
+                 '{\"subject\": \"Printer on fire\", \"requester_name\": \"Ada\", \"requester_email\": \"ada@example.com\"}')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ticket["subject"], "Printer on fire");
+    assert_eq!(ticket["status"], "open");
+    assert_eq!(ticket["requester_email"], "ada@example.com");
+    assert!(
+        ticket["id"].as_str().unwrap().parse::<u32>().unwrap() > 250,
+        "{ticket}"
+    );
+    let (message, detail) = db_error(
+        client
+            .query_one(
+                "SELECT nango.trigger_action('demo', 'demo-action-conn', 'create-ticket', '{}')",
+                &[],
+            )
+            .unwrap_err(),
+    );
+    assert_eq!(message, "subject is required");
+    assert_eq!(
+        detail.as_deref(),
+        Some(r#"{"field":"subject","message":"subject is required"}"#)
+    );
+}
+
+#[test]
 fn an_action_imports_a_package_from_node_modules() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "package-conn");
