@@ -273,3 +273,42 @@ fn action_returns_output_and_action_error_carries_payload() {
         }
     );
 }
+
+#[test]
+fn network_errors_are_retried_then_fail_the_run() {
+    // Nothing listens on a port just released.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let sync = format!(
+        "export default async function fetchData(nango) {{\n  await nango.get({{ endpoint: '/x', baseUrlOverride: 'http://127.0.0.1:{closed}', retries: 2 }});\n}}\n"
+    );
+    let (result, host) = run(
+        &[("demo/syncs/down.js", &sync)],
+        "demo/syncs/down.js",
+        ScriptKind::Sync,
+        Duration::from_secs(10),
+    );
+    let retries: Vec<&str> = host
+        .logs
+        .iter()
+        .filter(|(_, m)| m.starts_with("Retrying HTTP call"))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(retries.len(), 2, "{retries:?}");
+    assert!(
+        retries[0].ends_with("Waiting for 10ms [1/2]"),
+        "{}",
+        retries[0]
+    );
+    match result {
+        Err(ScriptError::Thrown { message, .. }) => {
+            assert!(
+                message.contains(&format!("127.0.0.1:{closed}")),
+                "{message}"
+            )
+        }
+        other => panic!("expected a thrown error, got {other:?}"),
+    }
+}

@@ -103,6 +103,7 @@ pub fn cluster() -> &'static Cluster {
             &[
                 "nango.min_frequency = 1",
                 "nango.script_timeout = 5",
+                "nango.action_timeout = 2",
                 "nango.retry_base_delay = 10",
                 "nango.max_concurrent_syncs = 4",
             ],

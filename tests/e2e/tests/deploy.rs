@@ -33,7 +33,8 @@ fn files() -> Value {
         );
     }
     files.insert(
-        "demo/actions/close-ticket.ts".into(),
+        // A plain JavaScript script is deployed as it is.
+        "demo/actions/close-ticket.js".into(),
         json!("export default async function runAction(nango, input) {\n  return { id: String(input.id), subject: 'closed', status: 'closed' };\n}\n"),
     );
     Value::Object(files)
@@ -55,7 +56,7 @@ fn a_v1_config_deploys_and_runs() {
     );
     assert_eq!(
         summary["actions"],
-        json!([{"integration": "demo", "name": "close-ticket", "file": "demo/actions/close-ticket.ts"}])
+        json!([{"integration": "demo", "name": "close-ticket", "file": "demo/actions/close-ticket.js"}])
     );
     let (sync_type, description): (String, String) = {
         let row = client

@@ -108,6 +108,26 @@ fn the_demo_action_creates_a_ticket_through_the_proxy() {
 }
 
 #[test]
+fn an_action_has_its_own_time_limit() {
+    let mut client = connect();
+    create_connection(&mut client, "e2e", "spin-action-conn");
+    let (message, detail) = db_error(
+        client
+            .query_one(
+                "SELECT nango.trigger_action('e2e', 'spin-action-conn', 'spin-action')",
+                &[],
+            )
+            .unwrap_err(),
+    );
+    // nango.action_timeout is 2 s in the test cluster, nango.script_timeout 5 s.
+    assert_eq!(
+        message,
+        "action spin-action failed: the script ran longer than its time limit of 2 seconds"
+    );
+    assert_eq!(detail.as_deref(), Some("error type: execution_timeout"));
+}
+
+#[test]
 fn an_action_imports_a_package_from_node_modules() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "package-conn");

@@ -105,8 +105,9 @@ fn describe_network_error(error: reqwest::Error) -> String {
     let target = error
         .url()
         .map(|u| {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
             format!(
-                "{}://{}{}",
+                "{}://{}{port}{}",
                 u.scheme(),
                 u.host_str().unwrap_or(""),
                 u.path()
