@@ -81,17 +81,13 @@ fn require(sql: &str, first: &str, second: &str, message: impl FnOnce() -> Strin
     }
 }
 
+/// Errors as every other connection-taking function does (`nango._connection`).
 fn require_connection(provider_config_key: &str, connection_id: &str) {
-    require(
-        "SELECT EXISTS (SELECT 1 FROM nango.connections WHERE provider_config_key = $1 AND connection_id = $2)",
-        provider_config_key,
-        connection_id,
-        || {
-            format!(
-                "connection \"{connection_id}\" of integration \"{provider_config_key}\" does not exist"
-            )
-        },
-    );
+    Spi::run_with_args(
+        "SELECT nango._connection($1, $2)",
+        &[provider_config_key.into(), connection_id.into()],
+    )
+    .unwrap_or_else(|e| error!("{e}"));
 }
 
 /// The output, or an ERROR: an `ActionError`'s message with its payload as DETAIL, else what failed.

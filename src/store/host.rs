@@ -45,6 +45,23 @@ impl SpiHost {
         }
     }
 
+    /// What a dry run collected, by model: one record per id, the last written, in the order of those last
+    /// writes. Deduplicated once here rather than on every write.
+    pub fn take_dry_run(&mut self) -> BTreeMap<String, Vec<Value>> {
+        let mut collected = self.dry_run.take().unwrap_or_default();
+        for records in collected.values_mut() {
+            let mut seen = HashSet::new();
+            let mut kept: Vec<Value> = records
+                .drain(..)
+                .rev()
+                .filter(|record| seen.insert(record.get("id").map(Value::to_string)))
+                .collect();
+            kept.reverse();
+            *records = kept;
+        }
+        collected
+    }
+
     fn job(&self) -> Result<i64, String> {
         self.job_id
             .ok_or_else(|| "records can only be written by a sync run".to_string())
@@ -142,7 +159,6 @@ impl Host for SpiHost {
                         serde_json::json!({"last_action": action}),
                     );
                 }
-                list.retain(|r| r.get("id") != record.get("id"));
                 list.push(record);
             }
             return Ok(());

@@ -2,13 +2,13 @@
 //! that writes the final state, advances `lastSyncDate` on success and sends the notifications, so that a
 //! listener is told exactly when the data is visible.
 
-use pg_nango_core::records::ModelCounts;
-use pg_nango_core::records::notify::{RunIdentity, failure_body, success_body};
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use pg_nango_core::providers::oauth::OAuthClient;
 use pg_nango_core::providers::{ConnectionInfo, Provider};
+use pg_nango_core::records::ModelCounts;
+use pg_nango_core::records::notify::{RunIdentity, failure_body, success_body};
 use pg_nango_core::script::{ScriptKind, ScriptRun, StoredModule};
 use serde::Deserialize;
 use serde_json::Value;
@@ -81,11 +81,12 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
              'job_type', CASE WHEN sc.sync_type = 'incremental' AND s.last_sync_date IS NOT NULL AND NOT j.full_resync
                               THEN 'INCREMENTAL' ELSE 'INITIAL' END,
              'last_sync_date', CASE WHEN j.full_resync THEN NULL ELSE to_json(s.last_sync_date) #>> '{}' END,
-             'started_at', to_json(j.started_at) #>> '{}') || nango._script_context(s.connection)
+             'started_at', to_json(j.started_at) #>> '{}') || ctx.context
          FROM claimed j
          JOIN nango.syncs s ON s.id = j.sync
          JOIN nango.sync_configs sc ON sc.id = s.sync_config
-         WHERE nango._script_context(s.connection) IS NOT NULL",
+         CROSS JOIN LATERAL (SELECT nango._script_context(s.connection) AS context) ctx
+         WHERE ctx.context IS NOT NULL",
         &[job_id.into()],
     )?;
     let Some(claimed) = claimed else {

@@ -263,7 +263,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
     }));
     match run_isolated(script, host.clone()) {
         Ok(_) if dry_run => {
-            let collected = host.borrow_mut().dry_run.take().unwrap_or_default();
+            let collected = host.borrow_mut().take_dry_run();
             OneOffResponse::Output {
                 output: json!(collected),
             }

@@ -276,29 +276,10 @@ async fn dataset(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    record(
-        &state,
-        "GET",
-        &format!("/datasets/{name}"),
-        &query,
-        &headers,
-    );
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    let items = state
-        .datasets
-        .lock()
-        .expect("datasets lock")
-        .get(&name)
-        .cloned();
-    match items {
-        Some(items) => page(&items, &query),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no dataset {name}")})),
-        )
-            .into_response(),
+    let path = format!("/datasets/{name}");
+    match guarded_dataset(&state, &path, &name, &query, &headers) {
+        Ok(items) => page(&items, &query),
+        Err(response) => response,
     }
 }
 

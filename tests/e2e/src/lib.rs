@@ -318,3 +318,9 @@ pub fn record_actions(
         .map(|row| (row.get(0), row.get(1)))
         .collect()
 }
+
+/// The message and DETAIL of a database error.
+pub fn db_error(error: postgres::Error) -> (String, Option<String>) {
+    let db = error.as_db_error().expect("a database error");
+    (db.message().to_string(), db.detail().map(str::to_string))
+}

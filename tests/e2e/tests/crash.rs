@@ -20,14 +20,9 @@ fn reconnect() -> Client {
 }
 
 fn saved_ids(client: &mut Client, connection_id: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT id FROM nango.records('Slow', connection_id => $1) ORDER BY id",
-            &[&connection_id],
-        )
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
+    record_actions(client, "Slow", connection_id)
+        .into_iter()
+        .map(|(id, _)| id)
         .collect()
 }
 

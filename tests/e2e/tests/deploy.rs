@@ -119,13 +119,14 @@ fn catalogue_errors_reach_the_caller_with_line_and_reason() {
         ),
     ];
     for (config, expected) in cases {
-        let error = client
-            .query_one(
-                "SELECT nango.deploy($1::text, $2::jsonb, allow_destructive => true)",
-                &[&config, &files()],
-            )
-            .unwrap_err();
-        let message = error.as_db_error().unwrap().message().to_string();
+        let (message, _) = db_error(
+            client
+                .query_one(
+                    "SELECT nango.deploy($1::text, $2::jsonb, allow_destructive => true)",
+                    &[&config, &files()],
+                )
+                .unwrap_err(),
+        );
         assert!(
             message.starts_with("deploy failed: nango.yaml:"),
             "{message}"

@@ -3,11 +3,6 @@
 use pg_nango_e2e::*;
 use serde_json::{Value, json};
 
-fn db_error(error: postgres::Error) -> (String, Option<String>) {
-    let db = error.as_db_error().expect("a database error");
-    (db.message().to_string(), db.detail().map(str::to_string))
-}
-
 #[test]
 fn an_action_returns_its_output_and_an_action_error_becomes_a_sql_error() {
     let mut client = connect();

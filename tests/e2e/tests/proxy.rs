@@ -98,13 +98,14 @@ fn upsert_providers_adds_and_replaces_entries() {
     assert_eq!(seen["extra"], "two");
 
     // A bad catalog is refused with the reason and changes nothing.
-    let error = client
-        .query_one(
-            "SELECT nango.upsert_providers($1)",
-            &[&"acme-crm:\n    auth_mode: [not, a, mode]\n"],
-        )
-        .unwrap_err();
-    let message = error.as_db_error().unwrap().message().to_string();
+    let (message, _) = db_error(
+        client
+            .query_one(
+                "SELECT nango.upsert_providers($1)",
+                &[&"acme-crm:\n    auth_mode: [not, a, mode]\n"],
+            )
+            .unwrap_err(),
+    );
     assert!(message.contains("acme-crm"), "{message}");
     let base_url: Value = client
         .query_one(
