@@ -4,6 +4,7 @@
 # `postgres` OS user (created by Debian's package). PG_NANGO_PRELOAD=no leaves shared_preload_libraries alone.
 #   scripts/cluster.sh start DATADIR PORT [setting=value ...]
 #   scripts/cluster.sh stop DATADIR
+#   scripts/cluster.sh crash-restart DATADIR     (immediate stop, as a power loss, then start: crash recovery)
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
 cmd=${1:?usage: cluster.sh start|stop DATADIR [PORT]}
@@ -46,8 +47,12 @@ stop)
         as_owner "$BIN/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null
     fi
     ;;
+crash-restart)
+    as_owner "$BIN/pg_ctl" -D "$datadir" -m immediate -w stop >/dev/null
+    as_owner "$BIN/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 start >/dev/null
+    ;;
 *)
-    echo "usage: cluster.sh start DATADIR PORT [setting=value ...] | stop DATADIR" >&2
+    echo "usage: cluster.sh start DATADIR PORT [setting=value ...] | stop DATADIR | crash-restart DATADIR" >&2
     exit 2
     ;;
 esac

@@ -182,6 +182,8 @@ CREATE TABLE nango.stored_records (
     connection        bigint NOT NULL REFERENCES nango.connections (id) ON DELETE CASCADE,
     external_id       text NOT NULL,
     data              jsonb NOT NULL,
+    -- md5 of the record's canonical text (jsonb keeps keys sorted): a save with the same hash is unchanged.
+    data_hash         uuid NOT NULL,
     first_seen_at     timestamptz NOT NULL,
     last_modified_at  timestamptz NOT NULL,
     deleted_at        timestamptz,
@@ -192,6 +194,8 @@ CREATE TABLE nango.stored_records (
 );
 CREATE UNIQUE INDEX stored_records_by_cursor ON nango.stored_records (model, cursor);
 CREATE INDEX stored_records_by_connection ON nango.stored_records (connection, model);
+-- nango.records(model, delta): reads only the rows modified since `delta`.
+CREATE INDEX stored_records_by_modified ON nango.stored_records (model, last_modified_at);
 
 CREATE FUNCTION nango._record_metadata(r nango.stored_records) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$

@@ -3,6 +3,9 @@
 //! succeeds). While a window is open, the ids a run saves are remembered in `nango.seen_records`; closing it
 //! marks the model's other live records of the connection as deleted, under the model's cursor lock.
 
+use serde_json::Value;
+
+use super::records::{add_counts, counted, counts_of};
 use super::{exec, one_json};
 
 /// Takes the per-model lock that keeps a model's cursors in commit order; held to commit.
@@ -60,6 +63,25 @@ pub fn mark_seen(sync: i64, model: &str, records_json: &str) -> Result<(), Strin
     )
 }
 
+/// Marks the model's live records of the connection that the open window did not see as deleted.
+const CLOSE_SQL: &str = counted!(
+    "
+WITH written AS (
+    UPDATE nango.stored_records r
+    SET deleted_at = now(), last_modified_at = now(), last_action = 'DELETED',
+        cursor = nextval('nango.record_cursor'), last_job = $4
+    FROM (SELECT s.external_id, CASE WHEN s.last_job = $4 THEN s.last_action END AS previous
+          FROM nango.stored_records s
+          WHERE s.model = $2 AND s.connection = $3 AND s.deleted_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM nango.seen_records seen
+                            WHERE seen.sync = $1 AND seen.model = $2 AND seen.external_id = s.external_id)
+          ORDER BY s.external_id) d
+    WHERE r.model = $2 AND r.connection = $3 AND r.external_id = d.external_id
+    RETURNING r.external_id, r.last_action AS action, d.previous)",
+    ",
+    'ids', coalesce(jsonb_agg(external_id ORDER BY external_id), '[]')"
+);
+
 /// Closes the model's window: marks the live records of the connection not seen in it as deleted, adds
 /// them to the job's counts and returns their ids. `None` when no window is open.
 pub fn close_window(
@@ -69,31 +91,26 @@ pub fn close_window(
     job: i64,
 ) -> Result<Option<Vec<String>>, String> {
     lock_model(model)?;
-    let deleted = one_json(
-        "WITH window_open AS (SELECT 1 FROM nango.delete_windows WHERE sync = $1 AND model = $2),
-         gone AS (
-             UPDATE nango.stored_records r
-             SET deleted_at = now(), last_modified_at = now(), last_action = 'DELETED',
-                 cursor = nextval('nango.record_cursor'), last_job = $4
-             WHERE EXISTS (SELECT 1 FROM window_open)
-               AND r.model = $2 AND r.connection = $3 AND r.deleted_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM nango.seen_records s
-                               WHERE s.sync = $1 AND s.model = $2 AND s.external_id = r.external_id)
-             RETURNING r.external_id)
-         SELECT CASE WHEN EXISTS (SELECT 1 FROM window_open)
-                     THEN (SELECT coalesce(jsonb_agg(external_id ORDER BY external_id), '[]') FROM gone) END",
-        &[sync.into(), model.into(), connection.into(), job.into()],
+    let open = one_json(
+        "SELECT to_jsonb(EXISTS (SELECT 1 FROM nango.delete_windows WHERE sync = $1 AND model = $2))",
+        &[sync.into(), model.into()],
     )?;
-    let Some(deleted) = deleted else {
+    if open != Some(Value::Bool(true)) {
         return Ok(None);
-    };
-    let ids: Vec<String> = serde_json::from_value(deleted).unwrap_or_default();
+    }
+    let closed = one_json(
+        CLOSE_SQL,
+        &[sync.into(), model.into(), connection.into(), job.into()],
+    )?
+    .unwrap_or_default();
     exec(
         "DELETE FROM nango.delete_windows WHERE sync = $1 AND model = $2",
         &[sync.into(), model.into()],
     )?;
-    super::host::add_counts(job, model, [0, 0, ids.len() as i64])?;
-    Ok(Some(ids))
+    add_counts(job, model, counts_of(&closed["counts"]))?;
+    Ok(Some(
+        serde_json::from_value(closed["ids"].clone()).unwrap_or_default(),
+    ))
 }
 
 /// At the success of a run: closes its implicit windows (legacy `track_deletes`).

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use pg_nango_core::script::{Host, SaveOp};
 use serde_json::Value;
 
-use super::{deletes, exec, one_json};
+use super::{deletes, exec, one_json, records};
 use crate::txn::run_txn;
 
 /// Largest log message kept, in characters.
@@ -62,87 +62,42 @@ impl SpiHost {
         collected
     }
 
+    /// Logs what a write did, as Nango's "batch saved" lines; batchUpdate warns about ids not stored.
+    fn log_outcome(&mut self, op: SaveOp, model: &str, outcome: &records::Outcome) {
+        let [added, updated, deleted] = outcome.counts;
+        let unchanged = outcome.records as i64 - outcome.written - outcome.missing.len() as i64;
+        let payload = serde_json::json!({
+            "model": model, "records": outcome.records, "written": outcome.written,
+            "unchanged": unchanged, "added": added, "updated": updated, "deleted": deleted,
+            "ms": (outcome.elapsed_ms * 100.0).round() / 100.0,
+        });
+        let message = format!(
+            "{} {model}: {} records, {} written, {unchanged} unchanged",
+            records::method(op),
+            outcome.records,
+            outcome.written
+        );
+        self.log("info", &message, Some(&payload.to_string()));
+        if !outcome.missing.is_empty() {
+            let shown: Vec<&str> = outcome.missing.iter().take(10).map(String::as_str).collect();
+            let message = format!(
+                "batchUpdate {model}: {} records are not stored (or are deleted) and were not updated: {}{}",
+                outcome.missing.len(),
+                shown.join(", "),
+                if outcome.missing.len() > shown.len() { ", ..." } else { "" }
+            );
+            self.log("warn", &message, None);
+        }
+    }
+
     fn job(&self) -> Result<i64, String> {
         self.job_id
             .ok_or_else(|| "records can only be written by a sync run".to_string())
     }
 }
 
-/// One batch write. `$1` records (jsonb array), `$2` model, `$3` connection, `$4` job. Returns
-/// `[added, updated, deleted]`. An unchanged record is not rewritten; a deleted one saved again is ADDED.
-const SAVE_SQL: &str = "
-WITH incoming AS (SELECT e.rec ->> 'id' AS id, e.rec FROM jsonb_array_elements($1::jsonb) AS e(rec)),
-written AS (
-    INSERT INTO nango.stored_records AS r
-        (model, connection, external_id, data, first_seen_at, last_modified_at, deleted_at, last_action, cursor, last_job)
-    SELECT $2, $3, i.id, i.rec, now(), now(), NULL, 'ADDED', nextval('nango.record_cursor'), $4 FROM incoming i
-    ON CONFLICT (model, connection, external_id) DO UPDATE SET
-        data = excluded.data,
-        first_seen_at = CASE WHEN r.deleted_at IS NULL THEN r.first_seen_at ELSE excluded.first_seen_at END,
-        last_action = CASE WHEN r.deleted_at IS NULL THEN 'UPDATED' ELSE 'ADDED' END,
-        last_modified_at = excluded.last_modified_at,
-        deleted_at = NULL,
-        cursor = excluded.cursor,
-        last_job = excluded.last_job
-    WHERE r.data IS DISTINCT FROM excluded.data OR r.deleted_at IS NOT NULL
-    RETURNING r.last_action)
-SELECT jsonb_build_array(count(*) FILTER (WHERE last_action = 'ADDED'), count(*) FILTER (WHERE last_action = 'UPDATED'), 0)
-FROM written";
-
-/// batchUpdate: merges into stored, not deleted records; ids not stored are ignored.
-const UPDATE_SQL: &str = "
-WITH incoming AS (SELECT e.rec ->> 'id' AS id, e.rec FROM jsonb_array_elements($1::jsonb) AS e(rec)),
-written AS (
-    UPDATE nango.stored_records r
-    SET data = nango._jsonb_merge(r.data, i.rec), last_action = 'UPDATED', last_modified_at = now(),
-        cursor = nextval('nango.record_cursor'), last_job = $4
-    FROM incoming i
-    WHERE r.model = $2 AND r.connection = $3 AND r.external_id = i.id AND r.deleted_at IS NULL
-      AND r.data IS DISTINCT FROM nango._jsonb_merge(r.data, i.rec)
-    RETURNING 1)
-SELECT jsonb_build_array(0, count(*), 0) FROM written";
-
-/// batchDelete: soft-deletes, keeping the last payload; deleting a deleted record again changes nothing.
-const DELETE_SQL: &str = "
-WITH incoming AS (SELECT e.rec ->> 'id' AS id FROM jsonb_array_elements($1::jsonb) AS e(rec)),
-written AS (
-    UPDATE nango.stored_records r
-    SET deleted_at = now(), last_modified_at = now(), last_action = 'DELETED',
-        cursor = nextval('nango.record_cursor'), last_job = $4
-    FROM incoming i
-    WHERE r.model = $2 AND r.connection = $3 AND r.external_id = i.id AND r.deleted_at IS NULL
-    RETURNING 1)
-SELECT jsonb_build_array(0, 0, count(*)) FROM written";
-
-/// Adds one batch's counts to the job's per-model result.
-const COUNT_SQL: &str = "
-UPDATE nango.jobs SET result = result || jsonb_build_object($2::text, jsonb_build_object(
-    'added', coalesce((result -> $2 ->> 'added')::bigint, 0) + $3,
-    'updated', coalesce((result -> $2 ->> 'updated')::bigint, 0) + $4,
-    'deleted', coalesce((result -> $2 ->> 'deleted')::bigint, 0) + $5))
-WHERE id = $1";
-
-/// Adds `[added, updated, deleted]` to the job's counts for `model`.
-pub fn add_counts(job: i64, model: &str, counts: [i64; 3]) -> Result<(), String> {
-    exec(
-        COUNT_SQL,
-        &[
-            job.into(),
-            model.into(),
-            counts[0].into(),
-            counts[1].into(),
-            counts[2].into(),
-        ],
-    )
-}
-
 impl Host for SpiHost {
     fn save(&mut self, op: SaveOp, model: &str, records_json: String) -> Result<(), String> {
-        let sql = match op {
-            SaveOp::Save => SAVE_SQL,
-            SaveOp::Update => UPDATE_SQL,
-            SaveOp::Delete => DELETE_SQL,
-        };
         if let Some(collected) = &mut self.dry_run {
             let records: Vec<Value> =
                 serde_json::from_str(&records_json).map_err(|e| e.to_string())?;
@@ -165,25 +120,16 @@ impl Host for SpiHost {
         }
         let (job, sync, connection) = (self.job()?, self.sync_id, self.connection);
         let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
-        run_txn(|| {
-            deletes::lock_model(model)?;
-            let counts = one_json(
-                sql,
-                &[
-                    records_json.as_str().into(),
-                    model.into(),
-                    connection.into(),
-                    job.into(),
-                ],
-            )?
-            .unwrap_or_default();
-            let n = |i: usize| counts.get(i).and_then(Value::as_i64).unwrap_or(0);
+        let outcome = run_txn(|| {
+            let outcome = records::write(op, model, connection, job, &records_json)?;
             if remember {
                 deletes::mark_seen(sync, model, &records_json)?;
             }
-            add_counts(job, model, [n(0), n(1), n(2)])
+            Ok(outcome)
         })
-        .map_err(|e| format!("could not save {model} records: {e}"))
+        .map_err(|e| format!("could not save {model} records: {e}"))?;
+        self.log_outcome(op, model, &outcome);
+        Ok(())
     }
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {

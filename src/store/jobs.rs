@@ -144,11 +144,13 @@ pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Resul
         "ERROR"
     };
     let ended = one_json(
+        // The sync may be gone (its connection deleted while it ran): the job is ended all the same.
         "UPDATE nango.jobs j SET status = $2, ended_at = now(), error = jsonb_build_object('type', $3::text, 'description', $4::text)
-         FROM nango.syncs s JOIN nango.sync_configs sc ON sc.id = s.sync_config
-         WHERE j.id = $1 AND j.status IN ('QUEUED', 'RUNNING') AND s.id = j.sync
+         WHERE j.id = $1 AND j.status IN ('QUEUED', 'RUNNING')
          RETURNING jsonb_build_object('connection_id', j.connection_id, 'provider_config_key', j.integration,
-                                      'sync_name', j.sync_name, 'type', j.type, 'models', to_jsonb(sc.models),
+                                      'sync_name', j.sync_name, 'type', j.type,
+                                      'models', (SELECT coalesce(to_jsonb(sc.models), '[]') FROM nango.sync_configs sc
+                                                 WHERE sc.provider_config_key = j.integration AND sc.name = j.sync_name),
                                       'started_at', to_json(coalesce(j.started_at, j.created_at)) #>> '{}',
                                       'failed_at', to_json(now()) #>> '{}')",
         &[job_id.into(), status.into(), error_type.into(), description.into()],

@@ -5,6 +5,7 @@
 pub mod deletes;
 pub mod host;
 pub mod jobs;
+pub mod records;
 
 use pgrx::prelude::*;
 

@@ -73,12 +73,15 @@ fn installed() -> Result<bool, String> {
     )? == Some(serde_json::Value::Bool(true)))
 }
 
-/// Ends RUNNING jobs whose process is gone, with a failure notification.
+/// Ends RUNNING jobs whose process is gone (killed, or the server restarted), with a failure notification.
 fn end_orphaned_jobs() -> Result<(), String> {
     let orphans = run_txn(|| {
         one_json(
+            // A process that started after the claim is another one that got the same pid.
             "SELECT coalesce(jsonb_agg(j.id), '[]') FROM nango.jobs j
-             WHERE j.status = 'RUNNING' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid)",
+             WHERE j.status = 'RUNNING'
+               AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                               WHERE a.pid = j.pid AND a.backend_start <= j.started_at)",
             &[],
         )
     })?

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use pg_nango_mock_api::MockServer;
+use postgres::fallible_iterator::FallibleIterator;
 pub use postgres::{Client, NoTls};
 use serde_json::Value;
 
@@ -52,6 +53,17 @@ impl Cluster {
             ),
             NoTls,
         )
+    }
+
+    /// Stops the cluster at once, as a power loss would (`pg_ctl stop -m immediate`), and starts it again:
+    /// PostgreSQL recovers from its WAL.
+    pub fn crash_restart(&self) {
+        let status = Command::new(repo_root().join("scripts/cluster.sh"))
+            .arg("crash-restart")
+            .arg(&self.datadir)
+            .status()
+            .expect("run scripts/cluster.sh");
+        assert!(status.success(), "could not restart the test cluster");
     }
 
     /// Stops the cluster (fast shutdown) and removes its files.
@@ -323,4 +335,55 @@ pub fn record_actions(
 pub fn db_error(error: postgres::Error) -> (String, Option<String>) {
     let db = error.as_db_error().expect("a database error");
     (db.message().to_string(), db.detail().map(str::to_string))
+}
+
+/// Sets a connection's metadata to `{"steps": steps}` (what the fixture's `records` sync does) and runs
+/// the sync; returns (job id, final status).
+pub fn run_steps(
+    client: &mut Client,
+    integration: &str,
+    connection_id: &str,
+    steps: Value,
+) -> (i64, String) {
+    set_metadata(
+        client,
+        integration,
+        connection_id,
+        &serde_json::json!({ "steps": steps }),
+    );
+    run_sync(client, integration, "records", connection_id)
+}
+
+/// Reads the notifications a LISTEN session received for a job, waiting up to 10 s for `count` of them
+/// (and 300 ms more for any beyond).
+pub fn notifications_for(listener: &mut Client, job: i64, count: usize) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut read = |bodies: &mut Vec<Value>| {
+        let mut notifications = listener.notifications();
+        let mut iter = notifications.timeout_iter(Duration::from_millis(300));
+        while let Ok(Some(n)) = iter.next() {
+            assert_eq!(n.channel(), "nango");
+            let body: Value = serde_json::from_str(n.payload()).expect("notification body is JSON");
+            if body["jobId"] == serde_json::json!(job) {
+                bodies.push(body);
+            }
+        }
+    };
+    while bodies.len() < count && Instant::now() < deadline {
+        read(&mut bodies);
+    }
+    read(&mut bodies);
+    bodies
+}
+
+/// A job's `started_at` as Postgres writes it in JSON (the form notifications and metadata use).
+pub fn job_started_at(client: &mut Client, job: i64) -> String {
+    client
+        .query_one(
+            "SELECT to_json(started_at) #>> '{}' FROM nango.jobs WHERE id = $1",
+            &[&job],
+        )
+        .expect("job started_at")
+        .get(0)
 }

@@ -87,7 +87,7 @@ fn a_bad_deploy_names_file_and_line_and_keeps_the_previous_deployment() {
         .query_one("SELECT count(*) FROM nango.sync_configs", &[])
         .unwrap()
         .get(0);
-    assert_eq!(syncs, 10);
+    assert_eq!(syncs, 13);
 }
 
 #[test]

@@ -4,26 +4,7 @@ use std::time::Duration;
 
 use pg_nango_e2e::*;
 use pg_nango_mock_api::DEMO_TICKETS;
-use postgres::fallible_iterator::FallibleIterator;
 use serde_json::{Value, json};
-
-/// Reads the notifications a LISTEN session received for a job, waiting up to 10 s for `count` of them.
-fn notifications_for(listener: &mut Client, job: i64, count: usize) -> Vec<Value> {
-    let mut bodies = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while bodies.len() < count && std::time::Instant::now() < deadline {
-        let mut notifications = listener.notifications();
-        let mut iter = notifications.timeout_iter(Duration::from_millis(200));
-        while let Ok(Some(n)) = iter.next() {
-            assert_eq!(n.channel(), "nango");
-            let body: Value = serde_json::from_str(n.payload()).expect("notification body is JSON");
-            if body["jobId"] == json!(job) {
-                bodies.push(body);
-            }
-        }
-    }
-    bodies
-}
 
 /// A demo connection created now gets a successful first run: the scheduler and workers are fine.
 fn assert_a_new_run_succeeds(client: &mut Client, connection_id: &str) {

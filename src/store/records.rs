@@ -1,0 +1,228 @@
+//! Writing records: `batchSave`, `batchUpdate` and `batchDelete` of one model, one transaction per call.
+//!
+//! A record's content hash (md5 of its canonical jsonb text) decides whether a save changes anything: an
+//! unchanged record is not touched at all (no new row version, no lock, same cursor). Every write takes the
+//! model's cursor lock first ([`deletes::lock_model`]), so cursors follow commit order, and the read of
+//! what is stored and the write that follows see the same rows.
+//!
+//! The job's counts are kept per record, by the record's state at the end of the run: a record changed twice
+//! in one run counts once, under its final `last_action`. So a run's counts are exactly what
+//! `nango.records(model, delta => <the run's start>)` returns for the connection, by `last_action`.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use pg_nango_core::script::SaveOp;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{deletes, exec, one_json};
+
+/// Records per statement: a larger batch is written in chunks of this size, still in one transaction.
+const CHUNK: usize = 1000;
+
+/// The SDK method of a write, as logs name it.
+pub fn method(op: SaveOp) -> &'static str {
+    match op {
+        SaveOp::Save => "batchSave",
+        SaveOp::Update => "batchUpdate",
+        SaveOp::Delete => "batchDelete",
+    }
+}
+
+fn statement(op: SaveOp) -> &'static str {
+    match op {
+        SaveOp::Save => SAVE_SQL,
+        SaveOp::Update => UPDATE_SQL,
+        SaveOp::Delete => DELETE_SQL,
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub records: usize,
+    /// Changes to the job's `[added, updated, deleted]` (a record already counted in this run moves).
+    pub counts: [i64; 3],
+    /// Records written (the others were unchanged, or for batchUpdate/batchDelete not stored).
+    pub written: i64,
+    /// batchUpdate: ids that are not stored (or deleted), so nothing was written for them.
+    pub missing: Vec<String>,
+    pub elapsed_ms: f64,
+}
+
+/// The statements below end with this: the job's count changes from `written (action, previous)`, where
+/// `previous` is the action under which this job already counted the record (NULL when it did not).
+macro_rules! counted {
+    ($ctes:literal) => {
+        counted!($ctes, "")
+    };
+    ($ctes:literal, $extra:literal) => {
+        concat!(
+            $ctes,
+            "
+SELECT jsonb_build_object(
+    'written', count(*),
+    'counts', jsonb_build_array(
+        count(*) FILTER (WHERE action = 'ADDED') - count(*) FILTER (WHERE previous = 'ADDED'),
+        count(*) FILTER (WHERE action = 'UPDATED') - count(*) FILTER (WHERE previous = 'UPDATED'),
+        count(*) FILTER (WHERE action = 'DELETED') - count(*) FILTER (WHERE previous = 'DELETED'))",
+            $extra,
+            ")
+FROM written"
+        )
+    };
+}
+pub(crate) use counted;
+
+/// batchSave. `$1` records (jsonb array), `$2` model, `$3` connection, `$4` job. New, changed and deleted
+/// records are written (a deleted one saved again is ADDED, with a new first_seen_at); unchanged ones are
+/// left alone.
+const SAVE_SQL: &str = counted!(
+    "
+WITH incoming AS MATERIALIZED (
+    SELECT e.rec ->> 'id' AS id, e.rec, md5(e.rec::text)::uuid AS hash, e.n
+    FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(rec, n)),
+changed AS MATERIALIZED (
+    SELECT i.id, i.rec, i.hash, i.n, CASE WHEN r.last_job = $4 THEN r.last_action END AS previous
+    FROM incoming i
+    LEFT JOIN nango.stored_records r ON r.model = $2 AND r.connection = $3 AND r.external_id = i.id
+    WHERE r.external_id IS NULL OR r.deleted_at IS NOT NULL OR r.data_hash <> i.hash),
+upserted AS (
+    INSERT INTO nango.stored_records AS r
+        (model, connection, external_id, data, data_hash, first_seen_at, last_modified_at, deleted_at,
+         last_action, cursor, last_job)
+    SELECT $2, $3, c.id, c.rec, c.hash, now(), now(), NULL, 'ADDED', nextval('nango.record_cursor'), $4
+    FROM changed c ORDER BY c.n
+    ON CONFLICT (model, connection, external_id) DO UPDATE SET
+        data = excluded.data,
+        data_hash = excluded.data_hash,
+        first_seen_at = CASE WHEN r.deleted_at IS NULL THEN r.first_seen_at ELSE excluded.first_seen_at END,
+        last_action = CASE WHEN r.deleted_at IS NULL THEN 'UPDATED' ELSE 'ADDED' END,
+        last_modified_at = excluded.last_modified_at,
+        deleted_at = NULL,
+        cursor = excluded.cursor,
+        last_job = excluded.last_job
+    RETURNING r.external_id, r.last_action),
+written AS (SELECT u.last_action AS action, c.previous FROM upserted u JOIN changed c ON c.id = u.external_id)"
+);
+
+/// batchUpdate: merges into stored, live records (objects key by key, arrays replaced); a merge that
+/// changes nothing writes nothing; ids not stored are reported as missing.
+const UPDATE_SQL: &str = counted!(
+    "
+WITH incoming AS MATERIALIZED (
+    SELECT e.rec ->> 'id' AS id, e.rec, e.n FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(rec, n)),
+stored AS MATERIALIZED (
+    SELECT i.id, i.n, m.data, md5(m.data::text)::uuid AS hash, r.data_hash AS old_hash,
+           CASE WHEN r.last_job = $4 THEN r.last_action END AS previous
+    FROM incoming i
+    JOIN nango.stored_records r ON r.model = $2 AND r.connection = $3 AND r.external_id = i.id AND r.deleted_at IS NULL
+    CROSS JOIN LATERAL (SELECT nango._jsonb_merge(r.data, i.rec) AS data) m),
+written AS (
+    UPDATE nango.stored_records r
+    SET data = c.data, data_hash = c.hash, last_action = 'UPDATED', last_modified_at = now(),
+        cursor = nextval('nango.record_cursor'), last_job = $4
+    FROM (SELECT * FROM stored WHERE hash <> old_hash ORDER BY n) c
+    WHERE r.model = $2 AND r.connection = $3 AND r.external_id = c.id
+    RETURNING r.last_action AS action, c.previous)",
+    ",
+    'missing', (SELECT coalesce(jsonb_agg(i.id ORDER BY i.n), '[]') FROM incoming i
+                WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.id = i.id))"
+);
+
+/// batchDelete: soft-deletes live records, keeping their last payload; deleting a deleted or unknown
+/// record changes nothing.
+const DELETE_SQL: &str = counted!(
+    "
+WITH incoming AS (SELECT DISTINCT e.rec ->> 'id' AS id FROM jsonb_array_elements($1::jsonb) AS e(rec)),
+written AS (
+    UPDATE nango.stored_records r
+    SET deleted_at = now(), last_modified_at = now(), last_action = 'DELETED',
+        cursor = nextval('nango.record_cursor'), last_job = $4
+    FROM (SELECT i.id, CASE WHEN s.last_job = $4 THEN s.last_action END AS previous
+          FROM incoming i
+          JOIN nango.stored_records s ON s.model = $2 AND s.connection = $3 AND s.external_id = i.id
+          WHERE s.deleted_at IS NULL
+          ORDER BY s.external_id) d
+    WHERE r.model = $2 AND r.connection = $3 AND r.external_id = d.id
+    RETURNING r.last_action AS action, d.previous)"
+);
+
+/// Adds one batch's count changes to the job's per-model result.
+const COUNT_SQL: &str = "
+UPDATE nango.jobs SET result = result || jsonb_build_object($2::text, jsonb_build_object(
+    'added', coalesce((result -> $2 ->> 'added')::bigint, 0) + $3,
+    'updated', coalesce((result -> $2 ->> 'updated')::bigint, 0) + $4,
+    'deleted', coalesce((result -> $2 ->> 'deleted')::bigint, 0) + $5))
+WHERE id = $1";
+
+/// Adds `[added, updated, deleted]` to the job's counts for `model`.
+pub fn add_counts(job: i64, model: &str, counts: [i64; 3]) -> Result<(), String> {
+    exec(
+        COUNT_SQL,
+        &[
+            job.into(),
+            model.into(),
+            counts[0].into(),
+            counts[1].into(),
+            counts[2].into(),
+        ],
+    )
+}
+
+/// Reads `[added, updated, deleted]` from a `counts` JSON array.
+pub fn counts_of(value: &Value) -> [i64; 3] {
+    let n = |i: usize| value.get(i).and_then(Value::as_i64).unwrap_or(0);
+    [n(0), n(1), n(2)]
+}
+
+/// Writes one batch (a JSON array of validated records, ids unique) for a job, inside the caller's
+/// transaction, and adds its counts to the job.
+pub fn write(
+    op: SaveOp,
+    model: &str,
+    connection: i64,
+    job: i64,
+    records_json: &str,
+) -> Result<Outcome, String> {
+    let started = Instant::now();
+    let records: Vec<&RawValue> =
+        serde_json::from_str(records_json).map_err(|e| format!("invalid records: {e}"))?;
+    deletes::lock_model(model)?;
+    let mut outcome = Outcome {
+        records: records.len(),
+        ..Outcome::default()
+    };
+    for chunk in records.chunks(CHUNK) {
+        let json: Cow<str> = if chunk.len() == records.len() {
+            Cow::Borrowed(records_json)
+        } else {
+            let parts: Vec<&str> = chunk.iter().map(|r| r.get()).collect();
+            Cow::Owned(format!("[{}]", parts.join(",")))
+        };
+        let result = one_json(
+            statement(op),
+            &[
+                json.as_ref().into(),
+                model.into(),
+                connection.into(),
+                job.into(),
+            ],
+        )?
+        .unwrap_or_default();
+        let counts = counts_of(&result["counts"]);
+        for (total, delta) in outcome.counts.iter_mut().zip(counts) {
+            *total += delta;
+        }
+        outcome.written += result["written"].as_i64().unwrap_or(0);
+        if let Some(missing) = result["missing"].as_array() {
+            outcome
+                .missing
+                .extend(missing.iter().filter_map(Value::as_str).map(str::to_string));
+        }
+    }
+    add_counts(job, model, outcome.counts)?;
+    outcome.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(outcome)
+}
