@@ -25,6 +25,9 @@ e2e: install
 
 test: unit e2e
 
+bench: install
+	cargo run --release -p pg_nango_bench
+
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -p pg_nango_core -p pg_nango_mock_api -p pg_nango_e2e -- -D warnings

@@ -79,12 +79,21 @@ impl SpiHost {
         );
         self.log("info", &message, Some(&payload.to_string()));
         if !outcome.missing.is_empty() {
-            let shown: Vec<&str> = outcome.missing.iter().take(10).map(String::as_str).collect();
+            let shown: Vec<&str> = outcome
+                .missing
+                .iter()
+                .take(10)
+                .map(String::as_str)
+                .collect();
             let message = format!(
                 "batchUpdate {model}: {} records are not stored (or are deleted) and were not updated: {}{}",
                 outcome.missing.len(),
                 shown.join(", "),
-                if outcome.missing.len() > shown.len() { ", ..." } else { "" }
+                if outcome.missing.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
             );
             self.log("warn", &message, None);
         }

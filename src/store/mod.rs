@@ -7,7 +7,13 @@ pub mod host;
 pub mod jobs;
 pub mod records;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pgrx::pg_sys::{PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
 
 /// Runs a statement that returns one jsonb value; `None` when it is SQL NULL or there is no row.
 pub fn one_json(
@@ -24,4 +30,38 @@ pub fn one_json(
 /// Runs a statement for its effect.
 pub fn exec(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<(), String> {
     Spi::run_with_args(sql, args).map_err(|e| e.to_string())
+}
+
+thread_local! {
+    /// Statements run for every batch, prepared once per process.
+    static PREPARED: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+}
+
+/// Runs a statement with parameters `(text, text, bigint, bigint)` that returns one jsonb value, through a
+/// plan prepared once per process. A batch's records are a parameter of a generic plan: planning a custom
+/// plan would parse the whole batch as a constant first, and again for every batch.
+pub fn batch_json(
+    sql: &'static str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Result<Option<serde_json::Value>, String> {
+    Spi::connect_mut(|client| {
+        let cached = PREPARED.with(|prepared| prepared.borrow().get(sql).cloned());
+        let statement = match cached {
+            Some(statement) => statement,
+            None => {
+                let types = [
+                    PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+                    PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+                    PgOid::BuiltIn(PgBuiltInOids::INT8OID),
+                    PgOid::BuiltIn(PgBuiltInOids::INT8OID),
+                ];
+                let statement = Rc::new(client.prepare_mut(sql, &types)?.keep());
+                PREPARED.with(|prepared| prepared.borrow_mut().insert(sql, statement.clone()));
+                statement
+            }
+        };
+        let table = client.update(&*statement, None, args)?;
+        Ok(table.first().get_one::<pgrx::JsonB>()?.map(|j| j.0))
+    })
+    .map_err(|e: pgrx::spi::SpiError| e.to_string())
 }

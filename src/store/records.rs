@@ -16,7 +16,7 @@ use pg_nango_core::script::SaveOp;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{deletes, exec, one_json};
+use super::{batch_json, deletes, exec, one_json};
 
 /// Records per statement: a larger batch is written in chunks of this size, still in one transaction.
 const CHUNK: usize = 1000;
@@ -75,6 +75,9 @@ FROM written"
 }
 pub(crate) use counted;
 
+// The stored rows of a batch are looked up one by one (LATERAL … LIMIT 1 keeps the planner from reading
+// all of the connection's records for a thousand ids).
+
 /// batchSave. `$1` records (jsonb array), `$2` model, `$3` connection, `$4` job. New, changed and deleted
 /// records are written (a deleted one saved again is ADDED, with a new first_seen_at); unchanged ones are
 /// left alone.
@@ -84,9 +87,12 @@ WITH incoming AS MATERIALIZED (
     SELECT e.rec ->> 'id' AS id, e.rec, md5(e.rec::text)::uuid AS hash, e.n
     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(rec, n)),
 changed AS MATERIALIZED (
-    SELECT i.id, i.rec, i.hash, i.n, CASE WHEN r.last_job = $4 THEN r.last_action END AS previous
+    SELECT i.id, i.rec, i.hash, i.n, CASE WHEN r.last_job = $4 THEN r.last_action END AS previous,
+           CASE WHEN r.external_id IS NULL OR r.deleted_at IS NOT NULL THEN 'ADDED' ELSE 'UPDATED' END AS action
     FROM incoming i
-    LEFT JOIN nango.stored_records r ON r.model = $2 AND r.connection = $3 AND r.external_id = i.id
+    LEFT JOIN LATERAL (SELECT s.external_id, s.deleted_at, s.data_hash, s.last_job, s.last_action
+                       FROM nango.stored_records s
+                       WHERE s.model = $2 AND s.connection = $3 AND s.external_id = i.id LIMIT 1) r ON true
     WHERE r.external_id IS NULL OR r.deleted_at IS NOT NULL OR r.data_hash <> i.hash),
 upserted AS (
     INSERT INTO nango.stored_records AS r
@@ -102,9 +108,9 @@ upserted AS (
         last_modified_at = excluded.last_modified_at,
         deleted_at = NULL,
         cursor = excluded.cursor,
-        last_job = excluded.last_job
-    RETURNING r.external_id, r.last_action),
-written AS (SELECT u.last_action AS action, c.previous FROM upserted u JOIN changed c ON c.id = u.external_id)"
+        last_job = excluded.last_job),
+-- Every changed record is written (the model lock keeps others out), with the action computed above.
+written AS (SELECT action, previous FROM changed)"
 );
 
 /// batchUpdate: merges into stored, live records (objects key by key, arrays replaced); a merge that
@@ -117,7 +123,9 @@ stored AS MATERIALIZED (
     SELECT i.id, i.n, m.data, md5(m.data::text)::uuid AS hash, r.data_hash AS old_hash,
            CASE WHEN r.last_job = $4 THEN r.last_action END AS previous
     FROM incoming i
-    JOIN nango.stored_records r ON r.model = $2 AND r.connection = $3 AND r.external_id = i.id AND r.deleted_at IS NULL
+    JOIN LATERAL (SELECT s.data, s.data_hash, s.last_job, s.last_action FROM nango.stored_records s
+                  WHERE s.model = $2 AND s.connection = $3 AND s.external_id = i.id AND s.deleted_at IS NULL
+                  LIMIT 1) r ON true
     CROSS JOIN LATERAL (SELECT nango._jsonb_merge(r.data, i.rec) AS data) m),
 written AS (
     UPDATE nango.stored_records r
@@ -142,9 +150,10 @@ written AS (
         cursor = nextval('nango.record_cursor'), last_job = $4
     FROM (SELECT i.id, CASE WHEN s.last_job = $4 THEN s.last_action END AS previous
           FROM incoming i
-          JOIN nango.stored_records s ON s.model = $2 AND s.connection = $3 AND s.external_id = i.id
-          WHERE s.deleted_at IS NULL
-          ORDER BY s.external_id) d
+          JOIN LATERAL (SELECT t.last_job, t.last_action FROM nango.stored_records t
+                        WHERE t.model = $2 AND t.connection = $3 AND t.external_id = i.id AND t.deleted_at IS NULL
+                        LIMIT 1) s ON true
+          ORDER BY i.id) d
     WHERE r.model = $2 AND r.connection = $3 AND r.external_id = d.id
     RETURNING r.last_action AS action, d.previous)"
 );
@@ -177,6 +186,29 @@ pub fn counts_of(value: &Value) -> [i64; 3] {
     [n(0), n(1), n(2)]
 }
 
+thread_local! {
+    static STATISTICS_CHECKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Gives nango.stored_records its first statistics if it has none (once per process). Without them the
+/// planner cannot tell a primary-key lookup from a scan of all of a connection's records by another index
+/// (on a new table they look alike), and a first ingest slows down batch after batch until autovacuum
+/// analyzes the table.
+fn analyze_once() -> Result<(), String> {
+    if STATISTICS_CHECKED.with(|checked| checked.replace(true)) {
+        return Ok(());
+    }
+    exec(
+        "DO $$ BEGIN
+             IF (SELECT last_analyze IS NULL AND last_autoanalyze IS NULL FROM pg_stat_user_tables
+                 WHERE relid = 'nango.stored_records'::regclass) THEN
+                 ANALYZE nango.stored_records;
+             END IF;
+         END $$",
+        &[],
+    )
+}
+
 /// Writes one batch (a JSON array of validated records, ids unique) for a job, inside the caller's
 /// transaction, and adds its counts to the job.
 pub fn write(
@@ -190,6 +222,21 @@ pub fn write(
     let records: Vec<&RawValue> =
         serde_json::from_str(records_json).map_err(|e| format!("invalid records: {e}"))?;
     deletes::lock_model(model)?;
+    // A batch looks up at most CHUNK stored rows by primary key. The planner, whose statistics lag behind
+    // a table that grows during an ingest, would otherwise scan all of the connection's records per batch.
+    exec(
+        "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)",
+        &[],
+    )?;
+    // Instead of a foreign key checked for every record: the connection is locked against deletion until
+    // commit (its deletion removes its records, see nango._forget_connection_records).
+    let alive = one_json(
+        "SELECT to_jsonb(count(*) = 1) FROM (SELECT 1 FROM nango.connections WHERE id = $1 FOR KEY SHARE) c",
+        &[connection.into()],
+    )?;
+    if alive != Some(Value::Bool(true)) {
+        return Err("the connection was deleted".into());
+    }
     let mut outcome = Outcome {
         records: records.len(),
         ..Outcome::default()
@@ -201,7 +248,7 @@ pub fn write(
             let parts: Vec<&str> = chunk.iter().map(|r| r.get()).collect();
             Cow::Owned(format!("[{}]", parts.join(",")))
         };
-        let result = one_json(
+        let result = batch_json(
             statement(op),
             &[
                 json.as_ref().into(),
@@ -223,6 +270,7 @@ pub fn write(
         }
     }
     add_counts(job, model, outcome.counts)?;
+    analyze_once()?;
     outcome.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(outcome)
 }

@@ -123,11 +123,12 @@ pub fn cluster() -> &'static Cluster {
         unsafe { libc::atexit(stop_cluster) };
         cluster
     });
-    READY.get_or_init(|| set_up(cluster));
+    READY.get_or_init(|| prepare(cluster));
     cluster
 }
 
-fn set_up(cluster: &Cluster) {
+/// Creates the extension in a new cluster, adds the test providers and deploys the fixture folder.
+pub fn prepare(cluster: &Cluster) {
     let mut client = cluster.connect();
     client
         .batch_execute("CREATE EXTENSION pg_nango")

@@ -55,27 +55,46 @@ fn item_ids(client: &mut Client, connection_id: &str) -> Vec<String> {
 fn last_sync_date_is_the_start_of_the_last_successful_run() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "life-inc");
-    let (first, status) = run_steps(&mut client, "e2e", "life-inc", json!([{"save": [{"id": "x"}]}]));
+    let (first, status) = run_steps(
+        &mut client,
+        "e2e",
+        "life-inc",
+        json!([{"save": [{"id": "x"}]}]),
+    );
     assert_eq!(status, "SUCCESS");
     assert_eq!(job_type(&mut client, first), "INITIAL");
     assert_eq!(seen_last_sync_date(&mut client, first), Value::Null);
     let first_start = job_started_at(&mut client, first);
-    assert_eq!(last_sync_date(&mut client, "life-inc"), Some(first_start.clone()));
+    assert_eq!(
+        last_sync_date(&mut client, "life-inc"),
+        Some(first_start.clone())
+    );
 
     // A failed run keeps what it saved and does not move lastSyncDate.
     let steps = json!([{"save": [{"id": "y"}]}, {"fail": "boom"}]);
     let (failed, status) = run_steps(&mut client, "e2e", "life-inc", steps);
     assert_eq!(status, "ERROR");
     assert_eq!(job_type(&mut client, failed), "INCREMENTAL");
-    assert_eq!(seen_last_sync_date(&mut client, failed), start_as_js(&mut client, first));
+    assert_eq!(
+        seen_last_sync_date(&mut client, failed),
+        start_as_js(&mut client, first)
+    );
     assert_eq!(last_sync_date(&mut client, "life-inc"), Some(first_start));
     assert_eq!(item_ids(&mut client, "life-inc"), ["x", "y"]);
 
     // The next run still starts from the last success.
-    let (third, status) = run_steps(&mut client, "e2e", "life-inc", json!([{"save": [{"id": "z"}]}]));
+    let (third, status) = run_steps(
+        &mut client,
+        "e2e",
+        "life-inc",
+        json!([{"save": [{"id": "z"}]}]),
+    );
     assert_eq!(status, "SUCCESS");
     assert_eq!(job_type(&mut client, third), "INCREMENTAL");
-    assert_eq!(seen_last_sync_date(&mut client, third), start_as_js(&mut client, first));
+    assert_eq!(
+        seen_last_sync_date(&mut client, third),
+        start_as_js(&mut client, first)
+    );
     let third_start = job_started_at(&mut client, third);
     assert_eq!(last_sync_date(&mut client, "life-inc"), Some(third_start));
 
@@ -102,7 +121,10 @@ fn last_sync_date_is_the_start_of_the_last_successful_run() {
         )
         .unwrap();
     let resync: i64 = client
-        .query_one("SELECT nango.trigger_sync('e2e', 'records', 'life-inc', full_resync => true)", &[])
+        .query_one(
+            "SELECT nango.trigger_sync('e2e', 'records', 'life-inc', full_resync => true)",
+            &[],
+        )
         .unwrap()
         .get(0);
     let status: String = client
@@ -137,7 +159,10 @@ fn schedule(client: &mut Client, connection_id: &str) -> (String, Option<f64>) {
             &[&connection_id],
         )
         .unwrap();
-    (row.get::<_, Option<String>>(0).unwrap_or_default(), row.get(1))
+    (
+        row.get::<_, Option<String>>(0).unwrap_or_default(),
+        row.get(1),
+    )
 }
 
 fn jobs_of(client: &mut Client, connection_id: &str) -> Vec<(i64, String)> {
@@ -169,20 +194,32 @@ fn pause_start_and_cancel_and_auto_start_false_stays_paused() {
 
     // start_sync: runs now, then on the hourly grid.
     client
-        .execute("SELECT nango.start_sync('e2e', 'records', 'life-pause')", &[])
+        .execute(
+            "SELECT nango.start_sync('e2e', 'records', 'life-pause')",
+            &[],
+        )
         .unwrap();
     let job = wait_first_job(&mut client, "life-pause");
     assert_eq!(job_outcome(&mut client, job).0, "SUCCESS");
     let (status, next) = schedule(&mut client, "life-pause");
     assert_eq!(status, "SUCCESS");
     let offset = next.expect("a next run");
-    assert!(offset > 0.0 && offset % 3600.0 == 0.0, "next run on the grid: {offset}");
+    assert!(
+        offset > 0.0 && offset % 3600.0 == 0.0,
+        "next run on the grid: {offset}"
+    );
 
     // pause_sync stops the schedule; trigger_sync still runs it.
     client
-        .execute("SELECT nango.pause_sync('e2e', 'records', 'life-pause')", &[])
+        .execute(
+            "SELECT nango.pause_sync('e2e', 'records', 'life-pause')",
+            &[],
+        )
         .unwrap();
-    assert_eq!(schedule(&mut client, "life-pause"), ("PAUSED".to_string(), None));
+    assert_eq!(
+        schedule(&mut client, "life-pause"),
+        ("PAUSED".to_string(), None)
+    );
     let (_, status) = run_sync(&mut client, "e2e", "records", "life-pause");
     assert_eq!(status, "SUCCESS");
     assert_eq!(schedule(&mut client, "life-pause").1, None, "still paused");
@@ -195,16 +232,25 @@ fn pause_start_and_cancel_and_auto_start_false_stays_paused() {
         &json!({"steps": [{"save": [{"id": "q"}]}, {"pauseMs": 4000}, {"save": [{"id": "never"}]}]}),
     );
     let job: i64 = client
-        .query_one("SELECT nango.trigger_sync('e2e', 'records', 'life-pause')", &[])
+        .query_one(
+            "SELECT nango.trigger_sync('e2e', 'records', 'life-pause')",
+            &[],
+        )
         .unwrap()
         .get(0);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !item_ids(&mut client, "life-pause").contains(&"q".to_string()) {
-        assert!(Instant::now() < deadline, "the run never saved its first batch");
+        assert!(
+            Instant::now() < deadline,
+            "the run never saved its first batch"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     client
-        .execute("SELECT nango.cancel_sync('e2e', 'records', 'life-pause')", &[])
+        .execute(
+            "SELECT nango.cancel_sync('e2e', 'records', 'life-pause')",
+            &[],
+        )
         .unwrap();
     let status: String = client
         .query_one("SELECT nango.wait_for_job($1, '30 seconds')", &[&job])
@@ -250,7 +296,11 @@ fn a_tick_during_a_run_is_skipped_and_runs_stay_on_the_grid() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(next % 2.0, 0.0, "the next run is a point of the grid: {next}");
+    assert_eq!(
+        next % 2.0,
+        0.0,
+        "the next run is a point of the grid: {next}"
+    );
     client
         .execute("SELECT nango.pause_sync('ticker', 'tick')", &[])
         .unwrap();
@@ -264,16 +314,28 @@ fn a_tick_during_a_run_is_skipped_and_runs_stay_on_the_grid() {
             &[],
         )
         .unwrap();
-    let times: Vec<(f64, f64, f64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let times: Vec<(f64, f64, f64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     let ((_, _, first_end), (second_created, second_start, _)) = (times[0], times[1]);
-    assert!(first_end >= 3.0, "the first run took its 3 seconds: {times:?}");
+    assert!(
+        first_end >= 3.0,
+        "the first run took its 3 seconds: {times:?}"
+    );
     assert!(second_start >= first_end, "runs never overlap: {times:?}");
     // The tick at 2 s fell inside the first run and was skipped, not queued: the next run was created at
     // a later point of the 2-second grid, after the first run ended.
-    assert!(second_created >= first_end, "no run was queued during the first: {times:?}");
+    assert!(
+        second_created >= first_end,
+        "no run was queued during the first: {times:?}"
+    );
     // Created when the scheduler saw the grid point pass (it looks at least every half second).
     let off_grid = second_created % 2.0;
-    assert!(off_grid < 0.9, "the second run starts on the grid: {times:?}");
+    assert!(
+        off_grid < 0.9,
+        "the second run starts on the grid: {times:?}"
+    );
 }
 
 #[test]
@@ -286,16 +348,25 @@ fn deleting_a_connection_stops_its_syncs_and_removes_its_records() {
         &json!({"steps": [{"save": [{"id": "a"}, {"id": "b"}]}, {"pauseMs": 4000}, {"save": [{"id": "c"}]}]}),
     );
     let connection: i64 = client
-        .query_one("SELECT id FROM nango.connections WHERE connection_id = 'life-gone'", &[])
+        .query_one(
+            "SELECT id FROM nango.connections WHERE connection_id = 'life-gone'",
+            &[],
+        )
         .unwrap()
         .get(0);
     let job: i64 = client
-        .query_one("SELECT nango.trigger_sync('e2e', 'records', 'life-gone')", &[])
+        .query_one(
+            "SELECT nango.trigger_sync('e2e', 'records', 'life-gone')",
+            &[],
+        )
         .unwrap()
         .get(0);
     let deadline = Instant::now() + Duration::from_secs(30);
     while item_ids(&mut client, "life-gone").len() < 2 {
-        assert!(Instant::now() < deadline, "the run never saved its first batch");
+        assert!(
+            Instant::now() < deadline,
+            "the run never saved its first batch"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     client
@@ -317,7 +388,10 @@ fn deleting_a_connection_stops_its_syncs_and_removes_its_records() {
     assert_eq!(left, 0, "no records and no schedule are left");
     std::thread::sleep(Duration::from_millis(1000));
     let jobs: i64 = client
-        .query_one("SELECT count(*) FROM nango.jobs WHERE connection_id = 'life-gone'", &[])
+        .query_one(
+            "SELECT count(*) FROM nango.jobs WHERE connection_id = 'life-gone'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(jobs, 1, "nothing runs for it any more");

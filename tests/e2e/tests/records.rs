@@ -11,7 +11,10 @@ use pg_nango_e2e::*;
 use serde_json::{Value, json};
 
 /// `id -> (xmin, cursor, data, _nango_metadata)` of a connection's Item records, read from the table.
-fn stored(client: &mut Client, connection_id: &str) -> BTreeMap<String, (String, i64, Value, Value)> {
+fn stored(
+    client: &mut Client,
+    connection_id: &str,
+) -> BTreeMap<String, (String, i64, Value, Value)> {
     client
         .query(
             "SELECT r.external_id, r.xmin::text, r.cursor, r.data, nango._record_metadata(r)
@@ -36,17 +39,26 @@ fn the_content_hash_labels_each_record_and_leaves_unchanged_ones_alone() {
     let first = json!([{"save": [{"id": "a", "title": "A"}, {"id": "b", "title": "B"}, {"id": "c", "title": "C"}]}]);
     let (job, status) = run_steps(&mut client, "e2e", "rec-hash", first);
     assert_eq!(status, "SUCCESS");
-    assert_eq!(counts(&mut client, job), json!({"added": 3, "updated": 0, "deleted": 0}));
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 3, "updated": 0, "deleted": 0})
+    );
     let before = stored(&mut client, "rec-hash");
 
     // `a` is the same, `c` the same content with its keys in another order, `b` changed.
     let second = json!([{"save": [{"id": "a", "title": "A"}, {"title": "B2", "id": "b"}, {"title": "C", "id": "c"}]}]);
     let (job, status) = run_steps(&mut client, "e2e", "rec-hash", second);
     assert_eq!(status, "SUCCESS");
-    assert_eq!(counts(&mut client, job), json!({"added": 0, "updated": 1, "deleted": 0}));
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 0, "updated": 1, "deleted": 0})
+    );
     let after = stored(&mut client, "rec-hash");
     for id in ["a", "c"] {
-        assert_eq!(before[id], after[id], "{id} is not rewritten: same row version, same cursor");
+        assert_eq!(
+            before[id], after[id],
+            "{id} is not rewritten: same row version, same cursor"
+        );
     }
     let (b_before, b_after) = (&before["b"], &after["b"]);
     assert!(b_after.1 > b_before.1, "b moves to a new cursor");
@@ -61,17 +73,28 @@ fn the_content_hash_labels_each_record_and_leaves_unchanged_ones_alone() {
     );
 
     // Deleting twice deletes once; saving a deleted record again adds it again.
-    let third = json!([{"delete": [{"id": "c"}]}, {"delete": [{"id": "c"}, {"id": "never-saved"}]}]);
+    let third =
+        json!([{"delete": [{"id": "c"}]}, {"delete": [{"id": "c"}, {"id": "never-saved"}]}]);
     let (job, _) = run_steps(&mut client, "e2e", "rec-hash", third);
-    assert_eq!(counts(&mut client, job), json!({"added": 0, "updated": 0, "deleted": 1}));
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 0, "updated": 0, "deleted": 1})
+    );
     let deleted = stored(&mut client, "rec-hash")["c"].clone();
-    assert_eq!(deleted.2, json!({"id": "c", "title": "C"}), "the last payload is kept");
+    assert_eq!(
+        deleted.2,
+        json!({"id": "c", "title": "C"}),
+        "the last payload is kept"
+    );
     assert_eq!(deleted.3["last_action"], "DELETED");
     assert!(deleted.3["deleted_at"].is_string());
 
     let fourth = json!([{"save": [{"id": "c", "title": "C"}]}]);
     let (job, _) = run_steps(&mut client, "e2e", "rec-hash", fourth);
-    assert_eq!(counts(&mut client, job), json!({"added": 1, "updated": 0, "deleted": 0}));
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 1, "updated": 0, "deleted": 0})
+    );
     let revived = stored(&mut client, "rec-hash")["c"].clone();
     assert_eq!(revived.3["last_action"], "ADDED");
     assert_eq!(revived.3["deleted_at"], Value::Null);
@@ -88,12 +111,18 @@ fn a_bad_batch_is_rejected_whole_naming_the_index() {
     create_connection(&mut client, "e2e", "rec-bad");
     let long_id = "x".repeat(256);
     let cases = [
-        (json!([{"id": "x1"}, {"title": "no id"}]), "record at index 1 has no id field"),
+        (
+            json!([{"id": "x1"}, {"title": "no id"}]),
+            "record at index 1 has no id field",
+        ),
         (
             json!([{"id": "x1"}, {"id": "x2"}, {"id": long_id}]),
             "record at index 2 has an id longer than 255 characters",
         ),
-        (json!([{"id": "x1"}, 5]), "record at index 1 is not an object"),
+        (
+            json!([{"id": "x1"}, 5]),
+            "record at index 1 is not an object",
+        ),
     ];
     for (batch, reason) in cases {
         let steps = json!([{"save": [{"id": "ok"}]}, {"save": batch}]);
@@ -117,7 +146,8 @@ fn a_bad_batch_is_rejected_whole_naming_the_index() {
     assert_eq!(counts(&mut client, job)["added"], 2);
     let logs = job_logs(&mut client, job);
     assert!(
-        logs.iter().any(|(level, message, _)| level == "warn" && message.contains("duplicate id 'dup'")),
+        logs.iter()
+            .any(|(level, message, _)| level == "warn" && message.contains("duplicate id 'dup'")),
         "{logs:?}"
     );
 }
@@ -136,7 +166,10 @@ fn batch_update_merges_deeply_and_batch_delete_keeps_the_payload() {
     ]}]);
     let (job, status) = run_steps(&mut client, "e2e", "rec-merge", steps);
     assert_eq!(status, "SUCCESS");
-    assert_eq!(counts(&mut client, job), json!({"added": 0, "updated": 1, "deleted": 0}));
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 0, "updated": 1, "deleted": 0})
+    );
     let records = stored(&mut client, "rec-merge");
     assert_eq!(
         records["m"].2,
@@ -144,7 +177,10 @@ fn batch_update_merges_deeply_and_batch_delete_keeps_the_payload() {
         "objects merged, arrays replaced, fields not in the update kept"
     );
     assert_eq!(records["m"].3["last_action"], "UPDATED");
-    assert!(!records.contains_key("ghost"), "batchUpdate creates nothing");
+    assert!(
+        !records.contains_key("ghost"),
+        "batchUpdate creates nothing"
+    );
     let logs = job_logs(&mut client, job);
     assert!(
         logs.iter().any(|(level, message, _)| level == "warn"
@@ -162,7 +198,10 @@ fn batch_update_merges_deeply_and_batch_delete_keeps_the_payload() {
         {"update": [{"id": "n", "title": "changed after delete"}]}
     ]);
     let (job, _) = run_steps(&mut client, "e2e", "rec-merge", steps);
-    assert_eq!(counts(&mut client, job), json!({"added": 0, "updated": 0, "deleted": 1}));
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 0, "updated": 0, "deleted": 1})
+    );
     let records = stored(&mut client, "rec-merge");
     assert_eq!(records["m"].1, cursor_before);
     assert_eq!(records["n"].2, json!({"id": "n", "title": "N"}));
@@ -179,7 +218,10 @@ fn counts_and_notifications_are_the_net_change_of_the_run() {
     let (job, _) = run_steps(&mut client, "e2e", "rec-net", steps);
     let bodies = notifications_for(&mut listener, job, 1);
     assert_eq!(bodies.len(), 1);
-    assert_eq!(bodies[0]["responseResults"], json!({"added": 3, "updated": 0, "deleted": 0}));
+    assert_eq!(
+        bodies[0]["responseResults"],
+        json!({"added": 3, "updated": 0, "deleted": 0})
+    );
 
     // Each record counts once, by where it ends: a updated twice, new added then changed, b deleted then
     // saved again (added), c deleted.
@@ -212,11 +254,18 @@ fn counts_and_notifications_are_the_net_change_of_the_run() {
     let mut delta_sorted = delta.clone();
     delta_sorted.sort();
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     };
     assert_eq!(
         delta_sorted,
-        pairs(&[("a", "UPDATED"), ("b", "ADDED"), ("c", "DELETED"), ("new", "UPDATED")])
+        pairs(&[
+            ("a", "UPDATED"),
+            ("b", "ADDED"),
+            ("c", "DELETED"),
+            ("new", "UPDATED")
+        ])
     );
 }
 
@@ -235,17 +284,24 @@ fn no_success_notification_when_the_final_transaction_fails() {
              EXECUTE FUNCTION refuse_success();",
         )
         .unwrap();
-    let (job, status) = run_steps(&mut client, "e2e", "rec-final", json!([{"save": [{"id": "kept"}]}]));
+    let (job, status) = run_steps(
+        &mut client,
+        "e2e",
+        "rec-final",
+        json!([{"save": [{"id": "kept"}]}]),
+    );
     client
         .batch_execute("DROP TRIGGER refuse_success ON nango.jobs; DROP FUNCTION refuse_success();")
         .unwrap();
     assert_eq!(status, "ERROR");
     let error = job_outcome(&mut client, job).2.unwrap();
     assert_eq!(error["type"], "script_internal_error");
-    assert!(error["description"]
-        .as_str()
-        .unwrap()
-        .contains("could not record the end of the run: success refused by a test trigger"));
+    assert!(
+        error["description"]
+            .as_str()
+            .unwrap()
+            .contains("could not record the end of the run: success refused by a test trigger")
+    );
 
     let bodies = notifications_for(&mut listener, job, 1);
     assert_eq!(bodies.len(), 1, "only the failure is announced: {bodies:?}");
@@ -257,15 +313,23 @@ fn no_success_notification_when_the_final_transaction_fails() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(last_sync_date, None, "a run that did not end well does not advance lastSyncDate");
-    assert!(stored(&mut client, "rec-final").contains_key("kept"), "what the run saved stays");
+    assert_eq!(
+        last_sync_date, None,
+        "a run that did not end well does not advance lastSyncDate"
+    );
+    assert!(
+        stored(&mut client, "rec-final").contains_key("kept"),
+        "what the run saved stays"
+    );
 }
 
 /// `nango.records(...)` ids for a query tail such as `filter => 'added'`.
 fn read_ids(client: &mut Client, arguments: &str) -> Vec<String> {
     client
         .query(
-            &format!("SELECT id FROM nango.records('Item', connection_id => 'rec-read', {arguments})"),
+            &format!(
+                "SELECT id FROM nango.records('Item', connection_id => 'rec-read', {arguments})"
+            ),
             &[],
         )
         .unwrap()
@@ -278,7 +342,9 @@ fn read_ids(client: &mut Client, arguments: &str) -> Vec<String> {
 fn reads_follow_delta_filter_limit_and_cursor() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "rec-read");
-    let first: Vec<Value> = (1..=5).map(|i| json!({"id": format!("r{i}"), "title": "v1"})).collect();
+    let first: Vec<Value> = (1..=5)
+        .map(|i| json!({"id": format!("r{i}"), "title": "v1"}))
+        .collect();
     run_steps(&mut client, "e2e", "rec-read", json!([{"save": first}]));
     let steps = json!([
         {"save": [{"id": "r2", "title": "v2"}]},
@@ -288,13 +354,25 @@ fn reads_follow_delta_filter_limit_and_cursor() {
     let (job, _) = run_steps(&mut client, "e2e", "rec-read", steps);
     let started = job_started_at(&mut client, job);
 
-    assert_eq!(read_ids(&mut client, &format!("delta => '{started}'")), ["r2", "r3", "6"]);
-    assert_eq!(read_ids(&mut client, "filter => 'added'"), ["r1", "r4", "r5", "6"]);
+    assert_eq!(
+        read_ids(&mut client, &format!("delta => '{started}'")),
+        ["r2", "r3", "6"]
+    );
+    assert_eq!(
+        read_ids(&mut client, "filter => 'added'"),
+        ["r1", "r4", "r5", "6"]
+    );
     assert_eq!(read_ids(&mut client, "filter => 'updated'"), ["r2"]);
     assert_eq!(read_ids(&mut client, "filter => 'deleted'"), ["r3"]);
-    assert_eq!(read_ids(&mut client, "filter => 'Added, deleted'"), ["r1", "r4", "r5", "r3", "6"]);
     assert_eq!(
-        read_ids(&mut client, &format!("delta => '{started}', filter => 'added,updated'")),
+        read_ids(&mut client, "filter => 'Added, deleted'"),
+        ["r1", "r4", "r5", "r3", "6"]
+    );
+    assert_eq!(
+        read_ids(
+            &mut client,
+            &format!("delta => '{started}', filter => 'added,updated'")
+        ),
         ["r2", "6"]
     );
 
@@ -331,7 +409,10 @@ fn reads_follow_delta_filter_limit_and_cursor() {
     assert_eq!(typed, ("numeric id".to_string(), "ADDED".to_string()));
 
     let bad_filter = client
-        .query("SELECT * FROM nango.records('Item', filter => 'added,gone')", &[])
+        .query(
+            "SELECT * FROM nango.records('Item', filter => 'added,gone')",
+            &[],
+        )
         .unwrap_err();
     assert_eq!(db_error(bad_filter).0, "invalid filter \"gone\"");
     let bad_cursor = client
@@ -354,7 +435,10 @@ fn a_reader_paging_by_cursor_never_misses_a_change_while_syncs_write_the_same_mo
     let writers = [("e2e", "cw-1"), ("e2e", "cw-2"), ("e2e-other", "cw-3")];
     for (integration, connection_id) in writers {
         create_connection(&mut client, integration, connection_id);
-        mock().set_dataset(&format!("{connection_id}-v1"), dataset(connection_id, 400, "v1"));
+        mock().set_dataset(
+            &format!("{connection_id}-v1"),
+            dataset(connection_id, 400, "v1"),
+        );
         // The second pass changes every other record, in another page size.
         let mut v2 = dataset(connection_id, 400, "v1");
         for (n, item) in v2.iter_mut().enumerate().filter(|(n, _)| n % 2 == 0) {
@@ -365,7 +449,12 @@ fn a_reader_paging_by_cursor_never_misses_a_change_while_syncs_write_the_same_mo
             {"dataset": format!("{connection_id}-v1"), "limit": 10},
             {"dataset": format!("{connection_id}-v2"), "limit": 7}
         ]);
-        set_metadata(&mut client, integration, connection_id, &json!({"steps": steps}));
+        set_metadata(
+            &mut client,
+            integration,
+            connection_id,
+            &json!({"steps": steps}),
+        );
     }
 
     let done = Arc::new(AtomicBool::new(false));
@@ -406,7 +495,10 @@ fn a_reader_paging_by_cursor_never_misses_a_change_while_syncs_write_the_same_mo
         .iter()
         .map(|(integration, connection_id)| {
             client
-                .query_one("SELECT nango.trigger_sync($1, 'records', $2)", &[integration, connection_id])
+                .query_one(
+                    "SELECT nango.trigger_sync($1, 'records', $2)",
+                    &[integration, connection_id],
+                )
                 .unwrap()
                 .get(0)
         })
@@ -422,18 +514,26 @@ fn a_reader_paging_by_cursor_never_misses_a_change_while_syncs_write_the_same_mo
     let seen = reader.join().expect("the reader");
 
     let stored: BTreeMap<String, String> = client
-        .query("SELECT id, data ->> 'title' FROM nango.records('Item') WHERE id LIKE 'cw-%'", &[])
+        .query(
+            "SELECT id, data ->> 'title' FROM nango.records('Item') WHERE id LIKE 'cw-%'",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(stored.len(), 1200);
-    let seen: BTreeMap<String, Option<String>> =
-        seen.into_iter().filter(|(id, _)| id.starts_with("cw-")).collect();
+    let seen: BTreeMap<String, Option<String>> = seen
+        .into_iter()
+        .filter(|(id, _)| id.starts_with("cw-"))
+        .collect();
     let missed: Vec<_> = stored
         .iter()
         .filter(|(id, title)| seen.get(*id) != Some(&Some(title.to_string())))
         .take(5)
         .collect();
-    assert!(missed.is_empty(), "the reader missed changes, e.g. {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "the reader missed changes, e.g. {missed:?}"
+    );
 }

@@ -32,13 +32,23 @@ fn stored_count(client: &mut Client) -> i64 {
 #[test]
 fn a_run_cut_by_a_server_restart_is_failed_and_the_next_run_proceeds() {
     let mut client = connect();
-    let items: Vec<Value> = (0..500).map(|n| json!({"id": format!("i{n:03}"), "title": "t"})).collect();
+    let items: Vec<Value> = (0..500)
+        .map(|n| json!({"id": format!("i{n:03}"), "title": "t"}))
+        .collect();
     mock().set_dataset("restart", items);
     create_connection(&mut client, "e2e", "restart-victim");
     let steps = json!([{"dataset": "restart", "limit": 50, "pauseMs": 300}]);
-    set_metadata(&mut client, "e2e", "restart-victim", &json!({"steps": steps}));
+    set_metadata(
+        &mut client,
+        "e2e",
+        "restart-victim",
+        &json!({"steps": steps}),
+    );
     let job: i64 = client
-        .query_one("SELECT nango.trigger_sync('e2e', 'records', 'restart-victim')", &[])
+        .query_one(
+            "SELECT nango.trigger_sync('e2e', 'records', 'restart-victim')",
+            &[],
+        )
         .unwrap()
         .get(0);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -62,12 +72,19 @@ fn a_run_cut_by_a_server_restart_is_failed_and_the_next_run_proceeds() {
     assert_eq!(status, "ERROR");
     assert_eq!(error.expect("an error")["type"], "worker_crashed");
     let kept = stored_count(&mut client);
-    assert!(kept >= 100 && kept < 500, "{kept} records");
+    assert!((100..500).contains(&kept), "{kept} records");
     assert_eq!(kept % 50, 0, "batches are whole or absent");
-    assert_eq!(result["Item"]["added"], json!(kept), "the counts match what is stored");
+    assert_eq!(
+        result["Item"]["added"],
+        json!(kept),
+        "the counts match what is stored"
+    );
 
     let (next, status) = run_sync(&mut client, "e2e", "records", "restart-victim");
     assert_eq!(status, "SUCCESS");
     assert_eq!(stored_count(&mut client), 500);
-    assert_eq!(job_outcome(&mut client, next).1["Item"]["added"], json!(500 - kept));
+    assert_eq!(
+        job_outcome(&mut client, next).1["Item"]["added"],
+        json!(500 - kept)
+    );
 }

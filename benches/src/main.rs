@@ -1,0 +1,436 @@
+//! pg_nango's benchmark (`make bench`): a real cluster with the extension preloaded, the mock API on
+//! 127.0.0.1, and the fixture's `records` sync paging through a dataset 1,000 records a page. It prints:
+//!
+//! 1. **Ingest**: 100,000 records of about 1 KB through a real sync: records/s end to end and for the
+//!    store alone (the time of the `batchSave` writes, from the run's logs), against a plain multi-row
+//!    `INSERT … ON CONFLICT DO UPDATE` of the same rows into a table of the same shape, in the same run.
+//! 2. **Re-sync without changes**: the same data again: time against the first run, and the rows written
+//!    (from the logs, the rows stamped with the job, and the table's statistics).
+//! 3. **Delta read**: 1,000,000 stored records of which 1% were changed by a sync: `nango.records(model,
+//!    delta)` returns exactly those, its plan (EXPLAIN ANALYZE), and its time against a full read.
+//! 4. **Memory**: the peak resident memory of the job's worker during the ingest.
+//!
+//! Figures are for comparing within one run; machines here are noisy.
+
+use std::time::{Duration, Instant};
+
+use pg_nango_e2e::{API_KEY, Client, Cluster, mock, prepare};
+use serde_json::{Value, json};
+
+const PAGE: usize = 1000;
+
+/// Stops the benchmark's cluster when the run ends, also on a panic.
+struct Running(Cluster);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+fn main() {
+    let records_count = setting("PG_NANGO_BENCH_RECORDS", 100_000);
+    let stored_count = setting("PG_NANGO_BENCH_STORED", 1_000_000);
+    let cluster = Running(Cluster::start(
+        "bench",
+        true,
+        &[
+            "nango.min_frequency = 1",
+            "nango.script_timeout = 3600",
+            "shared_buffers = '512MB'",
+            "max_wal_size = '4GB'",
+        ],
+    ));
+    prepare(&cluster.0);
+    let mut client = cluster.0.connect();
+    client
+        .execute(
+            "SELECT nango.create_connection('e2e', 'bench', $1, $2)",
+            &[
+                &json!({"type": "API_KEY", "apiKey": API_KEY}),
+                &json!({"base_url": mock().url()}),
+            ],
+        )
+        .expect("create the connection");
+
+    let records: Vec<Value> = (0..records_count)
+        .map(|n| record(&format!("rec-{n:07}"), n, "open"))
+        .collect();
+    let bytes: usize = records.iter().map(|r| r.to_string().len()).sum();
+    mock().set_dataset("bench", records.clone());
+    println!("pg_nango benchmark");
+    println!(
+        "dataset: {records_count} records, {} bytes each on average, pages of {PAGE}",
+        bytes / records_count
+    );
+
+    // 1. Ingest, and the job worker's memory.
+    let initial = run(&mut client, "bench");
+    let store_rate = records_count as f64 / (initial.store_ms / 1000.0);
+    let plain = plain_insert(&mut client, &records);
+    let plain_rate = records_count as f64 / plain.as_secs_f64();
+    println!("\n## Ingest ({records_count} records, initial sync)");
+    println!(
+        "end to end (job start to end):   {:>8.2} s  {:>9.0} records/s",
+        initial.seconds,
+        records_count as f64 / initial.seconds
+    );
+    println!(
+        "store alone (batchSave writes):  {:>8.2} s  {:>9.0} records/s",
+        initial.store_ms / 1000.0,
+        store_rate
+    );
+    println!(
+        "plain INSERT … ON CONFLICT:      {:>8.2} s  {:>9.0} records/s",
+        plain.as_secs_f64(),
+        plain_rate
+    );
+    println!(
+        "store / plain insert rate:       {:>8.0} %",
+        100.0 * store_rate / plain_rate
+    );
+    println!(
+        "end to end / plain insert rate:  {:>8.0} %",
+        100.0 * (records_count as f64 / initial.seconds) / plain_rate
+    );
+    println!(
+        "records written: {} (added {})",
+        initial.written, initial.added
+    );
+    let per_batch: Vec<f64> = client
+        .query("SELECT (payload ->> 'ms')::float8 FROM nango.logs WHERE job = $1 AND message LIKE 'batchSave %' ORDER BY id", &[&initial.job])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let tenth = (per_batch.len() / 10).max(1);
+    let average = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "one batchSave of {PAGE}: {:.1} ms on average over the first tenth of the run, {:.1} ms over the last",
+        average(&per_batch[..tenth]),
+        average(&per_batch[per_batch.len() - tenth..])
+    );
+    let fetch_only = run_steps(
+        &mut client,
+        json!([{"dataset": "bench", "limit": PAGE, "save": false}]),
+    );
+    println!(
+        "the same run fetching and parsing the pages without saving them: {:.2} s",
+        fetch_only.seconds
+    );
+
+    println!("\n## Memory of the job worker during the ingest");
+    println!(
+        "peak resident (VmHWM, shared buffers it touched included): {:.0} MB",
+        initial.peak_hwm_kb as f64 / 1024.0
+    );
+    println!(
+        "peak private (RssAnon):                                     {:.0} MB",
+        initial.peak_anon_kb as f64 / 1024.0
+    );
+
+    // 2. Re-sync without changes.
+    let before = table_writes(&mut client);
+    let again = run(&mut client, "bench");
+    let after = table_writes(&mut client);
+    let stamped: i64 = client
+        .query_one(
+            "SELECT count(*) FROM nango.stored_records WHERE last_job = $1",
+            &[&again.job],
+        )
+        .unwrap()
+        .get(0);
+    println!("\n## Re-sync without changes ({records_count} records)");
+    println!(
+        "end to end:      {:>8.2} s  ({:.1}x faster than the initial run)",
+        again.seconds,
+        initial.seconds / again.seconds
+    );
+    println!(
+        "store alone:     {:>8.2} s  ({:.1}x faster than the initial store)",
+        again.store_ms / 1000.0,
+        initial.store_ms / again.store_ms
+    );
+    println!(
+        "rows written: {} by the logs, {stamped} stamped with the job, {} inserted/updated/deleted by the table statistics",
+        again.written,
+        after - before
+    );
+
+    // 3. Delta read over 1,000,000 records, 1% changed.
+    delta_read(&mut client, records_count, stored_count);
+}
+
+/// A size from the environment (for a quicker run), else the default.
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A record of about 1 KB.
+fn record(id: &str, n: usize, status: &str) -> Value {
+    json!({
+        "id": id,
+        "title": format!("Ticket {n}: the printer on floor {} is out of toner again", n % 12),
+        "status": status,
+        "priority": n % 5,
+        "requester": {"name": format!("Customer {n}"), "email": format!("customer{n}@example.com"), "plan": "enterprise"},
+        "assignee": {"name": format!("Agent {}", n % 40), "team": "support"},
+        "tags": ["hardware", "printer", format!("floor-{}", n % 12)],
+        "created_at": "2026-01-02T03:04:05Z",
+        "updated_at": "2026-03-04T05:06:07Z",
+        "body": format!("{n} {}", "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat. Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt mollit anim id est laborum. Sed ut perspiciatis unde omnis iste natus error sit voluptatem accusantium doloremque laudantium, totam rem aperiam."),
+    })
+}
+
+/// What one sync run took.
+struct Run {
+    job: i64,
+    seconds: f64,
+    store_ms: f64,
+    written: i64,
+    added: i64,
+    peak_hwm_kb: u64,
+    peak_anon_kb: u64,
+}
+
+/// Runs the `records` sync over a dataset, watching its worker's memory; panics unless it succeeds.
+fn run(client: &mut Client, dataset: &str) -> Run {
+    run_steps(client, json!([{"dataset": dataset, "limit": PAGE}]))
+}
+
+/// Runs the `records` sync with these steps.
+fn run_steps(client: &mut Client, steps: Value) -> Run {
+    let steps = json!({ "steps": steps });
+    client
+        .execute("SELECT nango.set_metadata('e2e', 'bench', $1)", &[&steps])
+        .unwrap();
+    let job: i64 = client
+        .query_one("SELECT nango.trigger_sync('e2e', 'records', 'bench')", &[])
+        .unwrap()
+        .get(0);
+    let (mut peak_hwm_kb, mut peak_anon_kb) = (0, 0);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT status, pid, error FROM nango.jobs WHERE id = $1",
+                &[&job],
+            )
+            .unwrap();
+        let status: String = row.get(0);
+        if status != "QUEUED" && status != "RUNNING" {
+            let error: Option<Value> = row.get(2);
+            assert_eq!(status, "SUCCESS", "the benchmark's sync failed: {error:?}");
+            break;
+        }
+        if let Some(pid) = row.get::<_, Option<i32>>(1) {
+            let (hwm, anon) = memory_of(pid);
+            peak_hwm_kb = peak_hwm_kb.max(hwm);
+            peak_anon_kb = peak_anon_kb.max(anon);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let row = client
+        .query_one(
+            "SELECT extract(epoch FROM j.ended_at - j.started_at)::float8,
+                    coalesce(sum((l.payload ->> 'ms')::float8), 0),
+                    coalesce(sum((l.payload ->> 'written')::bigint), 0)::bigint,
+                    coalesce((j.result -> 'Item' ->> 'added')::bigint, 0)
+             FROM nango.jobs j LEFT JOIN nango.logs l ON l.job = j.id AND l.message LIKE 'batchSave %'
+             WHERE j.id = $1 GROUP BY j.id",
+            &[&job],
+        )
+        .unwrap();
+    Run {
+        job,
+        seconds: row.get(0),
+        store_ms: row.get(1),
+        written: row.get(2),
+        added: row.get(3),
+        peak_hwm_kb,
+        peak_anon_kb,
+    }
+}
+
+/// `(VmHWM, RssAnon)` of a process in kB, 0 when it is gone.
+fn memory_of(pid: i32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("RssAnon:"))
+}
+
+/// Rows inserted, updated and deleted in nango.stored_records so far, by the statistics.
+fn table_writes(client: &mut Client) -> i64 {
+    std::thread::sleep(Duration::from_millis(1500));
+    client
+        .batch_execute("SELECT pg_stat_clear_snapshot()")
+        .unwrap();
+    client
+        .query_one(
+            "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE schemaname = 'nango' AND relname = 'stored_records'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// Inserts the same rows with plain multi-row `INSERT … ON CONFLICT DO UPDATE` statements, a page per
+/// statement and transaction, into an empty table shaped as nango.stored_records (same columns and
+/// indexes); returns the time taken.
+fn plain_insert(client: &mut Client, records: &[Value]) -> Duration {
+    client
+        .batch_execute(
+            "CREATE SCHEMA bench;
+             CREATE TABLE bench.plain (LIKE nango.stored_records INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);",
+        )
+        .unwrap();
+    let connection: i64 = client
+        .query_one(
+            "SELECT id FROM nango.connections WHERE connection_id = 'bench'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let statements: Vec<String> = records
+        .chunks(PAGE)
+        .enumerate()
+        .map(|(page, chunk)| {
+            let rows: Vec<String> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, record)| {
+                    let id = record["id"].as_str().unwrap();
+                    let data = record.to_string().replace('\'', "''");
+                    let cursor = page * PAGE + i + 1;
+                    // Any 16 bytes do for the hash column: the plain insert does no change detection.
+                    format!(
+                        "('Item', {connection}, '{id}', '{data}', '{:032x}', now(), now(), NULL, 'ADDED', {cursor}, 1)",
+                        cursor
+                    )
+                })
+                .collect();
+            format!(
+                "INSERT INTO bench.plain AS r (model, connection, external_id, data, data_hash, first_seen_at, last_modified_at, deleted_at, last_action, cursor, last_job)
+                 VALUES {}
+                 ON CONFLICT (model, connection, external_id) DO UPDATE SET data = excluded.data, data_hash = excluded.data_hash,
+                     last_modified_at = excluded.last_modified_at, last_action = 'UPDATED', cursor = excluded.cursor, last_job = excluded.last_job",
+                rows.join(",")
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    for statement in &statements {
+        client.batch_execute(statement).unwrap();
+    }
+    started.elapsed()
+}
+
+/// Grows the store to 1,000,000 records, changes 1% of them with a sync and reads the delta.
+fn delta_read(client: &mut Client, records_count: usize, stored_count: usize) {
+    let extra = stored_count - records_count;
+    let started = Instant::now();
+    client
+        .execute(
+            "INSERT INTO nango.stored_records
+                 (model, connection, external_id, data, data_hash, first_seen_at, last_modified_at, last_action, cursor)
+             SELECT 'Item', c.id, d.data ->> 'id', d.data, md5(d.data::text)::uuid,
+                    now() - interval '1 day', now() - interval '1 day', 'ADDED', nextval('nango.record_cursor')
+             FROM nango.connections c,
+                  generate_series(1, $1::int) AS g(n),
+                  LATERAL (SELECT jsonb_build_object('id', 'old-' || lpad(g.n::text, 7, '0'), 'title', 'Ticket ' || g.n,
+                                                     'status', 'closed', 'body', repeat('lorem ipsum ', 75)) AS data) d
+             WHERE c.connection_id = 'bench'",
+            &[&(extra as i32)],
+        )
+        .unwrap();
+    client
+        .batch_execute("VACUUM ANALYZE nango.stored_records")
+        .unwrap();
+    println!("\n## Delta read ({stored_count} stored records, 1% changed by a sync)");
+    println!(
+        "grew the store by {extra} records in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 1% changed: half among the synced records, half among the older ones.
+    let changed: Vec<Value> = (0..stored_count / 100)
+        .map(|n| {
+            if n % 2 == 0 {
+                record(&format!("rec-{:07}", n * 9), n * 9, "closed")
+            } else {
+                record(&format!("old-{:07}", n * 80 + 1), n * 80 + 1, "reopened")
+            }
+        })
+        .collect();
+    mock().set_dataset("bench-changes", changed);
+    let change = run(client, "bench-changes");
+    let since: String = client
+        .query_one(
+            "SELECT to_json(started_at) #>> '{}' FROM nango.jobs WHERE id = $1",
+            &[&change.job],
+        )
+        .unwrap()
+        .get(0);
+    let delta_query = format!("SELECT * FROM nango.records('Item', delta => '{since}')");
+    let full_query = "SELECT * FROM nango.records('Item')".to_string();
+    let counted: i64 = client
+        .query_one(&format!("SELECT count(*) FROM ({delta_query}) d WHERE (_nango_metadata ->> 'last_action') = 'UPDATED'"), &[])
+        .unwrap()
+        .get(0);
+    let total: i64 = client
+        .query_one(&format!("SELECT count(*) FROM ({delta_query}) d"), &[])
+        .unwrap()
+        .get(0);
+    println!(
+        "the sync changed {} records; the delta returns {total} rows, {counted} of them UPDATED",
+        change.written
+    );
+
+    println!("\nEXPLAIN (ANALYZE, BUFFERS) {delta_query}");
+    for row in client
+        .query(
+            &format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {delta_query}"),
+            &[],
+        )
+        .unwrap()
+    {
+        println!("  {}", row.get::<_, String>(0));
+    }
+    let delta_time = timed(client, &delta_query, 5);
+    let full_time = timed(client, &full_query, 3);
+    println!(
+        "\ndelta read: {:>8.1} ms ({total} rows)",
+        delta_time * 1000.0
+    );
+    println!(
+        "full read:  {:>8.1} ms ({stored_count} rows)",
+        full_time * 1000.0
+    );
+    println!(
+        "delta / full: {:.2} % of the time",
+        100.0 * delta_time / full_time
+    );
+}
+
+/// The best of `runs` server-side executions of a query that reads every row it returns in full.
+fn timed(client: &mut Client, query: &str, runs: usize) -> f64 {
+    let wrapped = format!(
+        "SELECT count(*), sum(length(data::text) + length(_nango_metadata::text)) FROM ({query}) q"
+    );
+    (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            client.query_one(&wrapped, &[]).unwrap();
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
