@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use pg_nango_e2e::{API_KEY, Client, Cluster, mock, prepare};
+use pg_nango_e2e::{API_KEY, Client, Cluster, job_started_at, mock, prepare};
 use serde_json::{Value, json};
 
 const PAGE: usize = 1000;
@@ -373,13 +373,7 @@ fn delta_read(client: &mut Client, records_count: usize, stored_count: usize) {
         .collect();
     mock().set_dataset("bench-changes", changed);
     let change = run(client, "bench-changes");
-    let since: String = client
-        .query_one(
-            "SELECT to_json(started_at) #>> '{}' FROM nango.jobs WHERE id = $1",
-            &[&change.job],
-        )
-        .unwrap()
-        .get(0);
+    let since = job_started_at(client, change.job);
     let delta_query = format!("SELECT * FROM nango.records('Item', delta => '{since}')");
     let full_query = "SELECT * FROM nango.records('Item')".to_string();
     let counted: i64 = client

@@ -1,20 +1,13 @@
 //! Deletion detection: windows opened by `trackDeletesStart` (explicit, kept across runs until
 //! `trackDeletesEnd`) or by a run of a `track_deletes: true` sync (implicit, applied only when that run
 //! succeeds). While a window is open, the ids a run saves are remembered in `nango.seen_records`; closing it
-//! marks the model's other live records of the connection as deleted, under the model's cursor lock.
+//! marks the model's other live records of the connection as deleted, under the model's cursor lock
+//! ([`super::records::lock_model`]).
 
 use serde_json::Value;
 
-use super::records::{add_counts, counted, counts_of};
+use super::records::{add_counts, counted, counts_of, lock_model};
 use super::{exec, one_json};
-
-/// Takes the per-model lock that keeps a model's cursors in commit order; held to commit.
-pub fn lock_model(model: &str) -> Result<(), String> {
-    exec(
-        "SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext($1))",
-        &[model.into()],
-    )
-}
 
 /// Opens an explicit window unless one is open; an implicit one becomes explicit (it then outlives the run).
 pub fn open_window(sync: i64, model: &str, job: i64) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! The SPI side of a run: [`host::SpiHost`] (records, logs, metadata, each call its own short transaction)
-//! and [`jobs`] (claiming a job, and its final transaction with the notifications), with [`deletes`] for
-//! deletion detection.
+//! and [`jobs`] (claiming a job, and its final transaction with the notifications), with [`records`] for
+//! batch writes and [`deletes`] for deletion detection.
 
 pub mod deletes;
 pub mod host;

@@ -2,7 +2,7 @@
 //!
 //! A record's content hash (md5 of its canonical jsonb text) decides whether a save changes anything: an
 //! unchanged record is not touched at all (no new row version, no lock, same cursor). Every write takes the
-//! model's cursor lock first ([`deletes::lock_model`]), so cursors follow commit order, and the read of
+//! model's cursor lock first ([`lock_model`]), so cursors follow commit order, and the read of
 //! what is stored and the write that follows see the same rows.
 //!
 //! The job's counts are kept per record, by the record's state at the end of the run: a record changed twice
@@ -16,7 +16,7 @@ use pg_nango_core::script::SaveOp;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{batch_json, deletes, exec, one_json};
+use super::{batch_json, exec, one_json};
 
 /// Records per statement: a larger batch is written in chunks of this size, still in one transaction.
 const CHUNK: usize = 1000;
@@ -158,6 +158,14 @@ written AS (
     RETURNING r.last_action AS action, d.previous)"
 );
 
+/// Takes the per-model lock that keeps a model's cursors in commit order; held to commit.
+pub fn lock_model(model: &str) -> Result<(), String> {
+    exec(
+        "SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext($1))",
+        &[model.into()],
+    )
+}
+
 /// Adds one batch's count changes to the job's per-model result.
 const COUNT_SQL: &str = "
 UPDATE nango.jobs SET result = result || jsonb_build_object($2::text, jsonb_build_object(
@@ -221,7 +229,7 @@ pub fn write(
     let started = Instant::now();
     let records: Vec<&RawValue> =
         serde_json::from_str(records_json).map_err(|e| format!("invalid records: {e}"))?;
-    deletes::lock_model(model)?;
+    lock_model(model)?;
     // A batch looks up at most CHUNK stored rows by primary key. The planner, whose statistics lag behind
     // a table that grows during an ingest, would otherwise scan all of the connection's records per batch.
     exec(

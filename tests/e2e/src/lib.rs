@@ -156,6 +156,18 @@ pub fn connect() -> Client {
     cluster().connect()
 }
 
+/// A new client session, retrying for up to a minute while the cluster restarts or recovers from a crash.
+pub fn reconnect() -> Client {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match cluster().try_connect() {
+            Ok(client) => return client,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(250)),
+            Err(error) => panic!("the cluster did not come back: {error}"),
+        }
+    }
+}
+
 /// The mock API, shared by the binary's tests.
 pub fn mock() -> &'static MockServer {
     MOCK.get_or_init(|| MockServer::start(0, API_KEY).expect("start the mock API"))
@@ -313,6 +325,14 @@ pub fn job_outcome(client: &mut Client, job: i64) -> (String, Value, Option<Valu
         )
         .expect("job row");
     (row.get(0), row.get(1), row.get(2))
+}
+
+/// The ids of a connection's records of `model`, in id order.
+pub fn record_ids(client: &mut Client, model: &str, connection_id: &str) -> Vec<String> {
+    record_actions(client, model, connection_id)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// `(id, last_action)` of a connection's records of `model`, by id.

@@ -5,26 +5,6 @@
 use std::time::{Duration, Instant};
 
 use pg_nango_e2e::*;
-use serde_json::Value;
-
-/// Connects, retrying while the cluster recovers from the crash.
-fn reconnect() -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match cluster().try_connect() {
-            Ok(client) => return client,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(250)),
-            Err(error) => panic!("the cluster did not come back after the crash: {error}"),
-        }
-    }
-}
-
-fn saved_ids(client: &mut Client, connection_id: &str) -> Vec<String> {
-    record_actions(client, "Slow", connection_id)
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect()
-}
 
 #[test]
 fn a_killed_run_is_ended_as_crashed_and_the_next_run_proceeds() {
@@ -47,7 +27,7 @@ fn a_killed_run_is_ended_as_crashed_and_the_next_run_proceeds() {
             .unwrap()
             .get(0);
         if let Some(pid) = pid
-            && saved_ids(&mut client, "crash-victim") == ["before-the-wait"]
+            && record_ids(&mut client, "Slow", "crash-victim") == ["before-the-wait"]
         {
             break pid;
         }
@@ -61,31 +41,24 @@ fn a_killed_run_is_ended_as_crashed_and_the_next_run_proceeds() {
     drop(client);
 
     let mut client = reconnect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (status, error) = loop {
-        let row = client
-            .query_one(
-                "SELECT status, error FROM nango.jobs WHERE id = $1",
-                &[&job],
-            )
-            .unwrap();
-        let status: String = row.get(0);
-        if status != "RUNNING" {
-            break (status, row.get::<_, Option<Value>>(1));
-        }
-        assert!(Instant::now() < deadline, "the killed run stayed RUNNING");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status: String = client
+        .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job])
+        .unwrap()
+        .get(0);
+    let error = job_outcome(&mut client, job).2;
     assert_eq!(status, "ERROR");
     let error = error.expect("an error");
     assert_eq!(error["type"], "worker_crashed");
     // The committed batch stays; the one after the kill never happened.
-    assert_eq!(saved_ids(&mut client, "crash-victim"), ["before-the-wait"]);
+    assert_eq!(
+        record_ids(&mut client, "Slow", "crash-victim"),
+        ["before-the-wait"]
+    );
 
     let (_, status) = run_sync(&mut client, "e2e", "slow", "crash-victim");
     assert_eq!(status, "SUCCESS");
     assert_eq!(
-        saved_ids(&mut client, "crash-victim"),
+        record_ids(&mut client, "Slow", "crash-victim"),
         ["after-the-wait", "before-the-wait"]
     );
 }

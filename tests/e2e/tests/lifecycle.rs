@@ -44,13 +44,6 @@ fn last_sync_date(client: &mut Client, connection_id: &str) -> Option<String> {
         .get(0)
 }
 
-fn item_ids(client: &mut Client, connection_id: &str) -> Vec<String> {
-    record_actions(client, "Item", connection_id)
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect()
-}
-
 #[test]
 fn last_sync_date_is_the_start_of_the_last_successful_run() {
     let mut client = connect();
@@ -80,7 +73,7 @@ fn last_sync_date_is_the_start_of_the_last_successful_run() {
         start_as_js(&mut client, first)
     );
     assert_eq!(last_sync_date(&mut client, "life-inc"), Some(first_start));
-    assert_eq!(item_ids(&mut client, "life-inc"), ["x", "y"]);
+    assert_eq!(record_ids(&mut client, "Item", "life-inc"), ["x", "y"]);
 
     // The next run still starts from the last success.
     let (third, status) = run_steps(
@@ -239,7 +232,7 @@ fn pause_start_and_cancel_and_auto_start_false_stays_paused() {
         .unwrap()
         .get(0);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !item_ids(&mut client, "life-pause").contains(&"q".to_string()) {
+    while !record_ids(&mut client, "Item", "life-pause").contains(&"q".to_string()) {
         assert!(
             Instant::now() < deadline,
             "the run never saved its first batch"
@@ -257,7 +250,7 @@ fn pause_start_and_cancel_and_auto_start_false_stays_paused() {
         .unwrap()
         .get(0);
     assert_eq!(status, "CANCELLED");
-    assert_eq!(item_ids(&mut client, "life-pause"), ["p", "q"]);
+    assert_eq!(record_ids(&mut client, "Item", "life-pause"), ["p", "q"]);
 }
 
 #[test]
@@ -362,7 +355,7 @@ fn deleting_a_connection_stops_its_syncs_and_removes_its_records() {
         .unwrap()
         .get(0);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while item_ids(&mut client, "life-gone").len() < 2 {
+    while record_ids(&mut client, "Item", "life-gone").len() < 2 {
         assert!(
             Instant::now() < deadline,
             "the run never saved its first batch"

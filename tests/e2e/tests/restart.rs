@@ -7,18 +7,6 @@ use std::time::{Duration, Instant};
 use pg_nango_e2e::*;
 use serde_json::{Value, json};
 
-/// Connects, retrying while the cluster recovers.
-fn reconnect() -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match cluster().try_connect() {
-            Ok(client) => return client,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(250)),
-            Err(error) => panic!("the cluster did not come back: {error}"),
-        }
-    }
-}
-
 fn stored_count(client: &mut Client) -> i64 {
     client
         .query_one(
@@ -60,15 +48,11 @@ fn a_run_cut_by_a_server_restart_is_failed_and_the_next_run_proceeds() {
     cluster().crash_restart();
 
     let mut client = reconnect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (status, result, error) = loop {
-        let (status, result, error) = job_outcome(&mut client, job);
-        if status != "RUNNING" {
-            break (status, result, error);
-        }
-        assert!(Instant::now() < deadline, "the cut run stayed RUNNING");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status: String = client
+        .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job])
+        .unwrap()
+        .get(0);
+    let (_, result, error) = job_outcome(&mut client, job);
     assert_eq!(status, "ERROR");
     assert_eq!(error.expect("an error")["type"], "worker_crashed");
     let kept = stored_count(&mut client);
