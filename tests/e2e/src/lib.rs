@@ -156,9 +156,20 @@ pub fn connect() -> Client {
     cluster().connect()
 }
 
-/// A new client session, retrying for up to a minute while the cluster restarts or recovers from a crash.
-pub fn reconnect() -> Client {
+/// A new client session after a crash of the cluster, given a session opened before it.
+///
+/// A backend that dies abnormally makes the postmaster end every other backend and recover; until it has
+/// noticed, a new session could still be opened and then be cut by that recovery. So this waits first
+/// for `before_crash` to be cut, then retries for up to a minute while the cluster recovers.
+pub fn reconnect(mut before_crash: Client) -> Client {
     let deadline = Instant::now() + Duration::from_secs(60);
+    while before_crash.simple_query("SELECT 1").is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the cluster never restarted its processes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     loop {
         match cluster().try_connect() {
             Ok(client) => return client,

@@ -38,9 +38,8 @@ fn a_killed_run_is_ended_as_crashed_and_the_next_run_proceeds() {
         0,
         "kill -9 {pid}"
     );
-    drop(client);
 
-    let mut client = reconnect();
+    let mut client = reconnect(client);
     let status: String = client
         .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job])
         .unwrap()

@@ -44,10 +44,9 @@ fn a_run_cut_by_a_server_restart_is_failed_and_the_next_run_proceeds() {
         assert!(Instant::now() < deadline, "the run never saved two batches");
         std::thread::sleep(Duration::from_millis(20));
     }
-    drop(client);
     cluster().crash_restart();
 
-    let mut client = reconnect();
+    let mut client = reconnect(client);
     let status: String = client
         .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job])
         .unwrap()
