@@ -46,13 +46,13 @@ pub fn open_windows(sync: i64) -> Result<Vec<String>, String> {
     Ok(serde_json::from_value(models.unwrap_or_default()).unwrap_or_default())
 }
 
-/// Remembers the ids of a batch (`records_json`, a JSON array of records) as seen in the model's window.
-pub fn mark_seen(sync: i64, model: &str, records_json: &str) -> Result<(), String> {
+/// Remembers the ids of a batch as seen in the model's window.
+pub fn mark_seen(sync: i64, model: &str, ids: &[&str]) -> Result<(), String> {
     exec(
         "INSERT INTO nango.seen_records (sync, model, external_id)
-         SELECT $1, $2, e.rec ->> 'id' FROM jsonb_array_elements($3::jsonb) AS e(rec)
+         SELECT $1, $2, unnest($3::text[])
          ON CONFLICT DO NOTHING",
-        &[sync.into(), model.into(), records_json.into()],
+        &[sync.into(), model.into(), ids.into()],
     )
 }
 

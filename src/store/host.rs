@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::{Host, SaveOp};
 use serde_json::Value;
 
@@ -73,7 +74,7 @@ impl SpiHost {
         });
         let message = format!(
             "{} {model}: {} records, {} written, {unchanged} unchanged",
-            records::method(op),
+            op.method(),
             outcome.records,
             outcome.written
         );
@@ -106,17 +107,17 @@ impl SpiHost {
 }
 
 impl Host for SpiHost {
-    fn save(&mut self, op: SaveOp, model: &str, records_json: String) -> Result<(), String> {
+    fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String> {
         if let Some(collected) = &mut self.dry_run {
-            let records: Vec<Value> =
-                serde_json::from_str(&records_json).map_err(|e| e.to_string())?;
             let action = match op {
                 SaveOp::Save => None,
                 SaveOp::Update => Some("UPDATED"),
                 SaveOp::Delete => Some("DELETED"),
             };
             let list = collected.entry(model.to_string()).or_default();
-            for mut record in records {
+            for record in &batch.records {
+                let mut record: Value =
+                    serde_json::from_str(&record.json).map_err(|e| e.to_string())?;
                 if let (Some(action), Value::Object(fields)) = (action, &mut record) {
                     fields.insert(
                         "_nango_metadata".into(),
@@ -130,9 +131,10 @@ impl Host for SpiHost {
         let (job, sync, connection) = (self.job()?, self.sync_id, self.connection);
         let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
         let outcome = run_txn(|| {
-            let outcome = records::write(op, model, connection, job, &records_json)?;
+            let outcome = records::write(op, model, connection, job, &batch)?;
             if remember {
-                deletes::mark_seen(sync, model, &records_json)?;
+                let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
+                deletes::mark_seen(sync, model, &ids)?;
             }
             Ok(outcome)
         })

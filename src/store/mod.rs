@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use pgrx::pg_sys::{PgBuiltInOids, PgOid};
+use pgrx::pg_sys::PgOid;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 
@@ -37,9 +37,9 @@ thread_local! {
     static PREPARED: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
-/// Runs a statement with parameters `(text, text, bigint, bigint)` that returns one jsonb value, through a
-/// plan prepared once per process. A batch's records are a parameter of a generic plan: planning a custom
-/// plan would parse the whole batch as a constant first, and again for every batch.
+/// Runs a statement that returns one jsonb value through a plan prepared once per process, with parameter
+/// types taken from `args`. A batch's records are a parameter of a generic plan: planning a custom plan
+/// would read the whole batch as a constant first, and again for every batch.
 pub fn batch_json(
     sql: &'static str,
     args: &[pgrx::datum::DatumWithOid],
@@ -49,12 +49,7 @@ pub fn batch_json(
         let statement = match cached {
             Some(statement) => statement,
             None => {
-                let types = [
-                    PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
-                    PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
-                    PgOid::BuiltIn(PgBuiltInOids::INT8OID),
-                    PgOid::BuiltIn(PgBuiltInOids::INT8OID),
-                ];
+                let types: Vec<PgOid> = args.iter().map(|arg| PgOid::from(arg.oid())).collect();
                 let statement = Rc::new(client.prepare_mut(sql, &types)?.keep());
                 PREPARED.with(|prepared| prepared.borrow_mut().insert(sql, statement.clone()));
                 statement

@@ -1,34 +1,27 @@
 //! Writing records: `batchSave`, `batchUpdate` and `batchDelete` of one model, one transaction per call.
 //!
-//! A record's content hash (md5 of its canonical jsonb text) decides whether a save changes anything: an
-//! unchanged record is not touched at all (no new row version, no lock, same cursor). Every write takes the
-//! model's cursor lock first ([`lock_model`]), so cursors follow commit order, and the read of
-//! what is stored and the write that follows see the same rows.
+//! A record comes with its content hash, md5 of its JSON text, taken by the script runtime. A save looks
+//! the batch's ids up by primary key and leaves alone every record stored with the same hash, without
+//! parsing it; only the others become jsonb. One of those whose content equals what is stored (its keys in
+//! another order, or last written by batchUpdate) is unchanged too. An unchanged record is not touched at
+//! all (no new row version, no lock, same cursor). Every write takes the model's cursor lock first
+//! ([`lock_model`]), so cursors follow commit order, and the read of what is stored and the write that
+//! follows see the same rows.
 //!
 //! The job's counts are kept per record, by the record's state at the end of the run: a record changed twice
 //! in one run counts once, under its final `last_action`. So a run's counts are exactly what
 //! `nango.records(model, delta => <the run's start>)` returns for the connection, by `last_action`.
 
-use std::borrow::Cow;
 use std::time::Instant;
 
+use pg_nango_core::records::batch::{OutgoingRecord, RecordBatch};
 use pg_nango_core::script::SaveOp;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::{batch_json, exec, one_json};
 
 /// Records per statement: a larger batch is written in chunks of this size, still in one transaction.
 const CHUNK: usize = 1000;
-
-/// The SDK method of a write, as logs name it.
-pub fn method(op: SaveOp) -> &'static str {
-    match op {
-        SaveOp::Save => "batchSave",
-        SaveOp::Update => "batchUpdate",
-        SaveOp::Delete => "batchDelete",
-    }
-}
 
 fn statement(op: SaveOp) -> &'static str {
     match op {
@@ -75,25 +68,28 @@ FROM written"
 }
 pub(crate) use counted;
 
-// The stored rows of a batch are looked up one by one (LATERAL … LIMIT 1 keeps the planner from reading
-// all of the connection's records for a thousand ids).
+// The three statements take the same parameters: `$1` the records' JSON texts (text[]), `$2` model,
+// `$3` connection, `$4` job, `$5` the records' ids (text[]), `$6` their hashes (text[]). The stored rows of
+// a batch are looked up one by one (LATERAL … LIMIT 1 keeps the planner from reading all of the
+// connection's records for a thousand ids).
 
-/// batchSave. `$1` records (jsonb array), `$2` model, `$3` connection, `$4` job. New, changed and deleted
-/// records are written (a deleted one saved again is ADDED, with a new first_seen_at); unchanged ones are
-/// left alone.
+/// batchSave. New, changed and deleted records are written (a deleted one saved again is ADDED, with a new
+/// first_seen_at); unchanged ones are left alone.
 const SAVE_SQL: &str = counted!(
     "
-WITH incoming AS MATERIALIZED (
-    SELECT e.rec ->> 'id' AS id, e.rec, md5(e.rec::text)::uuid AS hash, e.n
-    FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(rec, n)),
-changed AS MATERIALIZED (
-    SELECT i.id, i.rec, i.hash, i.n, CASE WHEN r.last_job = $4 THEN r.last_action END AS previous,
-           CASE WHEN r.external_id IS NULL OR r.deleted_at IS NOT NULL THEN 'ADDED' ELSE 'UPDATED' END AS action
-    FROM incoming i
-    LEFT JOIN LATERAL (SELECT s.external_id, s.deleted_at, s.data_hash, s.last_job, s.last_action
+WITH candidates AS MATERIALIZED (
+    SELECT i.id, i.txt::jsonb AS rec, i.hash::uuid AS hash, i.n, r.external_id IS NOT NULL AS stored,
+           r.deleted_at, r.data, r.last_job, r.last_action
+    FROM unnest($5::text[], $1::text[], $6::text[]) WITH ORDINALITY AS i(id, txt, hash, n)
+    LEFT JOIN LATERAL (SELECT s.external_id, s.deleted_at, s.data_hash, s.data, s.last_job, s.last_action
                        FROM nango.stored_records s
                        WHERE s.model = $2 AND s.connection = $3 AND s.external_id = i.id LIMIT 1) r ON true
-    WHERE r.external_id IS NULL OR r.deleted_at IS NOT NULL OR r.data_hash <> i.hash),
+    WHERE r.external_id IS NULL OR r.deleted_at IS NOT NULL OR r.data_hash <> i.hash::uuid),
+changed AS MATERIALIZED (
+    SELECT c.id, c.rec, c.hash, c.n, CASE WHEN c.last_job = $4 THEN c.last_action END AS previous,
+           CASE WHEN NOT c.stored OR c.deleted_at IS NOT NULL THEN 'ADDED' ELSE 'UPDATED' END AS action
+    FROM candidates c
+    WHERE NOT c.stored OR c.deleted_at IS NOT NULL OR c.data <> c.rec),
 upserted AS (
     INSERT INTO nango.stored_records AS r
         (model, connection, external_id, data, data_hash, first_seen_at, last_modified_at, deleted_at,
@@ -114,24 +110,24 @@ written AS (SELECT action, previous FROM changed)"
 );
 
 /// batchUpdate: merges into stored, live records (objects key by key, arrays replaced); a merge that
-/// changes nothing writes nothing; ids not stored are reported as missing.
+/// changes nothing writes nothing; ids not stored are reported as missing. The merged record's hash is
+/// md5 of its jsonb text (there is no JSON.stringify text of it).
 const UPDATE_SQL: &str = counted!(
     "
 WITH incoming AS MATERIALIZED (
-    SELECT e.rec ->> 'id' AS id, e.rec, e.n FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(rec, n)),
+    SELECT i.id, i.txt::jsonb AS rec, i.n FROM unnest($5::text[], $1::text[]) WITH ORDINALITY AS i(id, txt, n)),
 stored AS MATERIALIZED (
-    SELECT i.id, i.n, m.data, md5(m.data::text)::uuid AS hash, r.data_hash AS old_hash,
-           CASE WHEN r.last_job = $4 THEN r.last_action END AS previous
+    SELECT i.id, i.n, m.data, r.data AS old_data, CASE WHEN r.last_job = $4 THEN r.last_action END AS previous
     FROM incoming i
-    JOIN LATERAL (SELECT s.data, s.data_hash, s.last_job, s.last_action FROM nango.stored_records s
+    JOIN LATERAL (SELECT s.data, s.last_job, s.last_action FROM nango.stored_records s
                   WHERE s.model = $2 AND s.connection = $3 AND s.external_id = i.id AND s.deleted_at IS NULL
                   LIMIT 1) r ON true
     CROSS JOIN LATERAL (SELECT nango._jsonb_merge(r.data, i.rec) AS data) m),
 written AS (
     UPDATE nango.stored_records r
-    SET data = c.data, data_hash = c.hash, last_action = 'UPDATED', last_modified_at = now(),
+    SET data = c.data, data_hash = md5(c.data::text)::uuid, last_action = 'UPDATED', last_modified_at = now(),
         cursor = nextval('nango.record_cursor'), last_job = $4
-    FROM (SELECT * FROM stored WHERE hash <> old_hash ORDER BY n) c
+    FROM (SELECT * FROM stored WHERE data <> old_data ORDER BY n) c
     WHERE r.model = $2 AND r.connection = $3 AND r.external_id = c.id
     RETURNING r.last_action AS action, c.previous)",
     ",
@@ -143,7 +139,7 @@ written AS (
 /// record changes nothing.
 const DELETE_SQL: &str = counted!(
     "
-WITH incoming AS (SELECT DISTINCT e.rec ->> 'id' AS id FROM jsonb_array_elements($1::jsonb) AS e(rec)),
+WITH incoming AS (SELECT DISTINCT i.id FROM unnest($5::text[]) AS i(id)),
 written AS (
     UPDATE nango.stored_records r
     SET deleted_at = now(), last_modified_at = now(), last_action = 'DELETED',
@@ -217,18 +213,15 @@ fn analyze_once() -> Result<(), String> {
     )
 }
 
-/// Writes one batch (a JSON array of validated records, ids unique) for a job, inside the caller's
-/// transaction, and adds its counts to the job.
+/// Writes one batch for a job, inside the caller's transaction, and adds its counts to the job.
 pub fn write(
     op: SaveOp,
     model: &str,
     connection: i64,
     job: i64,
-    records_json: &str,
+    batch: &RecordBatch,
 ) -> Result<Outcome, String> {
     let started = Instant::now();
-    let records: Vec<&RawValue> =
-        serde_json::from_str(records_json).map_err(|e| format!("invalid records: {e}"))?;
     lock_model(model)?;
     // A batch looks up at most CHUNK stored rows by primary key. The planner, whose statistics lag behind
     // a table that grows during an ingest, would otherwise scan all of the connection's records per batch.
@@ -246,23 +239,22 @@ pub fn write(
         return Err("the connection was deleted".into());
     }
     let mut outcome = Outcome {
-        records: records.len(),
+        records: batch.len(),
         ..Outcome::default()
     };
-    for chunk in records.chunks(CHUNK) {
-        let json: Cow<str> = if chunk.len() == records.len() {
-            Cow::Borrowed(records_json)
-        } else {
-            let parts: Vec<&str> = chunk.iter().map(|r| r.get()).collect();
-            Cow::Owned(format!("[{}]", parts.join(",")))
-        };
+    for chunk in batch.records.chunks(CHUNK) {
+        let column =
+            |field: fn(&OutgoingRecord) -> &str| chunk.iter().map(field).collect::<Vec<&str>>();
+        let (texts, ids, hashes) = (column(|r| &r.json), column(|r| &r.id), column(|r| &r.hash));
         let result = batch_json(
             statement(op),
             &[
-                json.as_ref().into(),
+                texts.as_slice().into(),
                 model.into(),
                 connection.into(),
                 job.into(),
+                ids.as_slice().into(),
+                hashes.as_slice().into(),
             ],
         )?
         .unwrap_or_default();

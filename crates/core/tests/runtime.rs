@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pg_nango_core::providers::{ConnectionInfo, Provider};
+use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::compile::compile;
 use pg_nango_core::script::{
     Host, Limits, SaveOp, ScriptError, ScriptKind, ScriptRun, StoredModule, run_script,
@@ -22,11 +23,11 @@ struct MemoryHost {
 }
 
 impl Host for MemoryHost {
-    fn save(&mut self, op: SaveOp, model: &str, records_json: String) -> Result<(), String> {
+    fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String> {
         self.saved.push((
             op,
             model.to_string(),
-            serde_json::from_str(&records_json).unwrap(),
+            serde_json::from_str(&batch.json_array()).unwrap(),
         ));
         Ok(())
     }

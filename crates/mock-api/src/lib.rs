@@ -207,9 +207,18 @@ fn page(items: &[Value], query: &HashMap<String, String>) -> Response {
         .unwrap_or(100)
         .clamp(1, 1000);
     let end = (start + limit).min(items.len());
-    let data = items.get(start..end).unwrap_or(&[]).to_vec();
-    let next = (end < items.len()).then(|| end.to_string());
-    Json(json!({"data": data, "next_cursor": next})).into_response()
+    Json(Page {
+        data: items.get(start..end).unwrap_or(&[]),
+        next_cursor: (end < items.len()).then(|| end.to_string()),
+    })
+    .into_response()
+}
+
+/// A page of a dataset, serialized straight from the stored items.
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    data: &'a [Value],
+    next_cursor: Option<String>,
 }
 
 async fn tickets(

@@ -44,9 +44,23 @@ fn the_content_hash_labels_each_record_and_leaves_unchanged_ones_alone() {
         json!({"added": 3, "updated": 0, "deleted": 0})
     );
     let before = stored(&mut client, "rec-hash");
+    // Nango's data_hash: md5 of the record's JSON.stringify text.
+    let hash_is_nangos: bool = client
+        .query_one(
+            "SELECT data_hash = md5('{\"id\":\"a\",\"title\":\"A\"}')::uuid FROM nango.stored_records
+             WHERE model = 'Item' AND external_id = 'a'
+               AND connection = (SELECT id FROM nango.connections WHERE connection_id = 'rec-hash')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(hash_is_nangos);
 
     // `a` is the same, `c` the same content with its keys in another order, `b` changed.
-    let second = json!([{"save": [{"id": "a", "title": "A"}, {"title": "B2", "id": "b"}, {"title": "C", "id": "c"}]}]);
+    let second = json!([
+        {"save": [{"id": "a", "title": "A"}, {"id": "b", "title": "B2"}]},
+        {"saveReordered": [{"id": "c", "title": "C"}]}
+    ]);
     let (job, status) = run_steps(&mut client, "e2e", "rec-hash", second);
     assert_eq!(status, "SUCCESS");
     assert_eq!(
@@ -68,7 +82,7 @@ fn the_content_hash_labels_each_record_and_leaves_unchanged_ones_alone() {
     let logs = job_logs(&mut client, job);
     assert!(
         logs.iter().any(|(level, message, _)| level == "info"
-            && message == "batchSave Item: 3 records, 1 written, 2 unchanged"),
+            && message == "batchSave Item: 2 records, 1 written, 1 unchanged"),
         "{logs:?}"
     );
 
@@ -206,6 +220,16 @@ fn batch_update_merges_deeply_and_batch_delete_keeps_the_payload() {
     assert_eq!(records["m"].1, cursor_before);
     assert_eq!(records["n"].2, json!({"id": "n", "title": "N"}));
     assert_eq!(records["n"].3["last_action"], "DELETED");
+
+    // The merged record saved whole, its keys in the script's order: its text hashes differently from the
+    // merge, but the content is what is stored, so it is unchanged.
+    let merged = json!({"id": "m", "title": "T", "details": {"nested": {"x": 1, "y": 3}, "a": 1, "b": 2}, "tags": ["c"]});
+    let (job, _) = run_steps(&mut client, "e2e", "rec-merge", json!([{"save": [merged]}]));
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 0, "updated": 0, "deleted": 0})
+    );
+    assert_eq!(stored(&mut client, "rec-merge")["m"], records["m"]);
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Record rules that are not SQL: the notification bodies sent after a run, and the `filter` argument of
-//! `nango.records`.
+//! Record rules that are not SQL: a batch's records with their content hashes, the notification bodies
+//! sent after a run, and the `filter` argument of `nango.records`.
 
+pub mod batch;
 pub mod notify;
 pub mod views;
 

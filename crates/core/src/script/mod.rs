@@ -10,6 +10,7 @@
 pub mod compile;
 pub mod http;
 pub mod modules;
+pub mod stringify;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use serde_json::json;
 
 use crate::providers::oauth::{OAuthClient, needs_refresh, refresh_request, refreshed_credentials};
 use crate::providers::{ConnectionInfo, Provider, ProxyCall, build_request};
+use crate::records::batch::RecordBatch;
 pub use modules::{ModuleMap, StoredModule};
 
 const SDK_JS: &str = include_str!("sdk.js");
@@ -39,13 +41,24 @@ pub enum SaveOp {
     Delete,
 }
 
+impl SaveOp {
+    /// The SDK method of the write, as logs and errors name it.
+    pub fn method(self) -> &'static str {
+        match self {
+            SaveOp::Save => "batchSave",
+            SaveOp::Update => "batchUpdate",
+            SaveOp::Delete => "batchDelete",
+        }
+    }
+}
+
 /// The script's window on Postgres. Every call runs on the run's thread, between two awaits.
 ///
 /// The calls only a sync makes (checkpoints, deletion windows, stored records) default to an error, so a
 /// host for actions leaves them out.
 pub trait Host {
-    /// Writes one validated batch (a JSON array of records) of `model`.
-    fn save(&mut self, op: SaveOp, model: &str, records_json: String) -> Result<(), String>;
+    /// Writes one validated batch of `model` (ids unique).
+    fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String>;
     /// Appends a line to the run's log.
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>);
     /// The connection's metadata as JSON.
@@ -486,16 +499,17 @@ fn host_functions<'js>(
             move |ctx: Ctx<'js>,
                   op: String,
                   model: String,
-                  records: String|
+                  records: rquickjs::Array<'js>|
                   -> rquickjs::Result<()> {
                 let op = match op.as_str() {
                     "update" => SaveOp::Update,
                     "delete" => SaveOp::Delete,
                     _ => SaveOp::Save,
                 };
+                let batch = stringify::record_batch(&ctx, op.method(), &records)?;
                 save_host
                     .borrow_mut()
-                    .save(op, &model, records)
+                    .save(op, &model, batch)
                     .map_err(|e| Exception::throw_message(&ctx, &e))
             },
         )?,

@@ -108,7 +108,7 @@ export function createNango(host, context) {
         ensureSync(method);
         const batch = validateBatch(records, model, method);
         if (batch.length === 0) return true;
-        host.save(op, model, JSON.stringify(batch));
+        host.save(op, model, batch);
         return true;
     }
 
