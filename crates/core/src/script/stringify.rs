@@ -319,28 +319,40 @@ impl<'js> Writer<'js> {
     }
 }
 
+/// Per byte: 0 when it stands for itself inside a JSON string, else the letter after its backslash (`u` for
+/// `\u00XX`): JSON.stringify's escapes.
+static ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
 /// Writes `text` as a JSON string, escaped as `JSON.stringify` escapes it.
 fn quote(text: &str, out: &mut String) {
     out.push('"');
-    let bytes = text.as_bytes();
     let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        let escaped = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
+    for (i, &byte) in text.as_bytes().iter().enumerate() {
+        let escape = ESCAPES[byte as usize];
+        if escape == 0 {
+            continue;
+        }
         out.push_str(&text[start..i]);
-        if escaped.is_empty() {
+        if escape == b'u' {
             let _ = write!(out, "\\u{byte:04x}");
         } else {
-            out.push_str(escaped);
+            out.push('\\');
+            out.push(escape as char);
         }
         start = i + 1;
     }
