@@ -7,7 +7,7 @@
 #   scripts/cluster.sh crash-restart DATADIR     (immediate stop, as a power loss, then start: crash recovery)
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
-cmd=${1:?usage: cluster.sh start|stop DATADIR [PORT]}
+cmd=${1:?usage: cluster.sh start|stop|crash-restart DATADIR [PORT]}
 datadir=$(realpath -m "${2:?DATADIR missing}")
 
 as_owner() {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub use pg_nango_mock_api::MockServer;
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{FromSql, ToSql};
 pub use postgres::{Client, NoTls};
 use serde_json::Value;
 
@@ -352,12 +353,23 @@ pub fn record_actions(
     model: &str,
     connection_id: &str,
 ) -> Vec<(String, String)> {
+    pairs(
+        client,
+        "SELECT id, _nango_metadata ->> 'last_action' FROM nango.records($1, connection_id => $2) ORDER BY id",
+        &[&model, &connection_id],
+    )
+}
+
+/// The rows of a two-column query as pairs, collected into a `Vec` or a map.
+pub fn pairs<A, B, C>(client: &mut Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> C
+where
+    A: for<'a> FromSql<'a>,
+    B: for<'a> FromSql<'a>,
+    C: FromIterator<(A, B)>,
+{
     client
-        .query(
-            "SELECT id, _nango_metadata ->> 'last_action' FROM nango.records($1, connection_id => $2) ORDER BY id",
-            &[&model, &connection_id],
-        )
-        .expect("records")
+        .query(sql, params)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect()

@@ -159,15 +159,11 @@ fn schedule(client: &mut Client, connection_id: &str) -> (String, Option<f64>) {
 }
 
 fn jobs_of(client: &mut Client, connection_id: &str) -> Vec<(i64, String)> {
-    client
-        .query(
-            "SELECT id, status FROM nango.jobs WHERE connection_id = $1 AND sync_name = 'records' ORDER BY id",
-            &[&connection_id],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    pairs(
+        client,
+        "SELECT id, status FROM nango.jobs WHERE connection_id = $1 AND sync_name = 'records' ORDER BY id",
+        &[&connection_id],
+    )
 }
 
 #[test]

@@ -266,15 +266,11 @@ fn counts_and_notifications_are_the_net_change_of_the_run() {
 
     // The counts are what a reader of the delta finds.
     let modified_after = bodies[0]["modifiedAfter"].as_str().unwrap().to_string();
-    let delta: Vec<(String, String)> = client
-        .query(
-            "SELECT id, _nango_metadata ->> 'last_action' FROM nango.records('Item', delta => $1::text::timestamptz, connection_id => 'rec-net')",
-            &[&modified_after],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let delta: Vec<(String, String)> = pairs(
+        &mut client,
+        "SELECT id, _nango_metadata ->> 'last_action' FROM nango.records('Item', delta => $1::text::timestamptz, connection_id => 'rec-net')",
+        &[&modified_after],
+    );
     let mut delta_sorted = delta.clone();
     delta_sorted.sort();
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -537,15 +533,11 @@ fn a_reader_paging_by_cursor_never_misses_a_change_while_syncs_write_the_same_mo
     done.store(true, Ordering::SeqCst);
     let seen = reader.join().expect("the reader");
 
-    let stored: BTreeMap<String, String> = client
-        .query(
-            "SELECT id, data ->> 'title' FROM nango.records('Item') WHERE id LIKE 'cw-%'",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let stored: BTreeMap<String, String> = pairs(
+        &mut client,
+        "SELECT id, data ->> 'title' FROM nango.records('Item') WHERE id LIKE 'cw-%'",
+        &[],
+    );
     assert_eq!(stored.len(), 1200);
     let seen: BTreeMap<String, Option<String>> = seen
         .into_iter()

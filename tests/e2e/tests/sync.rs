@@ -106,15 +106,11 @@ fn demo_sync_writes_records_with_metadata_and_notifies() {
 
 /// `(id, cursor)` of a connection's Ticket records, in cursor order.
 fn ids_and_cursors(client: &mut Client, connection_id: &str) -> Vec<(String, String)> {
-    client
-        .query(
-            "SELECT id, cursor FROM nango.records('Ticket', connection_id => $1)",
-            &[&connection_id],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    pairs(
+        client,
+        "SELECT id, cursor FROM nango.records('Ticket', connection_id => $1)",
+        &[&connection_id],
+    )
 }
 
 #[test]
