@@ -24,6 +24,10 @@ pub struct SpiHost {
     pub connection: i64,
     /// Models with an open deletion window: their saved ids are remembered.
     pub open_windows: HashSet<String>,
+    /// Models whose last batchSave in this run wrote more than half of its records: their next batchSave
+    /// sends every record at once. The others (and a model's first batch) first look up which records
+    /// differ, as in a re-sync most do not (see `records::write`).
+    pub changing: HashSet<String>,
     /// A dry run collects what would be written here, by model, and stores nothing.
     pub dry_run: Option<BTreeMap<String, Vec<Value>>>,
 }
@@ -42,6 +46,7 @@ impl SpiHost {
             sync_id,
             connection,
             open_windows: open_windows.into_iter().collect(),
+            changing: HashSet::new(),
             dry_run: None,
         }
     }
@@ -130,8 +135,9 @@ impl Host for SpiHost {
         }
         let (job, sync, connection) = (self.job()?, self.sync_id, self.connection);
         let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
+        let probe_first = !self.changing.contains(model);
         let outcome = run_txn(|| {
-            let outcome = records::write(op, model, connection, job, &batch)?;
+            let outcome = records::write(op, model, connection, job, &batch, probe_first)?;
             if remember {
                 let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
                 deletes::mark_seen(sync, model, &ids)?;
@@ -139,6 +145,13 @@ impl Host for SpiHost {
             Ok(outcome)
         })
         .map_err(|e| format!("could not save {model} records: {e}"))?;
+        if op == SaveOp::Save {
+            if outcome.written * 2 > outcome.records as i64 {
+                self.changing.insert(model.to_string());
+            } else {
+                self.changing.remove(model);
+            }
+        }
         self.log_outcome(op, model, &outcome);
         Ok(())
     }

@@ -69,7 +69,7 @@ FROM written"
 pub(crate) use counted;
 
 // The three statements take the same parameters: `$1` the records' JSON texts (text[]), `$2` model,
-// `$3` connection, `$4` job, `$5` the records' ids (text[]), `$6` their hashes (text[]). The stored rows of
+// `$3` connection, `$4` job, `$5` the records' ids (text[]), `$6` their hashes (uuid[]). The stored rows of
 // a batch are looked up one by one (LATERAL … LIMIT 1 keeps the planner from reading all of the
 // connection's records for a thousand ids).
 
@@ -78,13 +78,13 @@ pub(crate) use counted;
 const SAVE_SQL: &str = counted!(
     "
 WITH candidates AS MATERIALIZED (
-    SELECT i.id, i.txt::jsonb AS rec, i.hash::uuid AS hash, i.n, r.external_id IS NOT NULL AS stored,
+    SELECT i.id, i.txt::jsonb AS rec, i.hash, i.n, r.external_id IS NOT NULL AS stored,
            r.deleted_at, r.data, r.last_job, r.last_action
-    FROM unnest($5::text[], $1::text[], $6::text[]) WITH ORDINALITY AS i(id, txt, hash, n)
+    FROM unnest($5::text[], $1::text[], $6::uuid[]) WITH ORDINALITY AS i(id, txt, hash, n)
     LEFT JOIN LATERAL (SELECT s.external_id, s.deleted_at, s.data_hash, s.data, s.last_job, s.last_action
                        FROM nango.stored_records s
                        WHERE s.model = $2 AND s.connection = $3 AND s.external_id = i.id LIMIT 1) r ON true
-    WHERE r.external_id IS NULL OR r.deleted_at IS NOT NULL OR r.data_hash <> i.hash::uuid),
+    WHERE r.external_id IS NULL OR r.deleted_at IS NOT NULL OR r.data_hash <> i.hash),
 changed AS MATERIALIZED (
     SELECT c.id, c.rec, c.hash, c.n, CASE WHEN c.last_job = $4 THEN c.last_action END AS previous,
            CASE WHEN NOT c.stored OR c.deleted_at IS NOT NULL THEN 'ADDED' ELSE 'UPDATED' END AS action
@@ -108,6 +108,17 @@ upserted AS (
 -- Every changed record is written (the model lock keeps others out), with the action computed above.
 written AS (SELECT action, previous FROM changed)"
 );
+
+/// Before a batchSave, when most records of the run's last batch were unchanged: the positions (1-based) of
+/// the records not stored under their hash, found from the ids and hashes alone. Only those are then sent
+/// with their JSON texts, so a batch that changes nothing never passes its texts to the server. `$1` ids
+/// (text[]), `$2` hashes (uuid[]), `$3` model, `$4` connection.
+const PROBE_SQL: &str = "
+SELECT coalesce(jsonb_agg(i.n ORDER BY i.n), '[]')
+FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS i(id, hash, n)
+LEFT JOIN LATERAL (SELECT s.data_hash, s.deleted_at FROM nango.stored_records s
+                   WHERE s.model = $3 AND s.connection = $4 AND s.external_id = i.id LIMIT 1) r ON true
+WHERE r.data_hash IS NULL OR r.deleted_at IS NOT NULL OR r.data_hash <> i.hash";
 
 /// batchUpdate: merges into stored, live records (objects key by key, arrays replaced); a merge that
 /// changes nothing writes nothing; ids not stored are reported as missing. The merged record's hash is
@@ -213,13 +224,16 @@ fn analyze_once() -> Result<(), String> {
     )
 }
 
-/// Writes one batch for a job, inside the caller's transaction, and adds its counts to the job.
+/// Writes one batch for a job, inside the caller's transaction, and adds its counts to the job. With
+/// `probe_first`, a batchSave first finds which records differ from the stored ones ([`PROBE_SQL`]) and
+/// sends only those.
 pub fn write(
     op: SaveOp,
     model: &str,
     connection: i64,
     job: i64,
     batch: &RecordBatch,
+    probe_first: bool,
 ) -> Result<Outcome, String> {
     let started = Instant::now();
     lock_model(model)?;
@@ -243,9 +257,37 @@ pub fn write(
         ..Outcome::default()
     };
     for chunk in batch.records.chunks(CHUNK) {
-        let column =
-            |field: fn(&OutgoingRecord) -> &str| chunk.iter().map(field).collect::<Vec<&str>>();
-        let (texts, ids, hashes) = (column(|r| &r.json), column(|r| &r.id), column(|r| &r.hash));
+        let hashes = |records: &[&OutgoingRecord]| {
+            records
+                .iter()
+                .map(|r| pgrx::datum::Uuid::from_bytes(r.hash))
+                .collect::<Vec<_>>()
+        };
+        let mut records: Vec<&OutgoingRecord> = chunk.iter().collect();
+        if probe_first && op == SaveOp::Save {
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            let differing = batch_json(
+                PROBE_SQL,
+                &[
+                    ids.as_slice().into(),
+                    hashes(&records).into(),
+                    model.into(),
+                    connection.into(),
+                ],
+            )?
+            .unwrap_or_default();
+            records = differing
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| chunk.get(n.as_u64()? as usize - 1))
+                .collect();
+            if records.is_empty() {
+                continue;
+            }
+        }
+        let texts: Vec<&str> = records.iter().map(|r| r.json.as_str()).collect();
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
         let result = batch_json(
             statement(op),
             &[
@@ -254,7 +296,7 @@ pub fn write(
                 connection.into(),
                 job.into(),
                 ids.as_slice().into(),
-                hashes.as_slice().into(),
+                hashes(&records).into(),
             ],
         )?
         .unwrap_or_default();

@@ -259,6 +259,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         sync_id: loaded.sync_id.unwrap_or(0),
         connection: loaded.context.connection,
         open_windows: Default::default(),
+        changing: Default::default(),
         dry_run: dry_run.then(BTreeMap::new),
     }));
     match run_isolated(script, host.clone()) {

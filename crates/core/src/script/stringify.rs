@@ -18,7 +18,7 @@ use std::fmt::Write;
 use rquickjs::function::This;
 use rquickjs::{Array, Atom, Coerced, Ctx, Exception, Function, Object, Type, Value};
 
-use crate::records::batch::{OutgoingRecord, RecordBatch};
+use crate::records::batch::RecordBatch;
 
 /// Nesting deeper than this goes to `JSON.stringify`, which also reports cycles.
 const MAX_DEPTH: usize = 200;
@@ -33,27 +33,26 @@ pub fn record_batch<'js>(
     records: &Array<'js>,
 ) -> rquickjs::Result<RecordBatch> {
     let writer = Writer::new(ctx)?;
-    let mut batch = RecordBatch {
-        records: Vec::with_capacity(records.len()),
-    };
-    for (index, record) in records.iter::<Value>().enumerate() {
-        let record = record?;
-        let id = match record.as_object() {
-            Some(object) => object.get::<_, Coerced<String>>(writer.id.clone())?.0,
-            None => String::new(),
-        };
-        let json = writer.record(&record)?;
-        if !json.starts_with('{') {
-            return Err(Exception::throw_type(
-                ctx,
-                &format!(
-                    "nango.{method}: record at index {index} is not an object once written as JSON (its toJSON returns something else)"
-                ),
-            ));
+    RecordBatch::hashed(|push| {
+        for (index, record) in records.iter::<Value>().enumerate() {
+            let record = record?;
+            let id = match record.as_object() {
+                Some(object) => object.get::<_, Coerced<String>>(writer.id.clone())?.0,
+                None => String::new(),
+            };
+            let json = writer.record(&record)?;
+            if !json.starts_with('{') {
+                return Err(Exception::throw_type(
+                    ctx,
+                    &format!(
+                        "nango.{method}: record at index {index} is not an object once written as JSON (its toJSON returns something else)"
+                    ),
+                ));
+            }
+            push(id, json);
         }
-        batch.records.push(OutgoingRecord::new(id, json));
-    }
-    Ok(batch)
+        Ok(())
+    })
 }
 
 /// Why the direct path stopped.
