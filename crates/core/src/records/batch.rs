@@ -11,6 +11,9 @@ use std::thread::{Builder, Scope, ScopedJoinHandle};
 
 use md5::{Digest, Md5};
 
+/// Records handed to the hashing thread at a time.
+const HASH_GROUP: usize = 32;
+
 /// One record of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingRecord {
@@ -44,10 +47,11 @@ impl RecordBatch {
         fill: impl FnOnce(&mut dyn FnMut(String, String)) -> Result<(), E>,
     ) -> Result<RecordBatch, E> {
         std::thread::scope(|scope| {
-            let (sender, receiver) = mpsc::channel::<(String, String)>();
+            let (sender, receiver) = mpsc::channel::<Vec<(String, String)>>();
             let helper = spawn_without_signals(scope, move || {
                 receiver
                     .into_iter()
+                    .flatten()
                     .map(|(id, json)| OutgoingRecord::new(id, json))
                     .collect::<Vec<_>>()
             });
@@ -56,10 +60,17 @@ impl RecordBatch {
                 fill(&mut |id, json| records.push(OutgoingRecord::new(id, json)))?;
                 return Ok(RecordBatch { records });
             };
+            // Records go over in groups: a wake-up of the helper per record would cost more than its md5.
+            let mut group = Vec::with_capacity(HASH_GROUP);
             let filled = fill(&mut |id, json| {
-                // The helper only stops once the sender is dropped, below.
-                let _ = sender.send((id, json));
+                group.push((id, json));
+                if group.len() == HASH_GROUP {
+                    let full = std::mem::replace(&mut group, Vec::with_capacity(HASH_GROUP));
+                    // The helper only stops once the sender is dropped, below.
+                    let _ = sender.send(full);
+                }
             });
+            let _ = sender.send(group);
             drop(sender);
             let records = helper
                 .join()
