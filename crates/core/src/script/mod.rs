@@ -9,6 +9,7 @@
 
 pub mod compile;
 pub mod http;
+pub mod json;
 pub mod modules;
 pub mod stringify;
 
@@ -616,7 +617,7 @@ fn response_object<'js>(
     let data: Value = if response.body.is_empty() {
         Value::new_undefined(ctx.clone())
     } else if looks_json {
-        match ctx.json_parse(response.body.clone()) {
+        match json::parse(ctx, &response.body) {
             Ok(value) => value,
             Err(_) => {
                 let _ = ctx.catch();
