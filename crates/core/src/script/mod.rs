@@ -12,6 +12,7 @@ pub mod http;
 pub mod json;
 pub mod modules;
 pub mod stringify;
+pub mod validate;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -507,7 +508,17 @@ fn host_functions<'js>(
                     "delete" => SaveOp::Delete,
                     _ => SaveOp::Save,
                 };
-                let batch = stringify::record_batch(&ctx, op.method(), &records)?;
+                let checked = validate::checked_records(
+                    &ctx,
+                    op.method(),
+                    &model,
+                    &records,
+                    &mut |warning| save_host.borrow_mut().log("warn", warning, None),
+                )?;
+                if checked.is_empty() {
+                    return Ok(());
+                }
+                let batch = stringify::record_batch(&ctx, op.method(), checked)?;
                 save_host
                     .borrow_mut()
                     .save(op, &model, batch)

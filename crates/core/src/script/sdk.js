@@ -20,7 +20,6 @@ export class ActionError extends Error {
 
 const LEVELS = ['debug', 'info', 'warn', 'error'];
 const LEVEL_ALIASES = { verbose: 'debug', silly: 'debug', http: 'info' };
-const MAX_ID_LENGTH = 255;
 
 function get(obj, path) {
     if (!path) return obj;
@@ -78,37 +77,13 @@ export function createNango(host, context) {
         return response;
     }
 
-    function validateBatch(records, model, method) {
-        if (!Array.isArray(records)) throw new Error(`nango.${method}: records must be an array`);
-        checkModel(model, method);
-        const byId = new Map();
-        records.forEach((record, index) => {
-            if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-                throw new Error(`nango.${method}: record at index ${index} is not an object`);
-            }
-            const id = record.id;
-            if (id === undefined || id === null || id === '') {
-                throw new Error(`nango.${method}: record at index ${index} has no id field`);
-            }
-            const key = String(id);
-            if (key.length > MAX_ID_LENGTH) {
-                throw new Error(`nango.${method}: record at index ${index} has an id longer than ${MAX_ID_LENGTH} characters`);
-            }
-            if ('_nango_metadata' in record) delete record._nango_metadata;
-            if (byId.has(key)) {
-                host.log('warn', `Found duplicate id '${key}' for model ${model} in one batch; the last occurrence is kept.`, null);
-                byId.delete(key);
-            }
-            byId.set(key, record);
-        });
-        return [...byId.values()];
-    }
-
     async function write(op, method, records, model) {
         ensureSync(method);
-        const batch = validateBatch(records, model, method);
-        if (batch.length === 0) return true;
-        host.save(op, model, batch);
+        if (!Array.isArray(records)) throw new Error(`nango.${method}: records must be an array`);
+        checkModel(model, method);
+        // Each record is checked by the host (an object with an id of at most 255 characters, a repeated
+        // id keeps its last occurrence) before anything of the batch is written.
+        host.save(op, model, records);
         return true;
     }
 

@@ -2,9 +2,10 @@
 //!
 //! QuickJS' `JSON.stringify` makes a quoted copy of every key and string before appending it, and one
 //! string of the whole batch that Rust then copies again; for pages of records that costs about four
-//! times what writing the text from Rust does. So plain data is written here: objects whose prototype
-//! is `Object.prototype` or `null`, arrays, strings, numbers, booleans, `null`, and any object with a
-//! `toJSON` method (a `Date`), whose result is written instead, as `JSON.stringify` does.
+//! times what writing the text from Rust does. So plain data is written here, reading the values through
+//! QuickJS's C API (each value borrowed, no wrapper made for it): objects whose prototype is
+//! `Object.prototype` or `null`, arrays, strings, numbers, booleans, `null`, and any object with a `toJSON`
+//! method (a `Date`), whose result is written instead, as `JSON.stringify` does.
 //!
 //! A record that holds anything else (an instance of a class, a boxed primitive, a Proxy, a BigInt, or a
 //! structure deeper than [`MAX_DEPTH`], which is how a cycle shows) is handed whole to `JSON.stringify`,
@@ -12,12 +13,12 @@
 //! such a value runs twice then.)
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt::Write;
 
-use rquickjs::function::This;
-use rquickjs::{Array, Atom, Coerced, Ctx, Exception, Function, Object, Type, Value};
+use rquickjs::{Ctx, Exception, Object, Value, qjs};
+use rustc_hash::FxHashMap;
 
+use super::validate::CheckedRecord;
 use crate::records::batch::RecordBatch;
 
 /// Nesting deeper than this goes to `JSON.stringify`, which also reports cycles.
@@ -26,30 +27,26 @@ const MAX_DEPTH: usize = 200;
 /// Integers up to this magnitude are exact in a double and print the same in JS and Rust.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-/// Reads each record of `records` (validated by the SDK: objects with an `id`) into a [`RecordBatch`].
+/// Reads each of `records` (checked by [`super::validate`]) into a [`RecordBatch`].
 pub fn record_batch<'js>(
     ctx: &Ctx<'js>,
     method: &str,
-    records: &Array<'js>,
+    records: Vec<CheckedRecord<'js>>,
 ) -> rquickjs::Result<RecordBatch> {
     let writer = Writer::new(ctx)?;
     RecordBatch::hashed(|push| {
-        for (index, record) in records.iter::<Value>().enumerate() {
-            let record = record?;
-            let id = match record.as_object() {
-                Some(object) => object.get::<_, Coerced<String>>(writer.id.clone())?.0,
-                None => String::new(),
-            };
-            let json = writer.record(&record)?;
+        for checked in records {
+            let json = writer.record(&checked.record)?;
             if !json.starts_with('{') {
                 return Err(Exception::throw_type(
                     ctx,
                     &format!(
-                        "nango.{method}: record at index {index} is not an object once written as JSON (its toJSON returns something else)"
+                        "nango.{method}: record at index {} is not an object once written as JSON (its toJSON returns something else)",
+                        checked.index
                     ),
                 ));
             }
-            push(id, json);
+            push(checked.id, json);
         }
         Ok(())
     })
@@ -59,41 +56,35 @@ pub fn record_batch<'js>(
 enum Stop {
     /// A value it does not write: `JSON.stringify` takes the record.
     Unusual,
-    /// A JS exception (a throwing getter or `toJSON`), passed on to the script.
-    Js(rquickjs::Error),
-}
-
-impl From<rquickjs::Error> for Stop {
-    fn from(error: rquickjs::Error) -> Self {
-        Stop::Js(error)
-    }
+    /// A JS exception (a throwing getter or `toJSON`), pending in the context, passed on to the script.
+    Thrown,
 }
 
 /// The key a value is stored under, passed to its `toJSON`.
 #[derive(Clone, Copy)]
-enum Key<'a, 'js> {
+enum Key {
     Root,
-    Name(&'a Atom<'js>),
-    Index(usize),
+    Name(qjs::JSAtom),
+    Index(i64),
 }
 
 /// Where a value sits in its record.
 #[derive(Clone, Copy)]
-struct Place<'a, 'js> {
-    key: Key<'a, 'js>,
+struct Place {
+    key: Key,
     depth: usize,
     /// False for the value a `toJSON` returned, which JSON.stringify writes as it is.
     check_to_json: bool,
 }
 
-impl<'a, 'js> Place<'a, 'js> {
+impl Place {
     const ROOT: Self = Place {
         key: Key::Root,
         depth: 0,
         check_to_json: true,
     };
 
-    fn child(self, key: Key<'a, 'js>) -> Self {
+    fn child(self, key: Key) -> Self {
         Place {
             key,
             depth: self.depth + 1,
@@ -102,39 +93,112 @@ impl<'a, 'js> Place<'a, 'js> {
     }
 }
 
+/// A value owned here, freed when dropped.
+struct Owned {
+    ctx: *mut qjs::JSContext,
+    value: qjs::JSValue,
+}
+
+impl Owned {
+    /// Takes over `value`, the result of a QuickJS call: `Thrown` when it is the exception marker.
+    fn new(ctx: *mut qjs::JSContext, value: qjs::JSValue) -> Result<Self, Stop> {
+        // SAFETY: only the tag is read.
+        if unsafe { qjs::JS_IsException(value) } {
+            Err(Stop::Thrown)
+        } else {
+            Ok(Owned { ctx, value })
+        }
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: the value is owned here, once.
+        unsafe { qjs::JS_FreeValue(self.ctx, self.value) };
+    }
+}
+
+/// UTF-8 text borrowed from QuickJS (a string's own bytes when it is ASCII), freed when dropped.
+struct CText {
+    ctx: *mut qjs::JSContext,
+    ptr: *const std::ffi::c_char,
+    len: usize,
+}
+
+impl CText {
+    fn new(
+        ctx: *mut qjs::JSContext,
+        ptr: *const std::ffi::c_char,
+        len: qjs::size_t,
+    ) -> Result<Self, Stop> {
+        if ptr.is_null() {
+            Err(Stop::Thrown)
+        } else {
+            Ok(CText {
+                ctx,
+                ptr,
+                len: len as usize,
+            })
+        }
+    }
+
+    /// The text; `None` for a lone surrogate, which has no UTF-8 form (JSON.stringify escapes it).
+    fn as_str(&self) -> Option<&str> {
+        // SAFETY: QuickJS gives `len` bytes at `ptr`, alive until freed in `drop`.
+        std::str::from_utf8(unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len) }).ok()
+    }
+}
+
+impl Drop for CText {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from JS_ToCStringLen2 or JS_AtomToCStringLen and is freed once.
+        unsafe { qjs::JS_FreeCString(self.ctx, self.ptr) };
+    }
+}
+
 struct Writer<'js> {
     ctx: Ctx<'js>,
-    id: Atom<'js>,
-    to_json: Atom<'js>,
-    object_prototype: Value<'js>,
-    array_prototype: Value<'js>,
-    /// Property names as quoted JSON, per atom: a batch's records share their keys.
-    keys: RefCell<HashMap<Atom<'js>, Box<str>>>,
+    raw: *mut qjs::JSContext,
+    /// `toJSON`, held until the writer is dropped.
+    to_json: qjs::JSAtom,
+    /// Held so that the raw pointers below stay valid.
+    _prototypes: [Object<'js>; 2],
+    object_prototype: *mut std::ffi::c_void,
+    array_prototype: *mut std::ffi::c_void,
+    /// Property names as quoted JSON, per atom (each held once here): a batch's records share their keys.
+    keys: RefCell<FxHashMap<qjs::JSAtom, Box<str>>>,
 }
 
 impl<'js> Writer<'js> {
     fn new(ctx: &Ctx<'js>) -> rquickjs::Result<Self> {
-        let prototype = |name: &str| -> rquickjs::Result<Value<'js>> {
+        let prototype = |name: &str| -> rquickjs::Result<Object<'js>> {
             let constructor: Object = ctx.globals().get(name)?;
             constructor.get("prototype")
         };
+        let prototypes = [prototype("Object")?, prototype("Array")?];
+        // SAFETY: both are objects; only their addresses are taken.
+        let [object_prototype, array_prototype] = prototypes
+            .each_ref()
+            .map(|p| unsafe { qjs::JS_VALUE_GET_PTR(p.as_raw()) });
         Ok(Self {
             ctx: ctx.clone(),
-            id: Atom::from_str(ctx.clone(), "id")?,
-            to_json: Atom::from_str(ctx.clone(), "toJSON")?,
-            object_prototype: prototype("Object")?,
-            array_prototype: prototype("Array")?,
-            keys: RefCell::new(HashMap::new()),
+            raw: ctx.as_raw().as_ptr(),
+            // SAFETY: a C string; the atom is freed in `drop`.
+            to_json: unsafe { qjs::JS_NewAtom(ctx.as_raw().as_ptr(), c"toJSON".as_ptr()) },
+            _prototypes: prototypes,
+            object_prototype,
+            array_prototype,
+            keys: RefCell::new(FxHashMap::default()),
         })
     }
 
     /// One record's JSON text.
     fn record(&self, record: &Value<'js>) -> rquickjs::Result<String> {
         let mut out = String::with_capacity(1024);
-        match self.value(record, Place::ROOT, &mut out) {
+        match self.value(record.as_raw(), Place::ROOT, &mut out) {
             Ok(true) => Ok(out),
             Ok(false) => Ok(String::new()),
-            Err(Stop::Js(error)) => Err(error),
+            Err(Stop::Thrown) => Err(rquickjs::Error::Exception),
             Err(Stop::Unusual) => Ok(self
                 .ctx
                 .json_stringify(record.clone())?
@@ -144,54 +208,43 @@ impl<'js> Writer<'js> {
         }
     }
 
-    /// Writes `value`; `false` when `JSON.stringify` would leave it out (undefined, a function, a symbol).
-    fn value(
-        &self,
-        value: &Value<'js>,
-        place: Place<'_, 'js>,
-        out: &mut String,
-    ) -> Result<bool, Stop> {
+    /// Writes `value` (borrowed); `false` when `JSON.stringify` would leave it out (undefined, a function,
+    /// a symbol).
+    fn value(&self, value: qjs::JSValue, place: Place, out: &mut String) -> Result<bool, Stop> {
         if place.depth > MAX_DEPTH {
             return Err(Stop::Unusual);
         }
-        match value.type_of() {
-            Type::Undefined | Type::Symbol => return Ok(false),
-            Type::Null => out.push_str("null"),
-            Type::Bool => out.push_str(if value.as_bool() == Some(true) {
-                "true"
-            } else {
-                "false"
-            }),
-            Type::Int => {
-                let _ = write!(out, "{}", value.as_int().unwrap_or_default());
+        // SAFETY: `value` is a live value of this context; the accessors match its tag.
+        unsafe {
+            match qjs::JS_VALUE_GET_TAG(value) {
+                qjs::JS_TAG_UNDEFINED | qjs::JS_TAG_SYMBOL => return Ok(false),
+                qjs::JS_TAG_NULL => out.push_str("null"),
+                qjs::JS_TAG_BOOL => out.push_str(if qjs::JS_VALUE_GET_BOOL(value) {
+                    "true"
+                } else {
+                    "false"
+                }),
+                qjs::JS_TAG_INT => {
+                    let _ = write!(out, "{}", qjs::JS_VALUE_GET_INT(value));
+                }
+                qjs::JS_TAG_FLOAT64 => self.number(value, qjs::JS_VALUE_GET_FLOAT64(value), out)?,
+                qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => {
+                    let mut len = 0;
+                    let text = CText::new(
+                        self.raw,
+                        qjs::JS_ToCStringLen2(self.raw, &mut len, value, false),
+                        len,
+                    )?;
+                    quote(text.as_str().ok_or(Stop::Unusual)?, out);
+                }
+                qjs::JS_TAG_OBJECT => return self.object(value, place, out),
+                _ => return Err(Stop::Unusual),
             }
-            Type::Float => self.number(value, value.as_float().unwrap_or_default(), out)?,
-            Type::String => {
-                let Some(string) = value.as_string() else {
-                    return Err(Stop::Unusual);
-                };
-                // Borrowed from QuickJS (no copy for ASCII text). A lone surrogate has no UTF-8 form:
-                // JSON.stringify escapes it.
-                let text = string.clone().to_cstring()?;
-                quote(
-                    std::str::from_utf8(text.as_ref()).map_err(|_| Stop::Unusual)?,
-                    out,
-                );
-            }
-            Type::Array
-            | Type::Object
-            | Type::Function
-            | Type::Constructor
-            | Type::Exception
-            | Type::Promise => {
-                return self.object(value, place, out);
-            }
-            _ => return Err(Stop::Unusual),
         }
         Ok(true)
     }
 
-    fn number(&self, value: &Value<'js>, number: f64, out: &mut String) -> Result<(), Stop> {
+    fn number(&self, value: qjs::JSValue, number: f64, out: &mut String) -> Result<(), Stop> {
         if !number.is_finite() {
             out.push_str("null");
         } else if number.trunc() == number && number.abs() <= MAX_SAFE_INTEGER {
@@ -199,74 +252,101 @@ impl<'js> Writer<'js> {
             let _ = write!(out, "{}", number as i64);
         } else {
             // Fractions and large numbers: JS's own shortest form (1.5, 1e+21, 5e-7).
-            out.push_str(&value.get::<Coerced<String>>()?.0);
+            // SAFETY: a number converts to a string without side effects.
+            let string = Owned::new(self.raw, unsafe { qjs::JS_ToString(self.raw, value) })?;
+            let mut len = 0;
+            let text = CText::new(
+                self.raw,
+                // SAFETY: `string` is a live string value.
+                unsafe { qjs::JS_ToCStringLen2(self.raw, &mut len, string.value, false) },
+                len,
+            )?;
+            out.push_str(text.as_str().ok_or(Stop::Unusual)?);
         }
         Ok(())
     }
 
     /// An object or array: its `toJSON` result, or its elements, or its own enumerable properties.
-    fn object(
-        &self,
-        value: &Value<'js>,
-        place: Place<'_, 'js>,
-        out: &mut String,
-    ) -> Result<bool, Stop> {
-        let Some(object) = value.as_object() else {
-            return Err(Stop::Unusual);
-        };
-        if value.is_proxy() {
-            return Err(Stop::Unusual);
-        }
-        if place.check_to_json {
-            let to_json: Value = object.get(self.to_json.clone())?;
-            if let Some(to_json) = to_json.as_function() {
-                let key: Value = match place.key {
-                    Key::Root => rquickjs::String::from_str(self.ctx.clone(), "")?.into_value(),
-                    Key::Name(name) => name.to_js_string()?.into_value(),
-                    Key::Index(index) => {
-                        rquickjs::String::from_str(self.ctx.clone(), &index.to_string())?
-                            .into_value()
-                    }
-                };
-                let result: Value = Function::call(to_json, (This(value.clone()), key))?;
-                let place = Place {
-                    check_to_json: false,
-                    ..place.child(Key::Root)
-                };
-                return self.value(&result, place, out);
-            }
-        }
-        if value.is_function() {
-            return Ok(false);
-        }
-        let prototype = object.get_prototype().map(Object::into_value);
-        if value.is_array() {
-            if prototype.as_ref() != Some(&self.array_prototype) {
+    fn object(&self, value: qjs::JSValue, place: Place, out: &mut String) -> Result<bool, Stop> {
+        // SAFETY (for the block): `value` is a live object of this context; every value a call returns is
+        // taken over by an `Owned`.
+        unsafe {
+            if qjs::JS_IsProxy(value) {
                 return Err(Stop::Unusual);
             }
-            self.array(&Array::from_value(value.clone())?, place, out)?;
-        } else if prototype.is_none() || prototype.as_ref() == Some(&self.object_prototype) {
-            self.properties(object, place, out)?;
-        } else {
-            return Err(Stop::Unusual);
+            if place.check_to_json {
+                let to_json =
+                    Owned::new(self.raw, qjs::JS_GetProperty(self.raw, value, self.to_json))?;
+                if qjs::JS_IsFunction(self.raw, to_json.value) {
+                    let key = Owned::new(self.raw, self.key_value(place.key))?;
+                    let mut argument = key.value;
+                    let result = Owned::new(
+                        self.raw,
+                        qjs::JS_Call(self.raw, to_json.value, value, 1, &mut argument),
+                    )?;
+                    let place = Place {
+                        check_to_json: false,
+                        ..place.child(Key::Root)
+                    };
+                    return self.value(result.value, place, out);
+                }
+            }
+            if qjs::JS_IsFunction(self.raw, value) {
+                return Ok(false);
+            }
+            // Not a Proxy, so this cannot throw; only the prototype's address is compared.
+            let prototype = Owned::new(self.raw, qjs::JS_GetPrototype(self.raw, value))?;
+            let prototype = if qjs::JS_VALUE_GET_TAG(prototype.value) == qjs::JS_TAG_OBJECT {
+                qjs::JS_VALUE_GET_PTR(prototype.value)
+            } else {
+                std::ptr::null_mut()
+            };
+            if qjs::JS_IsArray(value) {
+                if prototype != self.array_prototype {
+                    return Err(Stop::Unusual);
+                }
+                self.array(value, place, out)?;
+            } else if prototype.is_null() || prototype == self.object_prototype {
+                self.properties(value, place, out)?;
+            } else {
+                return Err(Stop::Unusual);
+            }
         }
         Ok(true)
     }
 
-    /// `[…]`: holes and values JSON.stringify leaves out are written as `null`.
-    fn array(
-        &self,
-        array: &Array<'js>,
-        place: Place<'_, 'js>,
-        out: &mut String,
-    ) -> Result<(), Stop> {
+    /// The key passed to a `toJSON`, as a new JS string.
+    fn key_value(&self, key: Key) -> qjs::JSValue {
+        // SAFETY: makes a string from an atom held by the caller, or from Rust text.
+        unsafe {
+            match key {
+                Key::Name(atom) => qjs::JS_AtomToString(self.raw, atom),
+                Key::Root => qjs::JS_NewStringLen(self.raw, c"".as_ptr(), 0),
+                Key::Index(index) => {
+                    let text = index.to_string();
+                    qjs::JS_NewStringLen(self.raw, text.as_ptr().cast(), text.len() as _)
+                }
+            }
+        }
+    }
+
+    /// `[…]` of a (borrowed) array: holes and values JSON.stringify leaves out are written as `null`.
+    fn array(&self, array: qjs::JSValue, place: Place, out: &mut String) -> Result<(), Stop> {
+        let mut length = 0i64;
+        // SAFETY: `array` is a live array of this context.
+        if unsafe { qjs::JS_GetLength(self.raw, array, &mut length) } < 0 {
+            return Err(Stop::Thrown);
+        }
         out.push('[');
-        for index in 0..array.len() {
+        for index in 0..length {
             if index > 0 {
                 out.push(',');
             }
-            let item: Value = array.get(index)?;
-            if !self.value(&item, place.child(Key::Index(index)), out)? {
+            // SAFETY: as above; the element is taken over by `Owned`.
+            let item = Owned::new(self.raw, unsafe {
+                qjs::JS_GetPropertyInt64(self.raw, array, index)
+            })?;
+            if !self.value(item.value, place.child(Key::Index(index)), out)? {
                 out.push_str("null");
             }
         }
@@ -274,25 +354,24 @@ impl<'js> Writer<'js> {
         Ok(())
     }
 
-    /// `{…}` of the own enumerable string-keyed properties, in their order; those JSON.stringify leaves
-    /// out are dropped with their key.
-    fn properties(
-        &self,
-        object: &Object<'js>,
-        place: Place<'_, 'js>,
-        out: &mut String,
-    ) -> Result<(), Stop> {
+    /// `{…}` of the own enumerable string-keyed properties of a (borrowed) object, in their order; those
+    /// JSON.stringify leaves out are dropped with their key.
+    fn properties(&self, object: qjs::JSValue, place: Place, out: &mut String) -> Result<(), Stop> {
+        let names = PropertyNames::of(self.raw, object)?;
         out.push('{');
         let mut first = true;
-        for property in object.props::<Atom, Value>() {
-            let (name, item) = property?;
+        for name in names.atoms() {
+            // SAFETY: `object` is live and `name` held by `names`; the value is taken over by `Owned`.
+            let item = Owned::new(self.raw, unsafe {
+                qjs::JS_GetProperty(self.raw, object, name)
+            })?;
             let mark = out.len();
             if !first {
                 out.push(',');
             }
-            self.key(&name, out)?;
+            self.key(name, out)?;
             out.push(':');
-            if self.value(&item, place.child(Key::Name(&name)), out)? {
+            if self.value(item.value, place.child(Key::Name(name)), out)? {
                 first = false;
             } else {
                 out.truncate(mark);
@@ -301,20 +380,75 @@ impl<'js> Writer<'js> {
         out.push('}');
         Ok(())
     }
-}
 
-impl<'js> Writer<'js> {
     /// Writes a property name as a quoted JSON string.
-    fn key(&self, name: &Atom<'js>, out: &mut String) -> Result<(), Stop> {
-        if let Some(quoted) = self.keys.borrow().get(name) {
+    fn key(&self, name: qjs::JSAtom, out: &mut String) -> Result<(), Stop> {
+        if let Some(quoted) = self.keys.borrow().get(&name) {
             out.push_str(quoted);
             return Ok(());
         }
+        let mut len = 0;
+        // SAFETY: `name` is an atom held by the caller.
+        let text = CText::new(
+            self.raw,
+            unsafe { qjs::JS_AtomToCStringLen(self.raw, &mut len, name) },
+            len,
+        )?;
         let mut quoted = String::new();
-        quote(&name.to_string().map_err(|_| Stop::Unusual)?, &mut quoted);
+        quote(text.as_str().ok_or(Stop::Unusual)?, &mut quoted);
         out.push_str(&quoted);
-        self.keys.borrow_mut().insert(name.clone(), quoted.into());
+        // SAFETY: the map holds its own reference to the atom, freed in `drop`.
+        unsafe { qjs::JS_DupAtom(self.raw, name) };
+        self.keys.borrow_mut().insert(name, quoted.into());
         Ok(())
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        for atom in self.keys.get_mut().keys() {
+            // SAFETY: each atom was duplicated once when it entered the map.
+            unsafe { qjs::JS_FreeAtom(self.raw, *atom) };
+        }
+        // SAFETY: made in `new`, freed once.
+        unsafe { qjs::JS_FreeAtom(self.raw, self.to_json) };
+    }
+}
+
+/// An object's own enumerable string-keyed property names, freed when dropped.
+struct PropertyNames {
+    ctx: *mut qjs::JSContext,
+    table: *mut qjs::JSPropertyEnum,
+    len: u32,
+}
+
+impl PropertyNames {
+    fn of(ctx: *mut qjs::JSContext, object: qjs::JSValue) -> Result<Self, Stop> {
+        let mut table = std::ptr::null_mut();
+        let mut len = 0;
+        let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as std::ffi::c_int;
+        // SAFETY: `object` is a live object; the table is owned by the result.
+        if unsafe { qjs::JS_GetOwnPropertyNames(ctx, &mut table, &mut len, object, flags) } < 0 {
+            return Err(Stop::Thrown);
+        }
+        Ok(PropertyNames { ctx, table, len })
+    }
+
+    fn atoms(&self) -> impl Iterator<Item = qjs::JSAtom> + '_ {
+        // SAFETY: the table holds `len` entries until dropped.
+        let entries = if self.len == 0 {
+            &[][..]
+        } else {
+            unsafe { std::slice::from_raw_parts(self.table, self.len as usize) }
+        };
+        entries.iter().map(|entry| entry.atom)
+    }
+}
+
+impl Drop for PropertyNames {
+    fn drop(&mut self) {
+        // SAFETY: the table and its atoms came from JS_GetOwnPropertyNames and are freed once.
+        unsafe { qjs::JS_FreePropertyEnum(self.ctx, self.table, self.len) };
     }
 }
 
@@ -340,29 +474,65 @@ static ESCAPES: [u8; 256] = {
 /// Writes `text` as a JSON string, escaped as `JSON.stringify` escapes it.
 fn quote(text: &str, out: &mut String) {
     out.push('"');
+    let bytes = text.as_bytes();
     let mut start = 0;
-    for (i, &byte) in text.as_bytes().iter().enumerate() {
-        let escape = ESCAPES[byte as usize];
-        if escape == 0 {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs escaping (most text has no escapes at all).
+        if let Some(word) = bytes.get(i..i + 8)
+            && !needs_escape(u64::from_le_bytes(word.try_into().unwrap_or_default()))
+        {
+            i += 8;
             continue;
         }
-        out.push_str(&text[start..i]);
-        if escape == b'u' {
-            let _ = write!(out, "\\u{byte:04x}");
-        } else {
-            out.push('\\');
-            out.push(escape as char);
+        let byte = bytes[i];
+        let escape = ESCAPES[byte as usize];
+        if escape != 0 {
+            out.push_str(&text[start..i]);
+            if escape == b'u' {
+                let _ = write!(out, "\\u{byte:04x}");
+            } else {
+                out.push('\\');
+                out.push(escape as char);
+            }
+            start = i + 1;
         }
-        start = i + 1;
+        i += 1;
     }
     out.push_str(&text[start..]);
     out.push('"');
 }
 
+/// Whether any of the eight bytes of `word` is a control character, a quote or a backslash. (It may say
+/// yes for a byte after a real one; it never says no when there is one.)
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below n (n <= 0x80) makes (byte - n) borrow into its high bit while its own high bit is clear.
+    let below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGH;
+    let zero_byte = |word: u64| below(word, 1);
+    below(word, 0x20)
+        | zero_byte(word ^ (ONES * u64::from(b'"')))
+        | zero_byte(word ^ (ONES * u64::from(b'\\')))
+        != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rquickjs::{CatchResultExt, Context, Runtime};
+    use rquickjs::{Array, CatchResultExt, Context, Runtime};
+
+    /// `records` checked as a save checks them, then written.
+    fn batch_of<'js>(ctx: &Ctx<'js>, records: &Array<'js>) -> rquickjs::Result<RecordBatch> {
+        let checked = super::super::validate::checked_records(
+            ctx,
+            "batchSave",
+            "Item",
+            records,
+            &mut |_| {},
+        )?;
+        record_batch(ctx, "batchSave", checked)
+    }
 
     /// Each record of `script` (a JS expression for an array) written here and by JSON.stringify.
     fn both(script: &str) -> Vec<(String, String)> {
@@ -370,7 +540,7 @@ mod tests {
         let context = Context::full(&runtime).unwrap();
         context.with(|ctx| {
             let records: Array = ctx.eval(script).unwrap();
-            let batch = record_batch(&ctx, "batchSave", &records).unwrap();
+            let batch = batch_of(&ctx, &records).unwrap();
             batch
                 .records
                 .into_iter()
@@ -393,9 +563,7 @@ mod tests {
         let context = Context::full(&runtime).unwrap();
         context.with(|ctx| {
             let records: Array = ctx.eval(script).unwrap();
-            let error = record_batch(&ctx, "batchSave", &records)
-                .catch(&ctx)
-                .unwrap_err();
+            let error = batch_of(&ctx, &records).catch(&ctx).unwrap_err();
             error.to_string()
         })
     }
@@ -432,12 +600,29 @@ mod tests {
     }
 
     #[test]
+    fn strings_are_escaped_at_any_position() {
+        let characters = (0u8..0x80)
+            .map(char::from)
+            .chain(['é', '中', '😀', '\u{2028}']);
+        for character in characters {
+            for position in 0..20 {
+                let text: String = (0..24)
+                    .map(|i| if i == position { character } else { 'a' })
+                    .collect();
+                let mut quoted = String::new();
+                quote(&text, &mut quoted);
+                assert_eq!(quoted, serde_json::to_string(&text).unwrap(), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
     fn ids_are_read_as_strings_and_hashes_are_taken() {
         let runtime = Runtime::new().unwrap();
         let context = Context::full(&runtime).unwrap();
         context.with(|ctx| {
             let records: Array = ctx.eval(r#"[{ id: 12, x: 1 }, { id: 'a' }]"#).unwrap();
-            let batch = record_batch(&ctx, "batchSave", &records).unwrap();
+            let batch = batch_of(&ctx, &records).unwrap();
             assert_eq!(batch.records[0].id, "12");
             assert_eq!(batch.records[1].id, "a");
             assert_eq!(batch.records[1].json, r#"{"id":"a"}"#);
