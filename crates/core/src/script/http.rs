@@ -55,6 +55,10 @@ pub async fn send_with_retries(
     }
 }
 
+/// The largest body size taken from a `Content-Length` to size the buffer before reading (a larger body
+/// still reads whole, growing the buffer as it comes).
+const MAX_PRESIZED_BODY: u64 = 64 << 20;
+
 /// Sends `request` once.
 pub async fn send_once(
     client: &reqwest::Client,
@@ -81,11 +85,17 @@ pub async fn send_once(
             )
         })
         .collect();
-    let body = response
-        .bytes()
-        .await
-        .map_err(describe_network_error)?
-        .to_vec();
+    // Read into one buffer of the announced size: collecting the chunks and then copying them into a Vec
+    // would copy a page of records twice.
+    let mut response = response;
+    let mut body = Vec::with_capacity(
+        response
+            .content_length()
+            .map_or(0, |length| length.min(MAX_PRESIZED_BODY) as usize),
+    );
+    while let Some(chunk) = response.chunk().await.map_err(describe_network_error)? {
+        body.extend_from_slice(&chunk);
+    }
     Ok(HttpResponse {
         status,
         headers,
