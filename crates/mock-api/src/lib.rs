@@ -24,6 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, put};
 use axum::{Json, Router};
+use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,7 +42,9 @@ pub const OAUTH_CLIENT_SECRET: &str = "client-secret";
 #[derive(Default)]
 struct Shared {
     api_key: String,
-    datasets: Mutex<HashMap<String, Arc<Vec<Value>>>>,
+    /// Each item is kept as its JSON text, written once when the dataset is stored: serving a page is
+    /// then a copy of that text, so a benchmark's figures are pg_nango's, not the serializer's here.
+    datasets: Mutex<HashMap<String, Items>>,
     requests: Mutex<Vec<Value>>,
     /// Calls so far per `/flaky` key.
     flaky: Mutex<HashMap<String, u32>>,
@@ -50,6 +53,19 @@ struct Shared {
 }
 
 type AppState = Arc<Shared>;
+
+/// A dataset's items as JSON text.
+type Items = Arc<Vec<Box<RawValue>>>;
+
+/// `items` as JSON text, once.
+fn items_of(items: Vec<Value>) -> Items {
+    Arc::new(
+        items
+            .iter()
+            .map(|item| to_raw_value(item).expect("a JSON value serializes"))
+            .collect(),
+    )
+}
 
 /// The API's routes, with `api_key` as the only accepted bearer token.
 pub fn router(api_key: &str) -> Router {
@@ -115,7 +131,7 @@ impl MockServer {
             .datasets
             .lock()
             .expect("datasets lock")
-            .insert(name.to_string(), Arc::new(items));
+            .insert(name.to_string(), items_of(items));
     }
 
     /// The requests served so far, oldest first: `{method, path, query, authorized}`.
@@ -196,7 +212,7 @@ fn unauthorized() -> Response {
 }
 
 /// `{data: [...], next_cursor}` for `items`, starting after `cursor` (an index), `limit` per page.
-fn page(items: &[Value], query: &HashMap<String, String>) -> Response {
+fn page(items: &[Box<RawValue>], query: &HashMap<String, String>) -> Response {
     let start: usize = query
         .get("cursor")
         .and_then(|c| c.parse().ok())
@@ -217,7 +233,7 @@ fn page(items: &[Value], query: &HashMap<String, String>) -> Response {
 /// A page of a dataset, serialized straight from the stored items.
 #[derive(serde::Serialize)]
 struct Page<'a> {
-    data: &'a [Value],
+    data: &'a [Box<RawValue>],
     next_cursor: Option<String>,
 }
 
@@ -234,7 +250,7 @@ async fn tickets(
         let mut datasets = state.datasets.lock().expect("datasets lock");
         datasets
             .entry("__tickets".into())
-            .or_insert_with(|| Arc::new(demo_tickets()))
+            .or_insert_with(|| items_of(demo_tickets()))
             .clone()
     };
     page(&tickets, &query)
@@ -263,7 +279,7 @@ async fn create_ticket(
     let mut datasets = state.datasets.lock().expect("datasets lock");
     let tickets = datasets
         .entry("__tickets".into())
-        .or_insert_with(|| Arc::new(demo_tickets()));
+        .or_insert_with(|| items_of(demo_tickets()));
     let mut all = tickets.as_ref().clone();
     let ticket = json!({
         "id": all.len() + 1,
@@ -274,7 +290,7 @@ async fn create_ticket(
         "tags": [],
         "created_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     });
-    all.push(ticket.clone());
+    all.push(to_raw_value(&ticket).expect("a JSON value serializes"));
     *tickets = Arc::new(all);
     (StatusCode::CREATED, Json(ticket)).into_response()
 }
@@ -302,7 +318,7 @@ async fn store_dataset(
         .datasets
         .lock()
         .expect("datasets lock")
-        .insert(name, Arc::new(items));
+        .insert(name, items_of(items));
     Json(json!({"stored": count})).into_response()
 }
 
@@ -364,7 +380,7 @@ fn guarded_dataset(
     name: &str,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<Arc<Vec<Value>>, Response> {
+) -> Result<Items, Response> {
     record(state, "GET", path, query, headers);
     if !authorized(state, headers) {
         return Err(unauthorized());
@@ -392,7 +408,11 @@ fn number(query: &HashMap<String, String>, name: &str, default: usize) -> usize 
 }
 
 /// Page `page` (1-based) of `per_page` items, and whether another page follows.
-fn numbered_page(items: &[Value], page: usize, per_page: usize) -> (Vec<Value>, bool) {
+fn numbered_page(
+    items: &[Box<RawValue>],
+    page: usize,
+    per_page: usize,
+) -> (Vec<Box<RawValue>>, bool) {
     let start = (page.max(1) - 1) * per_page.max(1);
     let end = (start + per_page.max(1)).min(items.len());
     (
@@ -414,7 +434,7 @@ async fn paged_link(
     };
     let (page, per_page) = (number(&query, "page", 1), number(&query, "per_page", 30));
     let (data, more) = numbered_page(&items, page, per_page);
-    let mut response = Json(Value::Array(data)).into_response();
+    let mut response = Json(data).into_response();
     if more {
         let host = headers
             .get("host")
