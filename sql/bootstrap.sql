@@ -195,7 +195,9 @@ CREATE TABLE nango.stored_records (
     last_action       text NOT NULL CHECK (last_action IN ('ADDED', 'UPDATED', 'DELETED')),
     cursor            bigint NOT NULL,
     last_job          bigint,
-    PRIMARY KEY (model, connection, external_id)
+    -- Connection and id first: a lookup's descent then compares a bigint and the id, each at a fixed place
+    -- in the index tuple, and the model only on a tie (most models hold few ids in common).
+    PRIMARY KEY (connection, external_id, model)
 );
 CREATE UNIQUE INDEX stored_records_by_cursor ON nango.stored_records (model, cursor);
 CREATE INDEX stored_records_by_connection ON nango.stored_records (connection, model);
