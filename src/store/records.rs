@@ -280,7 +280,7 @@ pub fn write(
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|n| chunk.get(n.as_u64()? as usize - 1))
+                .filter_map(|n| chunk.get(usize::try_from(n.as_u64()?).ok()?.checked_sub(1)?))
                 .collect();
             if records.is_empty() {
                 continue;
