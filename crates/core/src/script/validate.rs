@@ -54,7 +54,7 @@ pub fn checked_records<'js>(
             None if missing => String::new(),
             None => id.get::<Coerced<String>>()?.0,
         };
-        // `''` is no id, but an id that only reads as '' (an empty array) is one, as in Nango.
+        // `''` is no id; an id that only reads as '' (an empty array) passes, as the check is `id === ''`.
         if missing || (id_is_text && id.is_empty()) {
             return Err(fail(index, "has no id field"));
         }
