@@ -256,6 +256,9 @@ pub fn write(
         records: batch.len(),
         ..Outcome::default()
     };
+    fn ids<'a>(records: &[&'a OutgoingRecord]) -> Vec<&'a str> {
+        records.iter().map(|r| r.id.as_str()).collect()
+    }
     for chunk in batch.records.chunks(CHUNK) {
         let hashes = |records: &[&OutgoingRecord]| {
             records
@@ -265,11 +268,10 @@ pub fn write(
         };
         let mut records: Vec<&OutgoingRecord> = chunk.iter().collect();
         if probe_first && op == SaveOp::Save {
-            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
             let differing = batch_json(
                 PROBE_SQL,
                 &[
-                    ids.as_slice().into(),
+                    ids(&records).as_slice().into(),
                     hashes(&records).into(),
                     model.into(),
                     connection.into(),
@@ -287,7 +289,6 @@ pub fn write(
             }
         }
         let texts: Vec<&str> = records.iter().map(|r| r.json.as_str()).collect();
-        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
         let result = batch_json(
             statement(op),
             &[
@@ -295,7 +296,7 @@ pub fn write(
                 model.into(),
                 connection.into(),
                 job.into(),
-                ids.as_slice().into(),
+                ids(&records).as_slice().into(),
                 hashes(&records).into(),
             ],
         )?

@@ -73,7 +73,7 @@ pub async fn send_once(
     if let Some(body) = &request.body {
         builder = builder.body(body.clone());
     }
-    let response = builder.send().await.map_err(describe_network_error)?;
+    let mut response = builder.send().await.map_err(describe_network_error)?;
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -87,7 +87,6 @@ pub async fn send_once(
         .collect();
     // Read into one buffer of the announced size: collecting the chunks and then copying them into a Vec
     // would copy a page of records twice.
-    let mut response = response;
     let mut body = Vec::with_capacity(
         response
             .content_length()

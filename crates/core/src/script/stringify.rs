@@ -176,6 +176,11 @@ impl<'js> Writer<'js> {
             constructor.get("prototype")
         };
         let prototypes = [prototype("Object")?, prototype("Array")?];
+        // SAFETY: a C string; the atom is freed in `drop`.
+        let to_json = unsafe { qjs::JS_NewAtom(ctx.as_raw().as_ptr(), c"toJSON".as_ptr()) };
+        if to_json == qjs::JS_ATOM_NULL {
+            return Err(rquickjs::Error::Allocation);
+        }
         // SAFETY: both are objects; only their addresses are taken.
         let [object_prototype, array_prototype] = prototypes
             .each_ref()
@@ -183,8 +188,7 @@ impl<'js> Writer<'js> {
         Ok(Self {
             ctx: ctx.clone(),
             raw: ctx.as_raw().as_ptr(),
-            // SAFETY: a C string; the atom is freed in `drop`.
-            to_json: unsafe { qjs::JS_NewAtom(ctx.as_raw().as_ptr(), c"toJSON".as_ptr()) },
+            to_json,
             _prototypes: prototypes,
             object_prototype,
             array_prototype,
@@ -229,13 +233,7 @@ impl<'js> Writer<'js> {
                 }
                 qjs::JS_TAG_FLOAT64 => self.number(value, qjs::JS_VALUE_GET_FLOAT64(value), out)?,
                 qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => {
-                    let mut len = 0;
-                    let text = CText::new(
-                        self.raw,
-                        qjs::JS_ToCStringLen2(self.raw, &mut len, value, false),
-                        len,
-                    )?;
-                    quote(text.as_str().ok_or(Stop::Unusual)?, out);
+                    quote(self.text_of(value)?.as_str().ok_or(Stop::Unusual)?, out);
                 }
                 qjs::JS_TAG_OBJECT => return self.object(value, place, out),
                 _ => return Err(Stop::Unusual),
@@ -254,16 +252,17 @@ impl<'js> Writer<'js> {
             // Fractions and large numbers: JS's own shortest form (1.5, 1e+21, 5e-7).
             // SAFETY: a number converts to a string without side effects.
             let string = Owned::new(self.raw, unsafe { qjs::JS_ToString(self.raw, value) })?;
-            let mut len = 0;
-            let text = CText::new(
-                self.raw,
-                // SAFETY: `string` is a live string value.
-                unsafe { qjs::JS_ToCStringLen2(self.raw, &mut len, string.value, false) },
-                len,
-            )?;
-            out.push_str(text.as_str().ok_or(Stop::Unusual)?);
+            out.push_str(self.text_of(string.value)?.as_str().ok_or(Stop::Unusual)?);
         }
         Ok(())
+    }
+
+    /// The UTF-8 text of a (borrowed) string value.
+    fn text_of(&self, string: qjs::JSValue) -> Result<CText, Stop> {
+        let mut len = 0;
+        // SAFETY: `string` is a live string value of this context.
+        let ptr = unsafe { qjs::JS_ToCStringLen2(self.raw, &mut len, string, false) };
+        CText::new(self.raw, ptr, len)
     }
 
     /// An object or array: its `toJSON` result, or its elements, or its own enumerable properties.

@@ -47,17 +47,15 @@ pub fn checked_records<'js>(
             _ => return Err(fail(index, "is not an object")),
         };
         let id: Value = object.get(id_name.clone())?;
-        let missing = id.is_undefined() || id.is_null();
-        let id_is_text = id.is_string();
-        let id = match id.as_string() {
-            Some(text) => text.to_string()?,
-            None if missing => String::new(),
-            None => id.get::<Coerced<String>>()?.0,
-        };
         // `''` is no id; an id that only reads as '' (an empty array) passes, as the check is `id === ''`.
-        if missing || (id_is_text && id.is_empty()) {
+        let id = match id.as_string() {
+            Some(text) => Some(text.to_string()?).filter(|text| !text.is_empty()),
+            None if id.is_undefined() || id.is_null() => None,
+            None => Some(id.get::<Coerced<String>>()?.0),
+        };
+        let Some(id) = id else {
             return Err(fail(index, "has no id field"));
-        }
+        };
         // UTF-8 never has fewer bytes than UTF-16 has units, so most ids need no count.
         if id.len() > MAX_ID_LENGTH && id.encode_utf16().count() > MAX_ID_LENGTH {
             return Err(fail(
