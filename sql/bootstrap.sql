@@ -69,7 +69,10 @@ CREATE TABLE nango.files (
 
 CREATE TABLE nango.models (
     name        text PRIMARY KEY,
-    definition  jsonb NOT NULL
+    definition  jsonb NOT NULL,
+    -- The model's typed view in nango_records (unqualified). Kept across deploys, so a name stays with the
+    -- model that had it first when another model would map to the same name.
+    view_name   text UNIQUE
 );
 
 CREATE TABLE nango.sync_configs (

@@ -99,6 +99,7 @@ fn run(
             memory_bytes: 64 << 20,
             http_timeout: Duration::from_secs(5),
             retry_base_delay: Duration::from_millis(10),
+            ..Limits::default()
         },
     };
     let result = run_script(script, host.clone(), Arc::new(|| false));

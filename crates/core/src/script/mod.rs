@@ -165,13 +165,35 @@ pub enum ScriptKind {
     Action { input_json: Option<String> },
 }
 
-/// The limits of one run.
-#[derive(Debug, Clone, Copy)]
+/// The limits of one run (the `nango.*` settings of the same names).
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub timeout: Duration,
     pub memory_bytes: usize,
     pub http_timeout: Duration,
     pub retry_base_delay: Duration,
+    /// Largest record a batch accepts, as JSON text (`nango.max_record_size`).
+    pub max_record_size: usize,
+    /// Largest HTTP response body a proxy call reads (`nango.max_response_size`).
+    pub max_response_size: usize,
+    /// Hosts (names or addresses, optional `:port`) a script may reach besides its provider's base URL host
+    /// even when they resolve to private addresses (`nango.allowed_hosts`, split at commas).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for Limits {
+    /// The settings' defaults.
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(86400),
+            memory_bytes: 256 << 20,
+            http_timeout: Duration::from_secs(30),
+            retry_base_delay: Duration::from_millis(3000),
+            max_record_size: 16 << 20,
+            max_response_size: 256 << 20,
+            allowed_hosts: Vec::new(),
+        }
+    }
 }
 
 /// Everything a run needs besides the host.
@@ -297,7 +319,7 @@ async fn run_async(
     let setup = |e: rquickjs::Error| {
         ScriptError::Setup(format!("could not start the JavaScript engine: {e}"))
     };
-    let limits = run.limits;
+    let limits = run.limits.clone();
     let deadline = Instant::now() + limits.timeout;
     let runtime = AsyncRuntime::new().map_err(setup)?;
     runtime.set_memory_limit(limits.memory_bytes).await;
