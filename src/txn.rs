@@ -5,7 +5,9 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-/// Runs `body` in its own transaction: commit on `Ok`, roll back on `Err`, ERROR or panic.
+/// Runs `body` in its own transaction: commit on `Ok`, roll back on `Err`, ERROR or panic. An ERROR
+/// raised by the commit itself (a deferred constraint, a full notification queue) rolls back and
+/// becomes `Err` too.
 pub fn run_txn<R>(body: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
@@ -14,12 +16,19 @@ pub fn run_txn<R>(body: impl FnOnce() -> Result<R, String>) -> Result<R, String>
     }
     let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(body))
         .catch_others(|caught| Err(describe(caught)))
-        .execute();
+        .execute()
+        .and_then(|value| {
+            PgTryBuilder::new(|| unsafe {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+                Ok(())
+            })
+            .catch_others(|caught| Err(format!("commit failed: {}", describe(caught))))
+            .execute()
+            .map(|()| value)
+        });
     unsafe {
-        if outcome.is_ok() {
-            pg_sys::PopActiveSnapshot();
-            pg_sys::CommitTransactionCommand();
-        } else {
+        if outcome.is_err() {
             pg_sys::AbortCurrentTransaction();
         }
         pg_sys::pgstat_report_stat(false);
