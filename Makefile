@@ -1,6 +1,8 @@
 # pg_nango: `make demo` runs the demo, `make test` runs every test. Both install what they need first.
 PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
 DEMO_DIR  ?= $(CURDIR)/target/demo
+# Installing writes PostgreSQL's root-owned directories: as another user, through sudo.
+SUDO_FLAG := $(shell [ "$$(id -u)" = 0 ] || echo --sudo)
 
 .PHONY: setup install demo demo-stop test unit e2e lint bench
 
@@ -8,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 install: setup
-	cargo pgrx install --release --pg-config $(PG_CONFIG)
+	cargo pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
 
 demo: install
 	cargo build --release -p pg_nango_mock_api

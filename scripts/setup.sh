@@ -38,8 +38,7 @@ if ! grep -qs "pg15 *= *\"$PG_CONFIG\"" "$PGRX_HOME/config.toml"; then
     cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
 fi
 
-# The extension is installed into Debian's root-owned directories; let the build user write them.
-for dir in "$($PG_CONFIG --pkglibdir)" "$($PG_CONFIG --sharedir)/extension"; do
-    [ -w "$dir" ] || as_root chmod a+rwx "$dir"
-done
+# The extension goes into PostgreSQL's root-owned library and extension directories. They keep their
+# permissions: a directory others can write would let any local user plant a library the server loads.
+# `make install` copies the files there with root rights (`cargo pgrx install --sudo` when not root).
 echo "setup: ok"
