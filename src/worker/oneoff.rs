@@ -7,14 +7,19 @@
 //!
 //! The caller hands the request over in a file under the data directory (`pg_nango/oneoff-<id>.request.json`,
 //! readable by the server's OS user only), because the worker cannot see the caller's uncommitted rows,
-//! starts the worker, waits for it to exit, and reads `…response.json`. If the caller is cancelled while
-//! waiting, the worker is stopped.
+//! starts the worker, waits for it to exit, and reads `…response.json`. The id is random and the files are
+//! created exclusively (O_EXCL), so no file planted in advance is ever read or overwritten; the request
+//! carries a random nonce that the answer must echo. Files left by a crash are removed after an hour. If
+//! the caller is cancelled while waiting, it stops the worker; if it is terminated, the worker notices
+//! that its caller is gone and stops itself.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use pg_nango_core::script::{ScriptError, ScriptKind};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
@@ -26,7 +31,7 @@ use crate::store::host::SpiHost;
 use crate::store::jobs::ScriptContext;
 use crate::store::one_json;
 use crate::txn::run_txn;
-use crate::worker::run::{run_isolated, set_application_name};
+use crate::worker::run::{harden_session, run_isolated, set_application_name};
 
 /// What a caller asks a one-off worker to run.
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,38 +60,94 @@ pub enum OneOffResponse {
     },
 }
 
-static NEXT_REQUEST: AtomicU32 = AtomicU32::new(0);
+/// Where hand-over files live, relative to the data directory (the server's working directory).
+const HANDOVER_DIR: &str = "pg_nango";
 
+/// Hand-over files older than this are left over from a crash or a killed caller and are removed.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// A request's id names its files (`pg_nango/oneoff-<id>.request.json`); random, so no other process can
+/// guess it and plant or read a file in its place.
 fn request_path(id: i64) -> PathBuf {
-    PathBuf::from(format!("pg_nango/oneoff-{id}.request.json"))
+    PathBuf::from(format!("{HANDOVER_DIR}/oneoff-{id:016x}.request.json"))
 }
 
 fn response_path(id: i64) -> PathBuf {
-    PathBuf::from(format!("pg_nango/oneoff-{id}.response.json"))
+    PathBuf::from(format!("{HANDOVER_DIR}/oneoff-{id:016x}.response.json"))
 }
 
-fn write_private(path: &PathBuf, contents: &str) -> std::io::Result<()> {
+/// `N` random bytes from the kernel.
+fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    use std::io::Read;
+    let mut bytes = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Writes a file only the server's OS user can read, failing if the name exists (O_CREAT | O_EXCL): a file
+/// planted under that name is never used nor overwritten. It appears whole, through a rename.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let partial = path.with_extension("partial");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&partial)?;
-    file.write_all(contents.as_bytes())?;
-    std::fs::rename(partial, path)
+    let written = file.write_all(contents.as_bytes()).and_then(|_| {
+        if path.exists() {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists", path.display()),
+            ))
+        } else {
+            std::fs::rename(&partial, path)
+        }
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// Removes hand-over files left behind by runs that ended without cleaning up (a crash, a killed caller).
+fn remove_stale_files() {
+    let Ok(entries) = std::fs::read_dir(HANDOVER_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        let ours = entry.file_name().to_string_lossy().starts_with("oneoff-");
+        if stale && ours {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Runs `request` in a one-off worker and waits for its answer. Called from a SQL function.
 pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
+    remove_stale_files();
     let pid = unsafe { pg_sys::MyProcPid };
-    let id =
-        ((pid as i64) << 24) | (NEXT_REQUEST.fetch_add(1, Ordering::Relaxed) & 0xFF_FFFF) as i64;
-    let text = serde_json::to_string(request).unwrap_or_default();
-    if let Err(error) =
-        std::fs::create_dir_all("pg_nango").and_then(|_| write_private(&request_path(id), &text))
+    let (id, nonce) = match (random_bytes::<8>(), random_bytes::<16>()) {
+        // Positive, so it travels unchanged as the worker's Datum argument.
+        (Ok(id), Ok(nonce)) => (
+            i64::from_ne_bytes(id) & i64::MAX,
+            nonce.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ),
+        _ => error!("pg_nango: could not read random bytes for the run's hand-over"),
+    };
+    let envelope = Envelope {
+        nonce: nonce.clone(),
+        body: serde_json::to_value(request).unwrap_or_default(),
+    };
+    let text = serde_json::to_string(&envelope).unwrap_or_default();
+    if let Err(error) = create_handover_dir().and_then(|_| write_private(&request_path(id), &text))
     {
         error!("pg_nango: could not hand the run over to a worker: {error}");
     }
@@ -119,7 +180,8 @@ pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
     let worker_pid = worker.wait_for_startup().ok();
     PgTryBuilder::new(std::panic::AssertUnwindSafe(|| worker.wait_for_shutdown()))
         .catch_others(|caught| {
-            // The caller was cancelled (or failed) while waiting: stop the run too.
+            // The caller was cancelled (or failed) while waiting: stop the run too. A caller that is
+            // terminated instead never gets here; its worker notices that it is gone (`caller_gone`).
             if let Some(worker_pid) = worker_pid {
                 unsafe { libc::kill(worker_pid, libc::SIGTERM) };
             }
@@ -130,7 +192,12 @@ pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
         .ok();
     let response = std::fs::read_to_string(response_path(id));
     cleanup();
-    match response.ok().and_then(|t| serde_json::from_str(&t).ok()) {
+    let answer = response
+        .ok()
+        .and_then(|t| serde_json::from_str::<Envelope>(&t).ok())
+        .filter(|envelope| envelope.nonce == nonce)
+        .and_then(|envelope| serde_json::from_value(envelope.body).ok());
+    match answer {
         Some(response) => response,
         None => OneOffResponse::Failed {
             error_type: "script_internal_error".into(),
@@ -138,6 +205,42 @@ pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
             payload: None,
         },
     }
+}
+
+/// A request or response as written to its file: the body with the caller's nonce, which the worker
+/// echoes, so the caller only takes an answer written for its own request.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    nonce: String,
+    body: Value,
+}
+
+fn create_handover_dir() -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(HANDOVER_DIR) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// True once the backend that started this worker (and waits for it) has exited: a caller terminated
+/// while waiting cannot stop its worker itself. Checked at most every 100 ms.
+fn caller_gone() -> bool {
+    static LAST_CHECK_MS: AtomicU64 = AtomicU64::new(0);
+    static START: OnceLock<Instant> = OnceLock::new();
+    let now = START.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    if now.saturating_sub(LAST_CHECK_MS.load(Ordering::Relaxed)) < 100 {
+        return false;
+    }
+    LAST_CHECK_MS.store(now, Ordering::Relaxed);
+    let caller = unsafe {
+        pg_sys::MyBgworkerEntry
+            .as_ref()
+            .map_or(0, |entry| entry.bgw_notify_pid)
+    };
+    caller > 0
+        && unsafe { libc::kill(caller, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// Entry point of a one-off worker: the request id comes as its argument, the database as its extra.
@@ -148,22 +251,35 @@ pub extern "C-unwind" fn pg_nango_oneoff_worker_main(argument: pg_sys::Datum) {
     let id = argument.value() as i64;
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
-    let response = match std::fs::read_to_string(request_path(id)) {
-        Ok(text) => match serde_json::from_str::<OneOffRequest>(&text) {
-            Ok(request) => serve(&request),
-            Err(error) => failed(
-                "script_internal_error",
-                format!("unreadable request: {error}"),
-            ),
-        },
-        Err(error) => failed("script_internal_error", format!("no request: {error}")),
-    };
+    harden_session();
+    let envelope = std::fs::read_to_string(request_path(id))
+        .map_err(|error| format!("no request: {error}"))
+        .and_then(|text| {
+            serde_json::from_str::<Envelope>(&text).map_err(|e| format!("unreadable request: {e}"))
+        });
     let _ = std::fs::remove_file(request_path(id));
+    let (nonce, response) = match envelope {
+        Ok(envelope) => {
+            let response = match serde_json::from_value::<OneOffRequest>(envelope.body) {
+                Ok(request) => serve(&request),
+                Err(error) => failed(
+                    "script_internal_error",
+                    format!("unreadable request: {error}"),
+                ),
+            };
+            (envelope.nonce, response)
+        }
+        Err(message) => (String::new(), failed("script_internal_error", message)),
+    };
+    let answer = Envelope {
+        nonce,
+        body: serde_json::to_value(&response).unwrap_or_default(),
+    };
     if let Err(error) = write_private(
         &response_path(id),
-        &serde_json::to_string(&response).unwrap_or_default(),
+        &serde_json::to_string(&answer).unwrap_or_default(),
     ) {
-        warning!("pg_nango: could not answer one-off run {id}: {error}");
+        warning!("pg_nango: could not answer one-off run {id:016x}: {error}");
     }
 }
 
@@ -261,8 +377,11 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         open_windows: Default::default(),
         changing: Default::default(),
         dry_run: dry_run.then(BTreeMap::new),
+        logs: Default::default(),
     }));
-    match run_isolated(script, host.clone()) {
+    let outcome = run_isolated(script, host.clone(), Some(caller_gone));
+    host.borrow_mut().finish_logs();
+    match outcome {
         Ok(_) if dry_run => {
             let collected = host.borrow_mut().take_dry_run();
             OneOffResponse::Output {

@@ -31,7 +31,22 @@ pub extern "C-unwind" fn pg_nango_run_worker_main(argument: pg_sys::Datum) {
     let job_id = argument.value() as i64;
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    harden_session();
     run_job(job_id);
+}
+
+/// Fixes this worker's `search_path` to `pg_catalog, pg_temp` for the rest of its life, over whatever the
+/// database's or role's settings say: no name the worker's SQL uses can resolve to an object another role
+/// created. Called right after connecting, by every pg_nango worker.
+pub fn harden_session() {
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
 }
 
 fn run_job(job_id: i64) {
@@ -74,7 +89,9 @@ fn run_job(job_id: i64) {
         job.models.clone(),
         job.last_sync_date.clone(),
     );
-    match run_isolated(script, host) {
+    let outcome = run_isolated(script, host.clone(), None);
+    host.borrow_mut().finish_logs();
+    match outcome {
         Ok(_) => {
             if let Err(error) = run_txn(|| jobs::finish_success(&job)) {
                 end_failed(
@@ -88,13 +105,15 @@ fn run_job(job_id: i64) {
     }
 }
 
-/// Runs a script on this thread, stopping it when SIGTERM arrives; a Rust panic becomes an internal error.
+/// Runs a script on this thread, stopping it when SIGTERM arrives or `also_stop` says so; a Rust panic
+/// becomes an internal error.
 pub fn run_isolated(
     script: ScriptRun,
     host: Rc<RefCell<dyn Host>>,
+    also_stop: Option<fn() -> bool>,
 ) -> Result<Option<serde_json::Value>, ScriptError> {
-    let cancelled: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(|| {
-        if BackgroundWorker::sigterm_received() {
+    let cancelled: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
+        if BackgroundWorker::sigterm_received() || also_stop.is_some_and(|stop| stop()) {
             STOP_REQUESTED.store(true, Ordering::SeqCst);
         }
         STOP_REQUESTED.load(Ordering::SeqCst)
