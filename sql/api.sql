@@ -249,7 +249,7 @@ $$;
 
 -- batchUpdate: objects merged key by key, recursively; arrays and scalars replaced.
 CREATE FUNCTION nango._jsonb_merge(target jsonb, patch jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN jsonb_typeof(target) = 'object' AND jsonb_typeof(patch) = 'object' THEN
             (SELECT coalesce(jsonb_object_agg(key,

@@ -14,12 +14,28 @@ $$;
 CREATE SCHEMA IF NOT EXISTS nango_records;
 COMMENT ON SCHEMA nango_records IS 'pg_nango: one typed view per deployed model';
 
--- The provider catalog (providers.yaml), one JSON entry per provider.
+-- The provider catalog, one JSON entry per provider: the bundled providers.yaml, loaded by CREATE EXTENSION
+-- (`custom` false), and the entries added or replaced with nango.upsert_providers (`custom` true). Backups
+-- keep only the custom ones; a restore's CREATE EXTENSION brings the bundled ones back.
 CREATE TABLE nango.providers (
     name        text PRIMARY KEY,
     definition  jsonb NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    custom      boolean NOT NULL DEFAULT false
 );
+
+-- A custom entry replaces the bundled one of the same name, also when it arrives by a restore's COPY
+-- (which knows no ON CONFLICT): the bundled row is deleted first. References to the name stay valid, the
+-- replacement being in place when the statement ends.
+CREATE FUNCTION nango._replace_bundled_provider() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM nango.providers p WHERE p.name = NEW.name AND NOT p.custom;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER replace_bundled_provider BEFORE INSERT ON nango.providers
+    FOR EACH ROW WHEN (NEW.custom) EXECUTE FUNCTION nango._replace_bundled_provider();
 
 CREATE TABLE nango.integrations (
     unique_key  text PRIMARY KEY,
@@ -147,6 +163,9 @@ CREATE TABLE nango.logs (
     payload  jsonb
 );
 CREATE INDEX logs_by_job ON nango.logs (job, id);
+-- The scheduler's cleanup (nango.job_retention) finds expired jobs, and logs of runs without a job, by time.
+CREATE INDEX jobs_by_end ON nango.jobs (ended_at) WHERE status IN ('SUCCESS', 'ERROR', 'CANCELLED');
+CREATE INDEX logs_without_job_by_time ON nango.logs (time) WHERE job IS NULL;
 
 -- A sync's checkpoint for one connection (`nango.saveCheckpoint`): a flat object, kept across runs until the
 -- script clears it or a full resync starts over.
@@ -217,19 +236,24 @@ $$;
 CREATE TRIGGER forget_connection_records AFTER DELETE ON nango.connections
     FOR EACH ROW EXECUTE FUNCTION nango._forget_connection_records();
 
+-- Name resolution. Every function here either runs with `SET search_path = pg_catalog, pg_temp` or, when it
+-- is a SQL function that the planner inlines into the caller's query (a SET clause would prevent that, and
+-- with it index use by `nango.records` and the typed views), names every function, operator and type with
+-- its schema: an inlined body is parsed with the caller's search_path, where another role's objects (an
+-- exact-typed `public.jsonb_build_object`, say) could otherwise be chosen over the built-in.
 CREATE FUNCTION nango._record_metadata(r nango.stored_records) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT jsonb_build_object(
+    SELECT pg_catalog.jsonb_build_object(
         'first_seen_at', r.first_seen_at,
         'last_modified_at', r.last_modified_at,
         'last_action', r.last_action,
         'deleted_at', r.deleted_at,
-        'cursor', r.cursor::text)
+        'cursor', r.cursor::pg_catalog.text)
 $$;
 
 -- Parses the `filter` argument of nango.records: {added, updated, deleted}.
 CREATE FUNCTION nango._record_filter(filter text) RETURNS boolean[]
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     flags boolean[] := ARRAY[false, false, false];
     part text;
@@ -251,7 +275,7 @@ END
 $$;
 
 CREATE FUNCTION nango._record_cursor(cursor text) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF cursor IS NULL THEN
         RETURN 0;
@@ -274,17 +298,18 @@ CREATE FUNCTION nango.records(
     cursor text DEFAULT NULL)
 RETURNS TABLE (id text, data jsonb, _nango_metadata jsonb, cursor text)
 LANGUAGE sql STABLE AS $$
-    SELECT r.external_id, r.data, nango._record_metadata(r), r.cursor::text
+    -- Inlined into the caller's query: every operator and type is schema-qualified (see above).
+    SELECT r.external_id, r.data, nango._record_metadata(r), r.cursor::pg_catalog.text
     FROM nango.stored_records r
-    JOIN nango.connections c ON c.id = r.connection
+    JOIN nango.connections c ON c.id OPERATOR(pg_catalog.=) r.connection
     CROSS JOIN (SELECT nango._record_filter($5) AS f, nango._record_cursor($7) AS after) p
-    WHERE r.model = $1
-      AND r.cursor > p.after
-      AND ($2 IS NULL OR r.last_modified_at >= $2)
-      AND ($3 IS NULL OR c.connection_id = $3)
-      AND ($4 IS NULL OR c.provider_config_key = $4)
-      AND ((p.f[1] AND r.deleted_at IS NULL AND r.last_action = 'ADDED')
-        OR (p.f[2] AND r.deleted_at IS NULL AND r.last_action = 'UPDATED')
+    WHERE r.model OPERATOR(pg_catalog.=) $1
+      AND r.cursor OPERATOR(pg_catalog.>) p.after
+      AND ($2 IS NULL OR r.last_modified_at OPERATOR(pg_catalog.>=) $2)
+      AND ($3 IS NULL OR c.connection_id OPERATOR(pg_catalog.=) $3)
+      AND ($4 IS NULL OR c.provider_config_key OPERATOR(pg_catalog.=) $4)
+      AND ((p.f[1] AND r.deleted_at IS NULL AND r.last_action OPERATOR(pg_catalog.=) 'ADDED')
+        OR (p.f[2] AND r.deleted_at IS NULL AND r.last_action OPERATOR(pg_catalog.=) 'UPDATED')
         OR (p.f[3] AND r.deleted_at IS NOT NULL))
     ORDER BY r.cursor
     LIMIT $6
@@ -294,7 +319,7 @@ COMMENT ON FUNCTION nango.records IS
 
 -- Safe casts for the typed views: a value of the wrong type reads as NULL instead of failing the query.
 CREATE FUNCTION nango._as_timestamptz(value text) RETURNS timestamptz
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN value::timestamptz;
 EXCEPTION WHEN others THEN
@@ -304,12 +329,14 @@ $$;
 
 CREATE FUNCTION nango._as_number(value jsonb) RETURNS double precision
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN jsonb_typeof(value) = 'number' THEN (value #>> '{}')::double precision END
+    SELECT CASE WHEN pg_catalog.jsonb_typeof(value) OPERATOR(pg_catalog.=) 'number'
+                THEN (value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[])::double precision END
 $$;
 
 CREATE FUNCTION nango._as_boolean(value jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN jsonb_typeof(value) = 'boolean' THEN (value #>> '{}')::boolean END
+    SELECT CASE WHEN pg_catalog.jsonb_typeof(value) OPERATOR(pg_catalog.=) 'boolean'
+                THEN (value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[])::boolean END
 $$;
 
 CREATE VIEW nango.sync_status AS

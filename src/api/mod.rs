@@ -25,12 +25,24 @@ const BUNDLED_PROVIDERS: &str = include_str!("../../providers.yaml");
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn upsert_providers(yaml: &str) -> i32 {
+    store_providers(yaml, true)
+}
+
+/// Stores catalog entries: `custom` ones (nango.upsert_providers) replace any entry of the same name;
+/// bundled ones never replace a custom entry.
+fn store_providers(yaml: &str, custom: bool) -> i32 {
     let catalog = pg_nango_core::providers::parse_catalog(yaml).unwrap_or_else(|e| error!("{e}"));
     for (name, definition) in &catalog {
         Spi::run_with_args(
-            "INSERT INTO nango.providers (name, definition) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = now()",
-            &[name.as_str().into(), pgrx::JsonB(definition.clone()).into()],
+            "INSERT INTO nango.providers AS p (name, definition, custom) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = now(),
+                                              custom = excluded.custom
+             WHERE excluded.custom OR NOT p.custom",
+            &[
+                name.as_str().into(),
+                pgrx::JsonB(definition.clone()).into(),
+                custom.into(),
+            ],
         )
         .unwrap_or_else(|e| error!("could not store provider {name}: {e}"));
     }
@@ -39,8 +51,9 @@ fn upsert_providers(yaml: &str) -> i32 {
 
 /// Loads the bundled catalog; run once by CREATE EXTENSION.
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn _load_bundled_providers() -> i32 {
-    upsert_providers(BUNDLED_PROVIDERS)
+    store_providers(BUNDLED_PROVIDERS, false)
 }
 
 extension_sql!(

@@ -13,6 +13,17 @@ use crate::txn::run_txn;
 
 /// Largest log message kept, in characters.
 const MAX_LOG_MESSAGE: usize = 10_000;
+/// Largest log payload kept, as JSON text in bytes; a larger one is replaced by a note of its size.
+const MAX_LOG_PAYLOAD: usize = 64 * 1024;
+
+/// How many log rows a run has written and dropped under `nango.max_logs_per_run`.
+#[derive(Debug, Default)]
+pub struct LogBudget {
+    pub written: usize,
+    pub dropped: usize,
+    /// The row that says the limit was reached; it gets the final count at the end of the run.
+    notice: Option<i64>,
+}
 
 pub struct SpiHost {
     /// The sync run's job; `None` for an action or a dry run.
@@ -30,6 +41,8 @@ pub struct SpiHost {
     pub changing: HashSet<String>,
     /// A dry run collects what would be written here, by model, and stores nothing.
     pub dry_run: Option<BTreeMap<String, Vec<Value>>>,
+    /// Log rows written and dropped so far.
+    pub logs: LogBudget,
 }
 
 impl SpiHost {
@@ -48,7 +61,30 @@ impl SpiHost {
             open_windows: open_windows.into_iter().collect(),
             changing: HashSet::new(),
             dry_run: None,
+            logs: LogBudget::default(),
         }
+    }
+
+    /// Writes the number of log lines the run dropped into the row that announced the limit; called once
+    /// the script has ended.
+    pub fn finish_logs(&mut self) {
+        let (Some(notice), dropped) = (self.logs.notice, self.logs.dropped) else {
+            return;
+        };
+        let message = format!(
+            "{dropped} log lines of this run were dropped (nango.max_logs_per_run = {})",
+            crate::guc::max_logs_per_run()
+        );
+        let _ = run_txn(|| {
+            exec(
+                "UPDATE nango.logs SET message = $2, payload = jsonb_build_object('dropped', $3::bigint) WHERE id = $1",
+                &[
+                    notice.into(),
+                    message.as_str().into(),
+                    (dropped as i64).into(),
+                ],
+            )
+        });
     }
 
     /// What a dry run collected, by model: one record per id, the last written, in the order of those last
@@ -157,20 +193,42 @@ impl Host for SpiHost {
     }
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {
+        let limit = crate::guc::max_logs_per_run();
+        if self.logs.written >= limit {
+            self.logs.dropped += 1;
+            if self.logs.notice.is_none() {
+                self.logs.notice = insert_log(
+                    (self.job_id, self.run_label.as_deref()),
+                    "warn",
+                    &format!(
+                        "nango.max_logs_per_run ({limit}) reached: later log lines of this run are dropped"
+                    ),
+                    None,
+                );
+            }
+            return;
+        }
+        self.logs.written += 1;
         let message: String = message.chars().take(MAX_LOG_MESSAGE).collect();
-        let (job, run) = (self.job_id, self.run_label.clone());
-        let _ = run_txn(|| {
-            exec(
-                "INSERT INTO nango.logs (job, run, level, message, payload) VALUES ($1, $2, $3, $4, $5::jsonb)",
-                &[
-                    job.into(),
-                    run.as_deref().into(),
-                    level.into(),
-                    message.as_str().into(),
-                    payload_json.into(),
-                ],
-            )
-        });
+        let oversized;
+        let payload_json = match payload_json {
+            Some(payload) if payload.len() > MAX_LOG_PAYLOAD => {
+                oversized = serde_json::json!({
+                    "truncated": true,
+                    "bytes": payload.len(),
+                    "note": format!("the payload was larger than {MAX_LOG_PAYLOAD} bytes of JSON and was not kept"),
+                })
+                .to_string();
+                Some(oversized.as_str())
+            }
+            other => other,
+        };
+        insert_log(
+            (self.job_id, self.run_label.as_deref()),
+            level,
+            &message,
+            payload_json,
+        );
     }
 
     fn metadata(&mut self) -> Result<String, String> {
@@ -329,4 +387,29 @@ impl Host for SpiHost {
             _ => Ok(serde_json::Map::new()),
         }
     }
+}
+
+/// Appends a row to `nango.logs` in its own transaction; returns its id (`None` if it could not be written).
+fn insert_log(
+    (job, run): (Option<i64>, Option<&str>),
+    level: &str,
+    message: &str,
+    payload_json: Option<&str>,
+) -> Option<i64> {
+    run_txn(|| {
+        one_json(
+            "INSERT INTO nango.logs (job, run, level, message, payload) VALUES ($1, $2, $3, $4, $5::jsonb)
+             RETURNING to_jsonb(id)",
+            &[
+                job.into(),
+                run.into(),
+                level.into(),
+                message.into(),
+                payload_json.into(),
+            ],
+        )
+    })
+    .ok()
+    .flatten()
+    .and_then(|id| id.as_i64())
 }

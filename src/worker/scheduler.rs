@@ -6,8 +6,9 @@
 //! whose worker died (a crash, a `kill -9`, a restart) → queue a run for every due, unpaused sync that has
 //! none queued or running (a tick during a run is skipped, not queued) and move its next run to the next
 //! point of its schedule grid → start a run worker for each queued job while fewer than
-//! `nango.max_concurrent_syncs` runs are in progress. Each step is its own transaction; a failing step is
-//! logged and the loop goes on.
+//! `nango.max_concurrent_syncs` runs are in progress → once a minute (and after a reload), delete jobs and
+//! logs older than `nango.job_retention`. Each step is its own transaction; a failing step is logged and the
+//! loop goes on.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,10 +19,16 @@ use pgrx::prelude::*;
 use crate::guc;
 use crate::store::{exec, one_json};
 use crate::txn::run_txn;
-use crate::worker::run::set_application_name;
+use crate::worker::run::{harden_session, set_application_name};
 
 /// A launched worker that has not claimed its job within this time is taken as failed to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often expired jobs and logs are looked for (`nango.job_retention`).
+const CLEANUP_EVERY: Duration = Duration::from_secs(60);
+
+/// Rows one cleanup transaction deletes at most, so it never holds many locks or a long transaction.
+const CLEANUP_BATCH: i64 = 5000;
 
 /// Registers the scheduler; called from `_PG_init` while the library is preloaded.
 pub fn register() {
@@ -41,13 +48,17 @@ pub extern "C-unwind" fn pg_nango_scheduler_main(_argument: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = guc::database();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    harden_session();
     set_application_name("pg_nango scheduler");
     log!("pg_nango scheduler started for database \"{database}\"");
 
     let mut launched: HashMap<i64, Instant> = HashMap::new();
+    let mut last_cleanup: Option<Instant> = None;
     while BackgroundWorker::wait_latch(Some(Duration::from_millis(500))) {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            // nango.job_retention may have changed: apply it now rather than at the next cleanup.
+            last_cleanup = None;
         }
         if !run_txn(installed).unwrap_or(false) {
             continue;
@@ -61,8 +72,17 @@ pub extern "C-unwind" fn pg_nango_scheduler_main(_argument: pg_sys::Datum) {
         if let Err(error) = start_queued_jobs(&database, &mut launched) {
             warning!("pg_nango scheduler: could not start jobs: {error}");
         }
+        if last_cleanup.is_none_or(|at| at.elapsed() >= CLEANUP_EVERY) {
+            last_cleanup = Some(Instant::now());
+            if let Err(error) = delete_expired_jobs() {
+                warning!("pg_nango scheduler: could not delete expired jobs: {error}");
+            }
+        }
     }
+    // Exit code 1: the postmaster starts the scheduler again after its restart time, so that a
+    // `pg_terminate_backend` of it does not end scheduling for good; at shutdown nothing is restarted.
     log!("pg_nango scheduler stopped");
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 /// Whether the extension is installed here (the worker starts before `CREATE EXTENSION` and outlives `DROP`).
@@ -176,6 +196,60 @@ fn start_queued_jobs(database: &str, launched: &mut HashMap<i64, Instant>) -> Re
                 warning!(
                     "pg_nango scheduler: no background worker slot for job {job_id}; raise max_worker_processes"
                 );
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes finished jobs that ended more than `nango.job_retention` days ago, with their logs, and the logs
+/// of actions and dry runs as old, in batches of [`CLEANUP_BATCH`] rows, each its own transaction. The last
+/// finished job of each sync is kept, so `nango.sync_status` still shows how its last run ended.
+fn delete_expired_jobs() -> Result<(), String> {
+    let retention_secs = guc::job_retention().as_secs_f64();
+    let steps = [
+        // Logs of expired jobs first, so that deleting a job never cascades to an unbounded number of rows.
+        "WITH expired AS (
+             SELECT l.id FROM nango.logs l
+             WHERE l.job IN (SELECT j.id FROM nango.jobs j
+                             WHERE j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
+                               AND j.ended_at < now() - make_interval(secs => $1)
+                               AND (j.sync IS NULL OR EXISTS (
+                                    SELECT 1 FROM nango.jobs newer
+                                    WHERE newer.sync = j.sync AND newer.id > j.id
+                                      AND newer.status IN ('SUCCESS', 'ERROR', 'CANCELLED'))))
+             LIMIT $2)
+         DELETE FROM nango.logs l USING expired e WHERE l.id = e.id RETURNING 1",
+        "WITH expired AS (
+             SELECT j.id FROM nango.jobs j
+             WHERE j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
+               AND j.ended_at < now() - make_interval(secs => $1)
+               AND (j.sync IS NULL OR EXISTS (
+                    SELECT 1 FROM nango.jobs newer
+                    WHERE newer.sync = j.sync AND newer.id > j.id
+                      AND newer.status IN ('SUCCESS', 'ERROR', 'CANCELLED')))
+               AND NOT EXISTS (SELECT 1 FROM nango.logs l WHERE l.job = j.id)
+             LIMIT $2)
+         DELETE FROM nango.jobs j USING expired e WHERE j.id = e.id RETURNING 1",
+        "WITH expired AS (
+             SELECT l.id FROM nango.logs l
+             WHERE l.job IS NULL AND l.time < now() - make_interval(secs => $1)
+             LIMIT $2)
+         DELETE FROM nango.logs l USING expired e WHERE l.id = e.id RETURNING 1",
+    ];
+    for sql in steps {
+        // Each batch is its own transaction; stop after a bounded number of them per pass.
+        for _ in 0..20 {
+            let deleted = run_txn(|| {
+                Spi::connect_mut(|client| {
+                    client
+                        .update(sql, None, &[retention_secs.into(), CLEANUP_BATCH.into()])
+                        .map(|table| table.len() as i64)
+                })
+                .map_err(|e| e.to_string())
+            })?;
+            if deleted < CLEANUP_BATCH {
                 break;
             }
         }

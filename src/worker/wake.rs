@@ -15,6 +15,7 @@ static ARMED: AtomicBool = AtomicBool::new(false);
 
 /// Sets the scheduler's latch when the current transaction commits.
 #[pg_extern(name = "_wake_scheduler_at_commit")]
+#[search_path(pg_catalog, pg_temp)]
 fn wake_scheduler_at_commit() {
     if ARMED.swap(true, Ordering::Relaxed) {
         return;
