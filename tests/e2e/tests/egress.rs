@@ -194,4 +194,18 @@ fn create_connection_refuses_a_subdomain_that_changes_the_url() {
             &[&credentials, &json!({"subdomain": "acme"})],
         )
         .expect("a plain subdomain is accepted");
+
+    // The check runs as the extension's owner with a fixed search_path, and PUBLIC cannot call it.
+    let row = client
+        .query_one(
+            "SELECT p.prosecdef, p.proconfig::text,
+                    has_function_privilege('public', p.oid, 'EXECUTE')
+             FROM pg_proc p WHERE p.oid = 'nango._check_connection_config(text, jsonb)'::regprocedure",
+            &[],
+        )
+        .unwrap();
+    let (definer, config, public): (bool, String, bool) = (row.get(0), row.get(1), row.get(2));
+    assert!(definer);
+    assert_eq!(config, "{\"search_path=pg_catalog, pg_temp\"}");
+    assert!(!public);
 }
