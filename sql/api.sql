@@ -69,6 +69,7 @@ BEGIN
         RAISE EXCEPTION 'connection_config and metadata must be JSON objects';
     END IF;
     PERFORM nango._check_credentials(credentials);
+    PERFORM nango._check_connection_config(provider_config_key, coalesce(connection_config, '{}'));
     INSERT INTO nango.connections AS c (provider_config_key, connection_id, connection_config, metadata)
     VALUES (create_connection.provider_config_key, create_connection.connection_id,
             coalesce(create_connection.connection_config, '{}'), coalesce(create_connection.metadata, '{}'))

@@ -1,6 +1,7 @@
 //! SQL functions written in Rust. Each reports bad input as an ERROR that says what and where, and changes
 //! nothing (it runs in the caller's transaction).
 
+pub mod connections;
 pub mod deploy;
 pub mod oneoff;
 

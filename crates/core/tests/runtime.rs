@@ -6,13 +6,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pg_nango_core::providers::oauth::OAuthClient;
 use pg_nango_core::providers::{ConnectionInfo, Provider};
 use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::compile::compile;
 use pg_nango_core::script::{
     Host, Limits, SaveOp, ScriptError, ScriptKind, ScriptRun, StoredModule, run_script,
 };
-use pg_nango_mock_api::{DEMO_TICKETS, MockServer};
+use pg_nango_mock_api::{DEMO_TICKETS, MockServer, OK_JSON, RecordingServer};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -20,6 +21,8 @@ struct MemoryHost {
     saved: Vec<(SaveOp, String, Value)>,
     logs: Vec<(String, String)>,
     metadata: Value,
+    /// The stored credentials, for the tests that refresh an OAuth2 token (others refuse a refresh).
+    credentials: Option<Value>,
 }
 
 impl Host for MemoryHost {
@@ -42,10 +45,13 @@ impl Host for MemoryHost {
         Ok(())
     }
     fn lock_credentials(&mut self) -> Result<Value, String> {
-        Err("no refresh in these tests".into())
+        self.credentials
+            .clone()
+            .ok_or_else(|| "no refresh in this test".into())
     }
-    fn store_credentials(&mut self, _credentials: &Value) -> Result<(), String> {
-        Err("no refresh in these tests".into())
+    fn store_credentials(&mut self, credentials: &Value) -> Result<(), String> {
+        self.credentials = Some(credentials.clone());
+        Ok(())
     }
     fn release_credentials(&mut self) {}
 }
@@ -60,6 +66,18 @@ fn run(
     entry: &str,
     kind: ScriptKind,
     timeout: Duration,
+) -> (Result<Option<Value>, ScriptError>, MemoryHost) {
+    run_with(files, entry, kind, timeout, |_| {}, MemoryHost::default())
+}
+
+/// [`run`] with the run changed by `adjust` (provider, connection, limits) and this host.
+fn run_with(
+    files: &[(&str, &str)],
+    entry: &str,
+    kind: ScriptKind,
+    timeout: Duration,
+    adjust: impl FnOnce(&mut ScriptRun),
+    host: MemoryHost,
 ) -> (Result<Option<Value>, ScriptError>, MemoryHost) {
     let modules: HashMap<String, StoredModule> = files
         .iter()
@@ -78,8 +96,8 @@ fn run(
         "proxy:\n  base_url: ${connectionConfig.base_url}\n  headers:\n    authorization: Bearer ${apiKey}\n  paginate:\n    type: cursor\n    cursor_path_in_response: next_cursor\n    cursor_name_in_request: cursor\n    response_path: data\n    limit_name_in_request: limit\n",
     )
     .unwrap();
-    let host = Rc::new(RefCell::new(MemoryHost::default()));
-    let script = ScriptRun {
+    let host = Rc::new(RefCell::new(host));
+    let mut script = ScriptRun {
         kind,
         entry: entry.to_string(),
         modules: Rc::new(modules),
@@ -102,6 +120,7 @@ fn run(
             ..Limits::default()
         },
     };
+    adjust(&mut script);
     let result = run_script(script, host.clone(), Arc::new(|| false));
     let host = Rc::try_unwrap(host).ok().unwrap().into_inner();
     (result, host)
@@ -313,4 +332,210 @@ fn network_errors_are_retried_then_fail_the_run() {
         }
         other => panic!("expected a thrown error, got {other:?}"),
     }
+}
+
+fn action(source: &str) -> [(&'static str, String); 1] {
+    [("demo/actions/go.js", source.to_string())]
+}
+
+fn run_action(
+    source: &str,
+    adjust: impl FnOnce(&mut ScriptRun),
+    host: MemoryHost,
+) -> (Result<Option<Value>, ScriptError>, MemoryHost) {
+    let files = action(source);
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, s)| (*p, s.as_str())).collect();
+    run_with(
+        &files,
+        "demo/actions/go.js",
+        ScriptKind::Action { input_json: None },
+        Duration::from_secs(10),
+        adjust,
+        host,
+    )
+}
+
+fn thrown_message(result: Result<Option<Value>, ScriptError>) -> String {
+    match result {
+        Err(ScriptError::Thrown { message, .. }) => message,
+        other => panic!("expected a thrown error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_private_host_other_than_the_providers_is_refused_unless_allowed() {
+    let other = RecordingServer::start("127.0.0.2", OK_JSON.to_vec()).unwrap();
+    let source = format!(
+        "export default async function runAction(nango) {{\n  const r = await nango.get({{ baseUrlOverride: 'http://127.0.0.2:{}', endpoint: '/x' }});\n  return r.data;\n}}\n",
+        other.port
+    );
+    let (result, _) = run_action(&source, |_| {}, MemoryHost::default());
+    assert_eq!(
+        thrown_message(result),
+        "request to 127.0.0.2 refused: it resolves to a private address (loopback); list the host in nango.allowed_hosts to allow it"
+    );
+    assert!(other.heads().is_empty(), "{:?}", other.heads());
+
+    // An absolute endpoint and a name (checked by the resolver) are refused the same way.
+    let source = format!(
+        "export default async function runAction(nango) {{\n  await nango.get({{ endpoint: 'http://localhost:{}/y' }});\n}}\n",
+        other.port
+    );
+    let (result, _) = run_action(&source, |_| {}, MemoryHost::default());
+    assert_eq!(
+        thrown_message(result),
+        "request to localhost refused: it resolves to a private address (loopback); list the host in nango.allowed_hosts to allow it"
+    );
+    assert!(other.heads().is_empty(), "{:?}", other.heads());
+
+    let source = format!(
+        "export default async function runAction(nango) {{\n  const r = await nango.get({{ baseUrlOverride: 'http://127.0.0.2:{}', endpoint: '/x' }});\n  return r.data;\n}}\n",
+        other.port
+    );
+    let (result, _) = run_action(
+        &source,
+        |run| run.limits.allowed_hosts = vec![format!("127.0.0.2:{}", other.port)],
+        MemoryHost::default(),
+    );
+    assert_eq!(result.unwrap(), Some(json!({"ok": true})));
+    assert_eq!(other.heads().len(), 1);
+}
+
+#[test]
+fn credentials_do_not_follow_a_redirect_to_another_host() {
+    let other = RecordingServer::start("127.0.0.2", OK_JSON.to_vec()).unwrap();
+    let source = format!(
+        "export default async function runAction(nango) {{\n  const r = await nango.get({{ endpoint: '/redirect', params: {{ to: 'http://127.0.0.2:{}/landing' }}, headers: {{ 'x-trace': 't1' }} }});\n  return r.data;\n}}\n",
+        other.port
+    );
+    let (result, _) = run_action(
+        &source,
+        |run| {
+            run.provider = serde_yaml::from_str(
+                "proxy:\n  base_url: ${connectionConfig.base_url}\n  headers:\n    authorization: Bearer ${apiKey}\n    x-api-key: ${apiKey}\n  query:\n    api_key: ${apiKey}\n",
+            )
+            .unwrap();
+            run.connection.credentials = json!({"type": "API_KEY", "apiKey": "k-secret"});
+            run.limits.allowed_hosts = vec!["127.0.0.2".into()];
+        },
+        MemoryHost::default(),
+    );
+    assert_eq!(result.unwrap(), Some(json!({"ok": true})));
+    let heads = other.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /landing http/1.1\r\n"), "{head}");
+    assert!(!head.contains("k-secret"), "{head}");
+    assert!(!head.contains("authorization"), "{head}");
+    assert!(!head.contains("x-api-key"), "{head}");
+    assert!(head.contains("x-trace: t1"), "{head}");
+}
+
+#[test]
+fn a_redirect_to_a_private_host_is_refused() {
+    let other = RecordingServer::start("127.0.0.2", OK_JSON.to_vec()).unwrap();
+    let source = format!(
+        "export default async function runAction(nango) {{\n  await nango.get({{ endpoint: '/redirect', params: {{ to: 'http://127.0.0.2:{}/landing' }} }});\n}}\n",
+        other.port
+    );
+    let (result, _) = run_action(&source, |_| {}, MemoryHost::default());
+    assert_eq!(
+        thrown_message(result),
+        "request to 127.0.0.2 refused: it resolves to a private address (loopback); list the host in nango.allowed_hosts to allow it"
+    );
+    assert!(other.heads().is_empty());
+}
+
+#[test]
+fn a_response_over_max_response_size_fails_the_call() {
+    let body = vec![b'a'; 5000];
+    let mut announced =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5000\r\nconnection: close\r\n\r\n"
+            .to_vec();
+    announced.extend_from_slice(&body);
+    // Without a length: the body ends when the connection closes, so only counting catches it.
+    let mut unannounced =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n".to_vec();
+    unannounced.extend_from_slice(&body);
+    for response in [announced, unannounced] {
+        let server = RecordingServer::start("127.0.0.1", response).unwrap();
+        let source = format!(
+            "export default async function runAction(nango) {{\n  const r = await nango.get({{ baseUrlOverride: 'http://127.0.0.1:{}', endpoint: '/big', params: {{ key: 's' }} }});\n  return r.data.length;\n}}\n",
+            server.port
+        );
+        let (result, _) = run_action(
+            &source,
+            |run| run.limits.max_response_size = 4096,
+            MemoryHost::default(),
+        );
+        assert_eq!(
+            thrown_message(result),
+            format!(
+                "the response to GET http://127.0.0.1:{}/big is larger than nango.max_response_size (4096 bytes)",
+                server.port
+            )
+        );
+        let (result, _) = run_action(
+            &source,
+            |run| run.limits.max_response_size = 5000,
+            MemoryHost::default(),
+        );
+        assert_eq!(result.unwrap(), Some(json!(5000)));
+    }
+}
+
+#[test]
+fn concurrent_requests_of_a_run_refresh_an_expiring_token_once() {
+    let expires_soon = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
+    let credentials = json!({"type": "OAUTH2", "access_token": "old", "refresh_token": "rt-0", "expires_at": expires_soon});
+    let issued_before = server().tokens_issued();
+    let source = "export default async function runAction(nango) {\n  const [a, b] = await Promise.all([nango.get({ endpoint: '/echo' }), nango.get({ endpoint: '/echo' })]);\n  return [a.data.headers.authorization, b.data.headers.authorization];\n}\n";
+    let (result, host) = run_action(
+        source,
+        |run| {
+            run.provider = serde_yaml::from_str(
+                "token_url: ${connectionConfig.base_url}/oauth/token\nproxy:\n  base_url: ${connectionConfig.base_url}\n",
+            )
+            .unwrap();
+            run.connection.credentials = credentials.clone();
+            run.oauth_client = Some(OAuthClient {
+                client_id: pg_nango_mock_api::OAUTH_CLIENT_ID.into(),
+                client_secret: pg_nango_mock_api::OAUTH_CLIENT_SECRET.into(),
+            });
+        },
+        MemoryHost {
+            credentials: Some(credentials.clone()),
+            ..MemoryHost::default()
+        },
+    );
+    assert_eq!(server().tokens_issued(), issued_before + 1);
+    let stored = host.credentials.unwrap();
+    let token = stored["access_token"].as_str().unwrap();
+    assert!(token.starts_with("at-"), "{stored}");
+    let bearer = json!(format!("Bearer {token}"));
+    assert_eq!(result.unwrap(), Some(json!([bearer, bearer])));
+}
+
+#[test]
+fn a_connection_config_value_cannot_move_the_base_url_to_another_host() {
+    let listener = RecordingServer::start("127.0.0.1", OK_JSON.to_vec()).unwrap();
+    let source = "export default async function runAction(nango) {\n  await nango.get({ endpoint: '/x' });\n}\n";
+    let (result, _) = run_action(
+        source,
+        |run| {
+            run.provider = serde_yaml::from_str(
+                "proxy:\n  base_url: http://${connectionConfig.subdomain}.localhost\n",
+            )
+            .unwrap();
+            run.connection.connection_config =
+                json!({"subdomain": format!("127.0.0.1:{}/?", listener.port)});
+        },
+        MemoryHost::default(),
+    );
+    assert_eq!(
+        thrown_message(result),
+        "the value of ${connectionConfig.subdomain} cannot be placed in the host of the URL \
+         http://${connectionConfig.subdomain}.localhost: a host may not hold / \\ ? # @ : [ ] % or whitespace"
+    );
+    assert!(listener.heads().is_empty());
 }

@@ -7,6 +7,8 @@
 //!   serves it cursor-paginated the same way;
 //! - `GET /status/{code}`: answers with that status; `GET /slow?ms=`: answers after a delay;
 //! - `ANY /echo`: returns the request it got (method, path, query, headers, body);
+//! - `GET /redirect?to=URL&status=S`: answers `S` (302 by default) with `Location: URL`, to which it adds
+//!   the request's other query parameters (as a server that keeps the query across a redirect does);
 //! - `GET /_admin/requests`: the requests served so far (method, path, query, authorization present);
 //! - `GET /paged/link/{name}?page=&per_page=`: a dataset as a bare array with a `Link: <…>; rel="next"`
 //!   header; `GET /paged/link-body/{name}?page=&per_page=`: `{items, next}` with the next page's URL in the
@@ -16,7 +18,7 @@
 //! - `POST /oauth/token`: OAuth2 refresh (`grant_type=refresh_token`, form body) for client
 //!   [`OAUTH_CLIENT_ID`]/[`OAUTH_CLIENT_SECRET`]; issues `at-N`/`rt-N`, valid one hour, after a short delay.
 //!
-//! Every route outside `/_admin`, `/echo`, `/status`, `/slow` and `/oauth` requires
+//! Every route outside `/_admin`, `/echo`, `/redirect`, `/status`, `/slow` and `/oauth` requires
 //! `authorization: Bearer <api key>` or a token issued by `/oauth/token`.
 
 use axum::extract::{Path, Query, Request, State};
@@ -87,6 +89,7 @@ fn routes(state: AppState) -> Router {
         .route("/status/{code}", get(status))
         .route("/slow", get(slow))
         .route("/echo", any(echo))
+        .route("/redirect", get(redirect))
         .route("/_admin/datasets/{name}", put(store_dataset))
         .route("/_admin/requests", get(requests))
         .with_state(state)
@@ -147,6 +150,49 @@ impl MockServer {
     /// `http://127.0.0.1:<port>`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+}
+
+/// A raw HTTP/1.1 answer: `200 OK` with the JSON body `{"ok":true}`, closing the connection.
+pub const OK_JSON: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}";
+
+/// A bare HTTP server on any address of 127.0.0.0/8 (tests use 127.0.0.2 as "another host") that answers
+/// every request with the same raw bytes and keeps the head (request line and headers) of each request.
+pub struct RecordingServer {
+    pub port: u16,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingServer {
+    /// Listens on `ip` at a free port, on a background thread.
+    pub fn start(ip: &str, response: Vec<u8>) -> std::io::Result<RecordingServer> {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind((ip, 0))?;
+        let port = listener.local_addr()?.port();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::Builder::new()
+            .name("recording-server".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                        head.push(byte[0]);
+                    }
+                    seen.lock()
+                        .expect("heads lock")
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let _ = stream.write_all(&response);
+                }
+            })?;
+        Ok(RecordingServer { port, heads })
+    }
+
+    /// The heads of the requests received so far, oldest first.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("heads lock").clone()
     }
 }
 
@@ -362,6 +408,30 @@ async fn echo(request: Request) -> Response {
         "body": String::from_utf8_lossy(&body),
     }))
     .into_response()
+}
+
+async fn redirect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    record(&state, "GET", "/redirect", &query, &headers);
+    let status = query
+        .get("status")
+        .and_then(|s| s.parse().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::FOUND);
+    let mut location = query.get("to").cloned().unwrap_or_default();
+    let mut rest: Vec<(&String, &String)> = query
+        .iter()
+        .filter(|(name, _)| *name != "to" && *name != "status")
+        .collect();
+    rest.sort();
+    for (name, value) in rest {
+        location.push(if location.contains('?') { '&' } else { '?' });
+        location.push_str(&format!("{name}={value}"));
+    }
+    (status, [("location", location)]).into_response()
 }
 
 async fn requests(State(state): State<AppState>) -> Response {

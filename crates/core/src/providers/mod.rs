@@ -2,6 +2,7 @@
 //! parameters, retry and rate-limit headers, pagination defaults — and the rules that turn a script's proxy
 //! call into an HTTP request with the connection's credentials.
 
+pub mod egress;
 pub mod oauth;
 pub mod request;
 pub mod retry;
@@ -10,7 +11,9 @@ mod template;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub use request::{ConnectionInfo, PreparedRequest, ProxyCall, ProxyError, build_request};
+pub use request::{
+    ConnectionInfo, PreparedRequest, ProxyCall, ProxyError, build_request, check_connection_config,
+};
 pub use template::interpolate;
 
 /// One catalog entry, as in Nango's `providers.yaml`. Keys this engine does not use are kept in `other`.

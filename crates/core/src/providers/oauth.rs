@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::request::template_values;
-use super::template::{interpolate, lookup_path};
+use super::template::{interpolate_url, lookup_path};
 use super::{ConnectionInfo, PreparedRequest, Provider};
 
 /// Refresh this long before expiry unless the provider says otherwise (Nango's `REFRESH_MARGIN_MS`).
@@ -77,9 +77,15 @@ pub fn refresh_request(
         return Err("the provider has no token_url to refresh the OAuth2 token at".into());
     }
     let values = template_values(connection);
-    let url = interpolate(&template, &|name| lookup_path(&values, name)).ok_or_else(|| {
-        format!("the token_url \"{template}\" needs connection_config values this connection does not have")
-    })?;
+    let url = interpolate_url(&template, &|name| lookup_path(&values, name))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!("the token_url \"{template}\" needs connection_config values this connection does not have")
+        })?;
+    // The token URL comes from the provider's definition, so its host is reached as the base URL's is.
+    let trusted_host = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
     let refresh_token = connection
         .credentials
         .get("refresh_token")
@@ -117,6 +123,9 @@ pub fn refresh_request(
         url,
         headers,
         body: Some(form.finish()),
+        credential_headers: Vec::new(),
+        credential_params: Vec::new(),
+        trusted_host,
     })
 }
 

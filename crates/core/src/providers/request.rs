@@ -8,7 +8,10 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 use super::Provider;
-use super::template::{interpolate, lookup_path};
+use super::template::{
+    UrlPart, UrlValueError, check_url_value, interpolate, interpolate_url, lookup_path,
+    url_placeholders,
+};
 
 /// A proxy call as a script makes it (Nango's `ProxyConfiguration`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -48,12 +51,21 @@ pub struct ConnectionInfo {
 }
 
 /// A request ready to send.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PreparedRequest {
     pub method: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
+    /// The headers (lowercase names) built from the provider's templates, which carry the connection's
+    /// credentials: they do not follow a redirect to another origin.
+    pub credential_headers: Vec<String>,
+    /// The query parameters built from the provider's templates (API keys): dropped from a redirect to
+    /// another origin.
+    pub credential_params: Vec<String>,
+    /// The host this request may reach whatever it resolves to: the provider's base URL host (or, for a
+    /// token refresh, the token URL's host). Any other host must be public or in `nango.allowed_hosts`.
+    pub trusted_host: Option<String>,
 }
 
 /// Why a proxy call could not be turned into a request.
@@ -67,6 +79,8 @@ pub enum ProxyError {
     UnresolvedBaseUrl(String),
     #[error("invalid URL {0}")]
     InvalidUrl(String),
+    #[error("{0}")]
+    UrlValue(#[from] UrlValueError),
     #[error("params must be an object of strings and numbers or a query string")]
     InvalidParams,
     #[error("unsupported HTTP method {0}")]
@@ -89,24 +103,36 @@ pub fn build_request(
     let values = template_values(connection);
     let lookup = |name: &str| lookup_path(&values, name);
     let proxy = provider.proxy.clone().unwrap_or_default();
+    // The provider's own base URL, resolved even when this call goes elsewhere: its host is the one the
+    // call may always reach.
+    let provider_base = if proxy.base_url.is_empty() {
+        Err(ProxyError::NoBaseUrl)
+    } else {
+        resolve_base_url(&proxy.base_url, &lookup)
+    };
+    if let Err(error @ ProxyError::UrlValue(_)) = &provider_base {
+        return Err(error.clone());
+    }
+    let trusted_host = provider_base
+        .as_ref()
+        .ok()
+        .and_then(|base| url::Url::parse(base).ok())
+        .and_then(|base| base.host_str().map(str::to_string));
     let base = match &call.base_url_override {
         Some(base) => base.clone(),
         None if call.endpoint.starts_with("http://") || call.endpoint.starts_with("https://") => {
             String::new()
         }
-        None => {
-            if proxy.base_url.is_empty() {
-                return Err(ProxyError::NoBaseUrl);
-            }
-            resolve_base_url(&proxy.base_url, &lookup)?
-        }
+        None => provider_base?,
     };
     let joined = join_url(&base, &call.endpoint);
     let mut url = url::Url::parse(&joined).map_err(|_| ProxyError::InvalidUrl(joined.clone()))?;
     append_params(&mut url, call.params.as_ref())?;
+    let mut credential_params = Vec::new();
     for (name, template) in &proxy.query {
         if let Some(value) = interpolate(template, &lookup) {
             url.query_pairs_mut().append_pair(name, &value);
+            credential_params.push(name.clone());
         }
     }
 
@@ -114,9 +140,11 @@ pub fn build_request(
     if let Some(auth) = default_authorization(&connection.credentials) {
         headers.push(("authorization".into(), auth));
     }
+    let mut credential_headers = Vec::new();
     for (name, template) in &proxy.headers {
         if let Some(value) = interpolate(template, &lookup) {
             set_header(&mut headers, name, value);
+            credential_headers.push(name.to_ascii_lowercase());
         }
     }
     for (name, value) in &call.headers {
@@ -138,7 +166,43 @@ pub fn build_request(
         url: url.into(),
         headers,
         body,
+        credential_headers,
+        credential_params,
+        trusted_host,
     })
+}
+
+/// Checks the values `connection_config` puts into the host or port of the provider's URLs (its proxy
+/// base URL and token URL), so that a connection whose values would change those URLs' structure is
+/// refused when it is created rather than when a request is built.
+pub fn check_connection_config(
+    provider: &Provider,
+    connection_config: &Value,
+) -> Result<(), UrlValueError> {
+    let values = template_values(&ConnectionInfo {
+        connection_config: connection_config.clone(),
+        ..ConnectionInfo::default()
+    });
+    let base_urls = provider
+        .proxy
+        .iter()
+        .flat_map(|proxy| proxy.base_url.split("||"));
+    let token_urls: Vec<&str> = match &provider.token_url {
+        Some(Value::String(url)) => vec![url.as_str()],
+        Some(Value::Object(by_mode)) => by_mode.values().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    for template in base_urls.chain(token_urls).map(str::trim) {
+        for (name, part) in url_placeholders(template) {
+            if part == UrlPart::Other {
+                continue;
+            }
+            if let Some(value) = lookup_path(&values, name) {
+                check_url_value(template, name, part, &value)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The names a provider template may use: `connectionConfig.*`, `credentials.*`, and the credential fields
@@ -173,7 +237,7 @@ fn resolve_base_url(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, ProxyError> {
     for candidate in template.split("||").map(str::trim) {
-        if let Some(resolved) = interpolate(candidate, lookup) {
+        if let Some(resolved) = interpolate_url(candidate, lookup)? {
             return Ok(resolved);
         }
     }
@@ -388,6 +452,93 @@ mod tests {
             build_request(&p, &c, &bad),
             Err(ProxyError::InvalidMethod(_))
         ));
+    }
+
+    #[test]
+    fn marks_the_trusted_host_and_the_credential_headers_and_params() {
+        let p = provider(
+            "proxy:\n  base_url: https://${connectionConfig.subdomain}.x.com\n  headers:\n    X-Api-Key: ${apiKey}\n  query:\n    key: ${apiKey}\n    missing: ${connectionConfig.nope}\n",
+        );
+        let c = connection(
+            json!({"type": "API_KEY", "apiKey": "k"}),
+            json!({"subdomain": "acme"}),
+        );
+        let request = build_request(&p, &c, &call("/a")).unwrap();
+        assert_eq!(request.url, "https://acme.x.com/a?key=k");
+        assert_eq!(request.trusted_host.as_deref(), Some("acme.x.com"));
+        assert_eq!(request.credential_headers, ["x-api-key"]);
+        assert_eq!(request.credential_params, ["key"]);
+        // Elsewhere, the provider's host is still the trusted one.
+        let mut elsewhere = call("/b");
+        elsewhere.base_url_override = Some("https://other.example".into());
+        let request = build_request(&p, &c, &elsewhere).unwrap();
+        assert_eq!(request.url, "https://other.example/b?key=k");
+        assert_eq!(request.trusted_host.as_deref(), Some("acme.x.com"));
+    }
+
+    #[test]
+    fn a_host_value_that_changes_the_url_is_refused() {
+        let p = provider("proxy:\n  base_url: https://${connectionConfig.subdomain}.zendesk.com\n");
+        let c = connection(
+            json!({"type": "API_KEY", "apiKey": "k"}),
+            json!({"subdomain": "evil.example/?"}),
+        );
+        let expected = "the value of ${connectionConfig.subdomain} cannot be placed in the host of the URL \
+             https://${connectionConfig.subdomain}.zendesk.com: a host may not hold / \\ ? # @ : [ ] % or whitespace";
+        assert_eq!(
+            build_request(&p, &c, &call("/a")).unwrap_err().to_string(),
+            expected
+        );
+        // Also when the call goes elsewhere: the connection itself is wrong.
+        let mut elsewhere = call("/b");
+        elsewhere.base_url_override = Some("https://other.example".into());
+        assert!(build_request(&p, &c, &elsewhere).is_err());
+    }
+
+    #[test]
+    fn checks_connection_config_against_the_url_templates() {
+        let zendesk = provider(
+            "token_url: https://${connectionConfig.subdomain}.zendesk.com/oauth/tokens\nproxy:\n  base_url: https://${connectionConfig.subdomain}.zendesk.com\n",
+        );
+        assert_eq!(
+            check_connection_config(&zendesk, &json!({"subdomain": "acme"})),
+            Ok(())
+        );
+        assert_eq!(check_connection_config(&zendesk, &json!({})), Ok(()));
+        let error =
+            check_connection_config(&zendesk, &json!({"subdomain": "evil.example/?"})).unwrap_err();
+        assert_eq!(error.name, "connectionConfig.subdomain");
+        assert_eq!(error.part, "host");
+        // Per auth mode token URLs and `A || B` base URLs are checked too; values in a path are not.
+        let by_mode = provider(
+            "token_url:\n  OAUTH2: https://${connectionConfig.host}:${connectionConfig.port}/t\nproxy:\n  \
+             base_url: https://api.${connectionConfig.region}.x.io/${connectionConfig.path} || https://x.io\n",
+        );
+        assert_eq!(
+            check_connection_config(
+                &by_mode,
+                &json!({"path": "a/b?c", "host": "h", "port": 8443})
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_connection_config(&by_mode, &json!({"port": "80@evil"}))
+                .unwrap_err()
+                .part,
+            "port"
+        );
+        assert_eq!(
+            check_connection_config(&by_mode, &json!({"region": "eu west"}))
+                .unwrap_err()
+                .part,
+            "host"
+        );
+        // A whole base URL taken from the config is the connection's to choose.
+        let whole = provider("proxy:\n  base_url: ${connectionConfig.base_url}\n");
+        assert_eq!(
+            check_connection_config(&whole, &json!({"base_url": "http://127.0.0.1:9/api?x"})),
+            Ok(())
+        );
     }
 
     #[test]

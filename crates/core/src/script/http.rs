@@ -1,7 +1,13 @@
 //! Sends proxy requests with reqwest, retrying as Nango does (see `providers::retry`).
 
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use url::Url;
+
+use super::Limits;
+use crate::providers::egress::{self, EgressPolicy, Route};
 use crate::providers::retry::{is_retryable, wait_before_retry};
 use crate::providers::{PreparedRequest, Provider};
 
@@ -16,7 +22,7 @@ pub struct HttpResponse {
 /// Sends `request`, retrying up to `retries` times on retryable statuses and network errors.
 /// `on_retry` is told each retry (reason, wait, attempt) so it can be logged.
 pub async fn send_with_retries(
-    client: &reqwest::Client,
+    client: &HttpClient,
     request: &PreparedRequest,
     provider: &Provider,
     retries: u32,
@@ -40,14 +46,15 @@ pub async fn send_with_retries(
                     wait_before_retry(attempt, base_delay, provider_retry, &response.headers, now),
                 )
             }
-            Ok(_) => return outcome,
+            Ok(_) => return outcome.map_err(|e| e.message),
+            Err(error) if !error.retryable => return outcome.map_err(|e| e.message),
             Err(error) => (
-                error.clone(),
+                error.message.clone(),
                 crate::providers::retry::exponential(attempt, base_delay),
             ),
         };
         if attempt >= retries {
-            return outcome;
+            return outcome.map_err(|e| e.message);
         }
         attempt += 1;
         on_retry(&reason, wait, attempt);
@@ -56,24 +63,161 @@ pub async fn send_with_retries(
 }
 
 /// The largest body size taken from a `Content-Length` to size the buffer before reading (a larger body
-/// still reads whole, growing the buffer as it comes).
+/// still reads whole, growing the buffer as it comes, up to `nango.max_response_size`).
 const MAX_PRESIZED_BODY: u64 = 64 << 20;
 
-/// Sends `request` once.
+/// How many redirects a request follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// Why a request failed, and whether trying again could help.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendError {
+    pub message: String,
+    /// Network errors are retried; a refused host, a bad redirect or a too large response are not.
+    pub retryable: bool,
+}
+
+impl SendError {
+    fn fatal(message: impl Into<String>) -> SendError {
+        SendError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// The HTTP side of a run: the egress policy and the two clients it picks from, with redirects followed
+/// here (not by reqwest) so each hop is checked and credentials stay with their origin.
+pub struct HttpClient {
+    /// For the provider's host and `nango.allowed_hosts`: resolves as the system does.
+    trusted: reqwest::Client,
+    /// For any other host: its resolver refuses names with a non-public address, and the connection is
+    /// made to the addresses it checked.
+    public_only: reqwest::Client,
+    policy: EgressPolicy,
+    max_response_size: usize,
+}
+
+impl HttpClient {
+    /// The clients of a run with these limits.
+    pub fn new(limits: &Limits) -> Result<HttpClient, String> {
+        // No proxy from the environment: a proxy would resolve and reach hosts this policy never saw.
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(limits.http_timeout)
+                .user_agent(concat!("pg_nango/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+        };
+        let build_error = |e: reqwest::Error| format!("could not build the HTTP client: {e}");
+        Ok(HttpClient {
+            trusted: builder().build().map_err(build_error)?,
+            public_only: builder()
+                .dns_resolver(PublicResolver)
+                .build()
+                .map_err(build_error)?,
+            policy: EgressPolicy::new(&limits.allowed_hosts),
+            max_response_size: limits.max_response_size,
+        })
+    }
+}
+
+/// Resolves a name and accepts it only when every address is public ([`egress::check_resolved`]).
+struct PublicResolver;
+
+impl reqwest::dns::Resolve for PublicResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ips: Vec<IpAddr> = addresses.iter().map(SocketAddr::ip).collect();
+            egress::check_resolved(&host, &ips)?;
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Sends `request` once, following redirects (each hop checked against the egress policy, credentials
+/// dropped when the origin changes), and reads the body up to `nango.max_response_size`.
 pub async fn send_once(
-    client: &reqwest::Client,
+    client: &HttpClient,
     request: &PreparedRequest,
-) -> Result<HttpResponse, String> {
-    let method =
-        reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut builder = client.request(method, &request.url);
-    for (name, value) in &request.headers {
-        builder = builder.header(name, value);
+) -> Result<HttpResponse, SendError> {
+    let mut current = Cow::Borrowed(request);
+    let mut hops = 0;
+    loop {
+        let url = Url::parse(&current.url)
+            .map_err(|_| SendError::fatal(format!("invalid URL {}", current.url)))?;
+        let http = match client
+            .policy
+            .route(&url, current.trusted_host.as_deref())
+            .map_err(|e| SendError::fatal(e.to_string()))?
+        {
+            Route::Trusted => &client.trusted,
+            Route::PublicOnly => &client.public_only,
+        };
+        let method = reqwest::Method::from_bytes(current.method.as_bytes())
+            .map_err(|e| SendError::fatal(e.to_string()))?;
+        let mut builder = http.request(method, url.clone());
+        for (name, value) in &current.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = &current.body {
+            builder = builder.body(body.clone());
+        }
+        let response = builder.send().await.map_err(describe_network_error)?;
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok());
+        if let (301 | 302 | 303 | 307 | 308, Some(location)) = (status, location) {
+            if hops == MAX_REDIRECTS {
+                return Err(SendError::fatal(format!(
+                    "{} {} was redirected more than {MAX_REDIRECTS} times",
+                    current.method,
+                    without_query(&url)
+                )));
+            }
+            let target = url.join(location).map_err(|_| {
+                SendError::fatal(format!(
+                    "{} {} redirected to an invalid URL",
+                    current.method,
+                    without_query(&url)
+                ))
+            })?;
+            current = Cow::Owned(egress::redirect(&current, status, &target));
+            hops += 1;
+            continue;
+        }
+        return read_response(response, &current.method, client.max_response_size).await;
     }
-    if let Some(body) = &request.body {
-        builder = builder.body(body.clone());
+}
+
+/// The response with its body, refused when the body is larger than `limit`: by its `Content-Length`
+/// before reading, else as soon as the bytes read pass it. The buffer never grows past `limit`.
+async fn read_response(
+    mut response: reqwest::Response,
+    method: &str,
+    limit: usize,
+) -> Result<HttpResponse, SendError> {
+    let too_large = |response: &reqwest::Response| {
+        let size = if limit.is_multiple_of(1 << 20) {
+            format!("{} MB", limit >> 20)
+        } else {
+            format!("{limit} bytes")
+        };
+        SendError::fatal(format!(
+            "the response to {method} {} is larger than nango.max_response_size ({size})",
+            without_query(response.url())
+        ))
+    };
+    // A HEAD response announces the length of a body it does not have.
+    let announced = response.content_length().filter(|_| method != "HEAD");
+    if announced.is_some_and(|length| length > limit as u64) {
+        return Err(too_large(&response));
     }
-    let mut response = builder.send().await.map_err(describe_network_error)?;
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -87,12 +231,18 @@ pub async fn send_once(
         .collect();
     // Read into one buffer of the announced size: collecting the chunks and then copying them into a Vec
     // would copy a page of records twice.
-    let mut body = Vec::with_capacity(
-        response
-            .content_length()
-            .map_or(0, |length| length.min(MAX_PRESIZED_BODY) as usize),
-    );
+    let mut body =
+        Vec::with_capacity(announced.map_or(0, |length| length.min(MAX_PRESIZED_BODY) as usize));
     while let Some(chunk) = response.chunk().await.map_err(describe_network_error)? {
+        let needed = body.len() + chunk.len();
+        if needed > limit {
+            return Err(too_large(&response));
+        }
+        if needed > body.capacity() {
+            // Grow as a Vec would (doubling) but never past the limit.
+            let target = needed.max(body.capacity() * 2).min(limit);
+            body.reserve_exact(target - body.len());
+        }
         body.extend_from_slice(&chunk);
     }
     Ok(HttpResponse {
@@ -102,8 +252,27 @@ pub async fn send_once(
     })
 }
 
-/// A network error without the URL's query (which may carry an API key).
-fn describe_network_error(error: reqwest::Error) -> String {
+/// `scheme://host:port/path` of `url`: its query may carry an API key.
+fn without_query(url: &Url) -> String {
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!(
+        "{}://{}{port}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.path()
+    )
+}
+
+/// A network error without the URL's query (which may carry an API key); a host refused by the resolver
+/// is reported as the egress policy words it, and is not retried.
+fn describe_network_error(error: reqwest::Error) -> SendError {
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<egress::EgressError>() {
+            return SendError::fatal(refused.to_string());
+        }
+        source = cause.source();
+    }
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -111,17 +280,9 @@ fn describe_network_error(error: reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let target = error
-        .url()
-        .map(|u| {
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            format!(
-                "{}://{}{port}{}",
-                u.scheme(),
-                u.host_str().unwrap_or(""),
-                u.path()
-            )
-        })
-        .unwrap_or_default();
-    format!("HTTP {kind}: {target}")
+    let target = error.url().map(without_query).unwrap_or_default();
+    SendError {
+        message: format!("HTTP {kind}: {target}"),
+        retryable: true,
+    }
 }

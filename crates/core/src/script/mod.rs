@@ -336,11 +336,7 @@ async fn run_async(
         )
         .await;
     let context = AsyncContext::full(&runtime).await.map_err(setup)?;
-    let client = reqwest::Client::builder()
-        .timeout(limits.http_timeout)
-        .user_agent(concat!("pg_nango/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ScriptError::Setup(format!("could not build the HTTP client: {e}")))?;
+    let client = Rc::new(http::HttpClient::new(&limits).map_err(ScriptError::Setup)?);
 
     let modules = run.modules.clone();
     let memory_limit = limits.memory_bytes;
@@ -404,7 +400,7 @@ async fn execute<'js>(
     ctx: &Ctx<'js>,
     run: &ScriptRun,
     host: Rc<RefCell<dyn Host>>,
-    client: reqwest::Client,
+    client: Rc<http::HttpClient>,
 ) -> rquickjs::Result<Option<String>> {
     let (sdk, evaluated) = Module::declare(ctx.clone(), SDK_MODULE, SDK_JS)?.eval()?;
     evaluated.into_future::<()>().await?;
@@ -470,10 +466,11 @@ fn host_functions<'js>(
     ctx: &Ctx<'js>,
     run: &ScriptRun,
     host: Rc<RefCell<dyn Host>>,
-    client: reqwest::Client,
+    client: Rc<http::HttpClient>,
 ) -> rquickjs::Result<Object<'js>> {
     let object = Object::new(ctx.clone())?;
     let connection = Rc::new(RefCell::new(run.connection.clone()));
+    let refreshing = Rc::new(tokio::sync::Mutex::new(()));
     let proxy = Rc::new((
         run.provider.clone(),
         run.oauth_client.clone(),
@@ -491,11 +488,12 @@ fn host_functions<'js>(
                 let client = client.clone();
                 let host = request_host.clone();
                 let connection = request_connection.clone();
+                let refreshing = refreshing.clone();
                 async move {
                     let (provider, oauth_client, base_delay) = &*proxy;
                     let call: ProxyCall = serde_json::from_str(&call_json)
                         .map_err(|e| Exception::throw_message(&ctx, &format!("invalid proxy configuration: {e}")))?;
-                    let connection = fresh_connection(&client, provider, oauth_client.as_ref(), &connection, &host)
+                    let connection = fresh_connection(&client, provider, oauth_client.as_ref(), &connection, &refreshing, &host)
                         .await
                         .map_err(|e| Exception::throw_message(&ctx, &e))?;
                     let request = build_request(provider, &connection, &call).map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
@@ -578,15 +576,26 @@ fn host_functions<'js>(
 }
 
 /// The connection with usable credentials: an OAuth2 token about to expire is refreshed first, at most one
-/// refresh at a time per connection (the host's lock); a run that waited for another's refresh uses its
-/// result.
+/// refresh at a time per connection; a request or run that waited for another's refresh uses its result.
+///
+/// Two locks: `refreshing` orders the concurrent requests of this run (`Promise.all` of two calls), which
+/// share one session and so would both pass the host's lock, and the host's lock orders runs.
 async fn fresh_connection(
-    client: &reqwest::Client,
+    client: &http::HttpClient,
     provider: &Provider,
     oauth_client: Option<&OAuthClient>,
     connection: &RefCell<ConnectionInfo>,
+    refreshing: &tokio::sync::Mutex<()>,
     host: &RefCell<dyn Host>,
 ) -> Result<ConnectionInfo, String> {
+    if !needs_refresh(
+        &connection.borrow().credentials,
+        provider,
+        chrono::Utc::now(),
+    ) {
+        return Ok(connection.borrow().clone());
+    }
+    let _one_refresh = refreshing.lock().await;
     let mut current = connection.borrow().clone();
     if !needs_refresh(&current.credentials, provider, chrono::Utc::now()) {
         return Ok(current);
@@ -602,7 +611,9 @@ async fn fresh_connection(
     }
     let refreshed = async {
         let request = refresh_request(provider, &current, oauth_client)?;
-        let response = http::send_once(client, &request).await?;
+        let response = http::send_once(client, &request)
+            .await
+            .map_err(|e| e.message)?;
         if response.status >= 400 {
             return Err(format!(
                 "refreshing the OAuth2 token failed: the token endpoint answered HTTP {}",

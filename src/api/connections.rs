@@ -1,0 +1,32 @@
+//! Checks on a connection's input that need the provider's definition, made by `nango.create_connection`.
+
+use pgrx::prelude::*;
+
+/// Refuses a `connection_config` whose values would change the structure of the provider's URLs: a value
+/// the base URL or token URL puts into a host or port (Zendesk's `${connectionConfig.subdomain}`) may not
+/// hold `/ ? # @ :` or whitespace. An integration that does not exist is left to the caller to report.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _check_connection_config(provider_config_key: &str, connection_config: pgrx::JsonB) {
+    let definition = Spi::get_one_with_args::<pgrx::JsonB>(
+        "SELECT p.definition FROM nango.integrations i JOIN nango.providers p ON p.name = i.provider
+         WHERE i.unique_key = $1",
+        &[provider_config_key.into()],
+    )
+    .unwrap_or_else(|e| error!("could not read the provider of integration \"{provider_config_key}\": {e}"));
+    let Some(pgrx::JsonB(definition)) = definition else {
+        return;
+    };
+    let provider: pg_nango_core::providers::Provider = serde_json::from_value(definition)
+        .unwrap_or_else(|e| {
+            error!("the provider of integration \"{provider_config_key}\" is not valid: {e}")
+        });
+    if let Err(refused) =
+        pg_nango_core::providers::check_connection_config(&provider, &connection_config.0)
+    {
+        super::fail(
+            format!("connection_config is refused: {refused}"),
+            "A value placed in a URL's host must be a host name part (letters, digits, - and .), one in a port a number.",
+        );
+    }
+}
