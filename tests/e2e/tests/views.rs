@@ -88,10 +88,7 @@ fn ident(name: &str) -> String {
 fn read(client: &mut Client, view: &str, column: &str, id: &str) -> Option<String> {
     client
         .query_one(
-            &format!(
-                "SELECT {}::text FROM {view} WHERE id = $1",
-                ident(column)
-            ),
+            &format!("SELECT {}::text FROM {view} WHERE id = $1", ident(column)),
             &[&id],
         )
         .unwrap_or_else(|e| panic!("read {column} from {view}: {e}"))
@@ -113,7 +110,9 @@ fn columns(client: &mut Client, view: &str) -> Vec<String> {
 }
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
-    DEPLOYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    DEPLOYS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[test]
@@ -130,9 +129,7 @@ fn a_field_name_cannot_inject_sql_under_either_string_setting() {
                  GRANT EXECUTE ON FUNCTION nango.deploy(text, jsonb, boolean) TO {role};"
             ))
             .unwrap();
-        let field = format!(
-            "\\' FROM nango.stored_records r; ALTER ROLE {role} SUPERUSER; --"
-        );
+        let field = format!("\\' FROM nango.stored_records r; ALTER ROLE {role} SUPERUSER; --");
         // In YAML single quotes a backslash is itself and '' is one quote.
         let yaml_key = format!("'{}'", field.replace('\'', "''"));
         let config = config(
@@ -245,7 +242,9 @@ fn a_field_name_past_63_bytes_gets_a_column() {
         &mut client,
         &config(
             &["LongField"],
-            &format!("  LongField:\n    id: string\n    {long}: string\n    _nango_cursor: string\n"),
+            &format!(
+                "  LongField:\n    id: string\n    {long}: string\n    _nango_cursor: string\n"
+            ),
         ),
     );
     let columns = columns(&mut client, "long_field");
@@ -281,7 +280,10 @@ fn a_field_name_past_63_bytes_gets_a_column() {
 fn grants_on_a_typed_view_survive_redeploys() {
     let _guard = lock();
     let mut admin = connect();
-    let v1 = config(&["Grant"], "  Grant:\n    id: string\n    subject: string\n");
+    let v1 = config(
+        &["Grant"],
+        "  Grant:\n    id: string\n    subject: string\n",
+    );
     deploy(&mut admin, &v1);
     save(
         &mut admin,
@@ -300,7 +302,10 @@ fn grants_on_a_typed_view_survive_redeploys() {
     );
     // The same deploy, one that adds a field (replaced in place) and one that changes a field's type and
     // removes another (dropped and created again).
-    let changed = config(&["Grant"], "  Grant:\n    id: string\n    subject: number\n");
+    let changed = config(
+        &["Grant"],
+        "  Grant:\n    id: string\n    subject: number\n",
+    );
     for (step, config) in [("same", &v1), ("added", &added), ("changed", &changed)] {
         deploy(&mut admin, config);
         let granted: bool = admin
@@ -334,7 +339,10 @@ fn a_view_built_on_a_typed_view_survives_a_redeploy_that_adds_a_field() {
     let mut client = connect();
     let v1 = config(&["Note"], "  Note:\n    id: string\n    text: string\n");
     deploy(&mut client, &v1);
-    save(&mut client, json!({"Note": [{"id": "1", "text": "first", "pinned": true}]}));
+    save(
+        &mut client,
+        json!({"Note": [{"id": "1", "text": "first", "pinned": true}]}),
+    );
     client
         .batch_execute(
             "CREATE VIEW public.my_notes AS SELECT id, text FROM nango_records.note WHERE _nango_deleted_at IS NULL",

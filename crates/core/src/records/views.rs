@@ -90,7 +90,11 @@ pub struct ViewPlan {
 /// The `_nango_*` metadata columns, after the fields: (name, type, expression).
 const METADATA: [(&str, &str, &str); 7] = [
     ("_nango_connection_id", "text", "c.connection_id"),
-    ("_nango_provider_config_key", "text", "c.provider_config_key"),
+    (
+        "_nango_provider_config_key",
+        "text",
+        "c.provider_config_key",
+    ),
     (
         "_nango_first_seen_at",
         "timestamp with time zone",
@@ -257,10 +261,7 @@ fn free_name(base: &str, taken: &BTreeSet<String>) -> String {
     (2..)
         .map(|n| {
             let suffix = format!("_{n}");
-            format!(
-                "{}{suffix}",
-                cut(base, MAX_IDENTIFIER_BYTES - suffix.len())
-            )
+            format!("{}{suffix}", cut(base, MAX_IDENTIFIER_BYTES - suffix.len()))
         })
         .find(|candidate| !taken.contains(candidate))
         .unwrap_or_default()
@@ -275,9 +276,7 @@ fn plan_columns(model: &Model, view: &str, warnings: &mut Vec<String>) -> Vec<Co
         .fields
         .iter()
         .map(|f| {
-            !f.name.is_empty()
-                && f.name.len() <= MAX_IDENTIFIER_BYTES
-                && !taken.contains(&f.name)
+            !f.name.is_empty() && f.name.len() <= MAX_IDENTIFIER_BYTES && !taken.contains(&f.name)
         })
         .collect();
     for (field, exact) in model.fields.iter().zip(&exact) {
@@ -710,7 +709,10 @@ mod tests {
         assert_eq!(warnings.len(), 3);
         assert!(warnings[0].contains("Postgres keeps 63 bytes of a name"));
         // The same name is shortened the same way every time.
-        assert_eq!(plan(&format!("Ticket:\n  {long_a}: string\n")).0[0].columns[0].name, names[0]);
+        assert_eq!(
+            plan(&format!("Ticket:\n  {long_a}: string\n")).0[0].columns[0].name,
+            names[0]
+        );
         // A long model name too, and its view reads its records by the whole name.
         let model = format!("Very{}", "Long".repeat(20));
         let (plans, _) = plan(&format!("{model}:\n  id: string\n"));
@@ -745,21 +747,31 @@ mod tests {
             .map(|c| (c.name.clone(), c.sql_type.to_string()))
             .collect();
         // Same columns: replaced.
-        assert!(matches!(before[0].change(&existing), ViewChange::Replace(_)));
+        assert!(matches!(
+            before[0].change(&existing),
+            ViewChange::Replace(_)
+        ));
         // A field added in front: kept columns stay where they are, the new one comes last.
         let (after, _) = plan("Ticket:\n  added: string\n  id: string\n  n: number\n");
         let ViewChange::Replace(sql) = after[0].change(&existing) else {
             panic!("not replaced");
         };
         assert!(
-            sql.contains("r.cursor::text AS \"_nango_cursor\", r.data ->> 'added' AS \"added\" FROM"),
+            sql.contains(
+                "r.cursor::text AS \"_nango_cursor\", r.data ->> 'added' AS \"added\" FROM"
+            ),
             "{sql}"
         );
         // A type changed or a field removed: recreated, in natural order.
         let (changed, _) = plan("Ticket:\n  id: string\n  n: string\n");
-        assert!(matches!(changed[0].change(&existing), ViewChange::Recreate(sql) if sql.starts_with("CREATE VIEW")));
+        assert!(
+            matches!(changed[0].change(&existing), ViewChange::Recreate(sql) if sql.starts_with("CREATE VIEW"))
+        );
         let (removed, _) = plan("Ticket:\n  id: string\n");
-        assert!(matches!(removed[0].change(&existing), ViewChange::Recreate(_)));
+        assert!(matches!(
+            removed[0].change(&existing),
+            ViewChange::Recreate(_)
+        ));
     }
 
     #[test]
