@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pg_nango_core::deploy::{DeploymentPlan, is_script_path, plan_with_packages};
-use pg_nango_core::records::views::{view_name, view_sql};
+use pg_nango_core::records::views::{self, ViewChange, ViewPlan};
 use pgrx::prelude::*;
 use serde_json::{Value, json};
 
@@ -183,6 +183,8 @@ fn ensure_integrations(plan: &DeploymentPlan) {
 }
 
 fn write(plan: &DeploymentPlan, config: &str) -> Value {
+    // Planned before anything is written: a model whose names Postgres cannot store fails the deploy here.
+    let (view_plans, view_warnings, gone_views) = plan_views(plan);
     run("DELETE FROM nango.files", &[]);
     for (path, (source, module)) in &plan.modules {
         run(
@@ -196,35 +198,7 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
         );
     }
 
-    let old_models = select_strings("SELECT name FROM nango.models");
-    for name in old_models
-        .iter()
-        .filter(|m| !plan.config.models.contains_key(*m))
-    {
-        run(&format!("DROP VIEW IF EXISTS {}", view_name(name)), &[]);
-    }
-    run("DELETE FROM nango.models", &[]);
-    // DROP VIEW IF EXISTS says "does not exist, skipping" for every new model; keep the deploy quiet.
-    let previous_level = Spi::get_one::<String>("SELECT current_setting('client_min_messages')")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "notice".into());
-    run(
-        "SELECT set_config('client_min_messages', 'warning', true)",
-        &[],
-    );
-    for (name, model) in &plan.config.models {
-        let definition = serde_json::to_value(model).unwrap_or_default();
-        run(
-            "INSERT INTO nango.models (name, definition) VALUES ($1, $2)",
-            &[name.as_str().into(), pgrx::JsonB(definition).into()],
-        );
-        run(&view_sql(model), &[]);
-    }
-    run(
-        "SELECT set_config('client_min_messages', $1, true)",
-        &[previous_level.as_str().into()],
-    );
+    let views = write_views(plan, &view_plans, &gone_views);
 
     let mut sync_keys = Vec::new();
     for sync in &plan.syncs {
@@ -293,7 +267,8 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
         "syncs": plan.syncs.iter().map(|s| json!({"integration": s.integration, "name": s.config.name, "runs": s.config.runs, "models": s.config.output, "file": s.entry_file})).collect::<Vec<_>>(),
         "actions": plan.actions.iter().map(|a| json!({"integration": a.integration, "name": a.config.name, "file": a.entry_file})).collect::<Vec<_>>(),
         "models": plan.config.models.keys().collect::<Vec<_>>(),
-        "warnings": plan.config.warnings,
+        "views": views,
+        "warnings": plan.config.warnings.iter().chain(&view_warnings).collect::<Vec<_>>(),
     });
     run(
         "INSERT INTO nango.deployments (config, summary) VALUES ($1, $2)",
@@ -302,14 +277,201 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
     summary
 }
 
+/// The typed views this deploy wants, a warning for each view or column not named as its model or field, and
+/// the views of the models no longer deployed.
+fn plan_views(plan: &DeploymentPlan) -> (Vec<ViewPlan>, Vec<String>, Vec<String>) {
+    let previous: BTreeMap<String, Option<String>> = Spi::connect(|client| {
+        client
+            .select("SELECT name, view_name FROM nango.models", None, &[])
+            .map(|rows| {
+                rows.filter_map(|row| {
+                    let name = row.get::<String>(1).ok().flatten()?;
+                    Some((name, row.get::<String>(2).ok().flatten()))
+                })
+                .collect()
+            })
+            .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
+    });
+    // Relations in nango_records that are no model's view (a row from before view names were kept has its
+    // view at the natural name): a new model's view never takes their name.
+    let view_of = |(name, view): (&String, &Option<String>)| {
+        view.clone().unwrap_or_else(|| views::snake_case(name))
+    };
+    let ours: Vec<String> = previous.iter().map(view_of).collect();
+    let gone: Vec<String> = previous
+        .iter()
+        .filter(|(name, _)| !plan.config.models.contains_key(*name))
+        .map(view_of)
+        .collect();
+    let occupied = select_strings_with(
+        "SELECT c.relname::text FROM pg_catalog.pg_class c
+         WHERE c.relnamespace = 'nango_records'::pg_catalog.regnamespace AND c.relname::text <> ALL ($1)",
+        &[ours.into()],
+    )
+    .into_iter()
+    .collect();
+    let (plans, warnings) = views::plan_views(&plan.config.models, &previous, &occupied)
+        .unwrap_or_else(|e| {
+            super::fail(
+                format!("deploy failed: {e}"),
+                "nothing was deployed; the previous deployment keeps running",
+            )
+        });
+    (plans, warnings, gone)
+}
+
+/// Drops the views of models no longer deployed, brings every model's view to its plan and records the
+/// models with their view names. Returns `{"Model": "nango_records.view"}`.
+fn write_views(plan: &DeploymentPlan, view_plans: &[ViewPlan], gone: &[String]) -> Value {
+    // Dropped first, also when a new model takes the name: its grants were given for another model's records.
+    for view in gone {
+        if view_exists(view) {
+            drop_view(view, "its model is no longer deployed");
+        }
+    }
+    run("DELETE FROM nango.models", &[]);
+    let mut names = serde_json::Map::new();
+    for view_plan in view_plans {
+        let model = &plan.config.models[&view_plan.model];
+        run(
+            "INSERT INTO nango.models (name, definition, view_name) VALUES ($1, $2, $3)",
+            &[
+                view_plan.model.as_str().into(),
+                pgrx::JsonB(serde_json::to_value(model).unwrap_or_default()).into(),
+                view_plan.view.as_str().into(),
+            ],
+        );
+        let existing = view_columns(&view_plan.view);
+        match view_plan.change(&existing) {
+            ViewChange::Replace(sql) => run(&sql, &[]),
+            ViewChange::Recreate(sql) => {
+                let grants = view_grants(&view_plan.view);
+                drop_view(&view_plan.view, "a column was removed or changed type");
+                run(&sql, &[]);
+                for grant in grants {
+                    run(&grant, &[]);
+                }
+            }
+        }
+        names.insert(
+            view_plan.model.clone(),
+            // Quoted only where needed, as a user would type it.
+            Value::String(
+                Spi::get_one_with_args::<String>(
+                    "SELECT 'nango_records.' || pg_catalog.quote_ident($1)",
+                    &[view_plan.view.as_str().into()],
+                )
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| views::qualified(&view_plan.view)),
+            ),
+        );
+    }
+    Value::Object(names)
+}
+
+/// Whether `nango_records.<view>` exists.
+fn view_exists(view: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class
+                        WHERE relnamespace = 'nango_records'::pg_catalog.regnamespace AND relname = $1)",
+        &[view.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// The (name, type) of a typed view's columns in order; empty when there is no such view.
+fn view_columns(view: &str) -> Vec<(String, String)> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
+                 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+                 WHERE c.relnamespace = 'nango_records'::pg_catalog.regnamespace AND c.relname = $1
+                   AND c.relkind = 'v' AND a.attnum > 0 AND NOT a.attisdropped
+                 ORDER BY a.attnum",
+                None,
+                &[view.into()],
+            )
+            .map(|rows| {
+                rows.filter_map(|row| {
+                    Some((
+                        row.get::<String>(1).ok().flatten()?,
+                        row.get::<String>(2).ok().flatten()?,
+                    ))
+                })
+                .collect()
+            })
+            .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
+    })
+}
+
+/// The GRANTs that give back the privileges granted on a view (its owner's own are implicit).
+fn view_grants(view: &str) -> Vec<String> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT a.privilege_type, r.rolname::text, a.is_grantable
+                 FROM pg_catalog.pg_class c
+                 CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+                 LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+                 WHERE c.relnamespace = 'nango_records'::pg_catalog.regnamespace AND c.relname = $1
+                   AND a.grantee <> c.relowner",
+                None,
+                &[view.into()],
+            )
+            .map(|rows| {
+                rows.map(|row| {
+                    let privilege = row.get::<String>(1).ok().flatten().unwrap_or_default();
+                    let grantee = row.get::<String>(2).ok().flatten();
+                    let grantable = row.get::<bool>(3).ok().flatten().unwrap_or(false);
+                    views::grant_sql(view, &privilege, grantee.as_deref(), grantable)
+                        .unwrap_or_else(|e| error!("deploy failed: {e}"))
+                })
+                .collect()
+            })
+            .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
+    })
+}
+
+/// Drops a typed view; refuses when other views are built on it, naming them, rather than dropping them too.
+fn drop_view(view: &str, why: &str) {
+    let dependents = select_strings_with(
+        "SELECT DISTINCT d.ev_class::pg_catalog.regclass::text
+         FROM pg_catalog.pg_class c
+         JOIN pg_catalog.pg_depend p ON p.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND p.refobjid = c.oid
+         JOIN pg_catalog.pg_rewrite d ON p.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.oid = p.objid
+         WHERE c.relnamespace = 'nango_records'::pg_catalog.regnamespace AND c.relname = $1 AND d.ev_class <> c.oid
+         ORDER BY 1",
+        &[view.into()],
+    );
+    if !dependents.is_empty() {
+        super::fail(
+            format!(
+                "deploy failed: {} must be dropped ({why}) but {} depend on it",
+                views::qualified(view),
+                dependents.join(", ")
+            ),
+            "drop the views built on it first (and create them again after the deploy); nothing was deployed",
+        );
+    }
+    run(&format!("DROP VIEW {}", views::qualified(view)), &[]);
+}
+
 fn run(sql: &str, args: &[pgrx::datum::DatumWithOid]) {
     Spi::run_with_args(sql, args).unwrap_or_else(|e| error!("deploy failed while writing: {e}"));
 }
 
 fn select_strings(sql: &str) -> Vec<String> {
+    select_strings_with(sql, &[])
+}
+
+fn select_strings_with(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<String> {
     Spi::connect(|client| {
         client
-            .select(sql, None, &[])
+            .select(sql, None, args)
             .map(|rows| {
                 rows.filter_map(|row| row.get::<String>(1).ok().flatten())
                     .collect()
