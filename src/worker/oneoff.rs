@@ -31,7 +31,7 @@ use crate::store::host::SpiHost;
 use crate::store::jobs::ScriptContext;
 use crate::store::one_json;
 use crate::txn::run_txn;
-use crate::worker::run::{harden_session, run_isolated, set_application_name};
+use crate::worker::run::{harden_session, run_isolated, set_application_name, stop_requested};
 
 /// What a caller asks a one-off worker to run.
 #[derive(Debug, Serialize, Deserialize)]
@@ -201,7 +201,7 @@ pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
         Some(response) => response,
         None => OneOffResponse::Failed {
             error_type: "script_internal_error".into(),
-            message: "the run's worker ended without an answer (see the server log)".into(),
+            message: "the run's worker ended without an answer: it was stopped, or it failed (see the server log)".into(),
             payload: None,
         },
     }
@@ -233,6 +233,11 @@ fn caller_gone() -> bool {
         return false;
     }
     LAST_CHECK_MS.store(now, Ordering::Relaxed);
+    caller_exited()
+}
+
+/// True when the backend that started this worker has exited.
+fn caller_exited() -> bool {
     let caller = unsafe {
         pg_sys::MyBgworkerEntry
             .as_ref()
@@ -271,6 +276,11 @@ pub extern "C-unwind" fn pg_nango_oneoff_worker_main(argument: pg_sys::Datum) {
         }
         Err(message) => (String::new(), failed("script_internal_error", message)),
     };
+    if caller_exited() || stop_requested() {
+        // Nobody is left to read the answer (or remove its file): the caller is gone, or it was cancelled
+        // and stopped this worker; a worker stopped by anyone else leaves its caller "without an answer".
+        return;
+    }
     let answer = Envelope {
         nonce,
         body: serde_json::to_value(&response).unwrap_or_default(),

@@ -131,6 +131,11 @@ pub fn run_isolated(
     })
 }
 
+/// Whether this worker was told to stop (SIGTERM, or `also_stop` of [`run_isolated`]).
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::SeqCst) || BackgroundWorker::sigterm_received()
+}
+
 /// Ends the job as failed; if even that transaction fails, logs it (the scheduler will find the job's
 /// worker gone and end it).
 fn end_failed(job_id: i64, error_type: &str, description: &str) {
