@@ -4,6 +4,7 @@
 pub mod frequency;
 mod lines;
 pub mod models;
+pub mod yaml;
 
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
@@ -96,9 +97,9 @@ pub struct ActionConfig {
 
 /// Parses and validates `nango.yaml`. `min_frequency` is the smallest `runs:` interval accepted.
 pub fn parse_config(text: &str, min_frequency: Duration) -> Result<NangoConfig, ConfigError> {
-    let root: Value = serde_yaml::from_str(text).map_err(|e| ConfigError {
+    let root: Value = yaml::parse_bounded(text).map_err(|e| ConfigError {
         file: CONFIG_FILE.into(),
-        line: e.location().map_or(1, |l| l.line()),
+        line: e.line().unwrap_or(1),
         message: format!("invalid YAML: {}", strip_location(&e.to_string())),
     })?;
     let ctx = Ctx { text };

@@ -70,6 +70,16 @@ pub struct ModelError {
     pub message: String,
 }
 
+/// The deepest array type (`T[][]…`, counted in `[]`s) a field may have.
+pub const MAX_ARRAY_SUFFIXES: usize = 32;
+
+/// The longest `__extends` chain (a model extending one that extends another, and so on).
+pub const MAX_EXTENDS_DEPTH: usize = 64;
+
+/// The most fields the models may hold once each `__extends` has copied its parents' fields (each parent
+/// is read again for each model that extends it, so a few lines can otherwise stand for millions).
+pub const MAX_MODEL_FIELDS: usize = 1_000_000;
+
 /// Parses every model of a `models:` mapping. Warnings (e.g. an unknown type read as a string literal) are
 /// pushed to `warnings`.
 pub fn parse_models(
@@ -106,6 +116,7 @@ pub fn parse_models(
     let mut parser = Parser {
         names: &names,
         warnings,
+        budget: MAX_MODEL_FIELDS,
     };
     let mut parsed = BTreeMap::new();
     for (name, mapping) in &raw {
@@ -120,7 +131,9 @@ pub fn parse_models(
     Ok(parsed)
 }
 
-/// The models that can reach themselves through model references.
+/// The models that can reach themselves through model references: those in a strongly connected component
+/// of more than one model, or referring to themselves (Tarjan's algorithm, iterative, linear in the number of
+/// references: a search from each model would be quadratic).
 fn cyclic_models(models: &BTreeMap<String, Model>) -> Vec<String> {
     fn references<'a>(ty: &'a FieldType, out: &mut Vec<&'a str>) {
         match ty {
@@ -145,22 +158,72 @@ fn cyclic_models(models: &BTreeMap<String, Model>) -> Vec<String> {
             (name.as_str(), out)
         })
         .collect();
-    models
-        .keys()
-        .filter(|start| {
-            let mut stack: Vec<&str> = edges.get(start.as_str()).cloned().unwrap_or_default();
-            let mut seen = std::collections::BTreeSet::new();
-            while let Some(next) = stack.pop() {
-                if next == start.as_str() {
-                    return true;
+    let names: Vec<&str> = models.keys().map(String::as_str).collect();
+    let index_of = |name: &str| names.binary_search(&name).ok();
+    let successors: Vec<Vec<usize>> = names
+        .iter()
+        .map(|name| edges[name].iter().filter_map(|n| index_of(n)).collect())
+        .collect();
+    let mut cyclic = vec![false; names.len()];
+    let mut order = vec![usize::MAX; names.len()];
+    let mut low = vec![0; names.len()];
+    let mut on_stack = vec![false; names.len()];
+    let mut stack = Vec::new();
+    let mut next_order = 0;
+    for root in 0..names.len() {
+        if order[root] != usize::MAX {
+            continue;
+        }
+        // (node, index of its next successor to visit)
+        let mut calls = vec![(root, 0usize)];
+        order[root] = next_order;
+        low[root] = next_order;
+        next_order += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(frame) = calls.last_mut() {
+            let node = frame.0;
+            if let Some(&successor) = successors[node].get(frame.1) {
+                frame.1 += 1;
+                if successor == node {
+                    cyclic[node] = true;
                 }
-                if seen.insert(next) {
-                    stack.extend(edges.get(next).cloned().unwrap_or_default());
+                if order[successor] == usize::MAX {
+                    order[successor] = next_order;
+                    low[successor] = next_order;
+                    next_order += 1;
+                    stack.push(successor);
+                    on_stack[successor] = true;
+                    calls.push((successor, 0));
+                } else if on_stack[successor] {
+                    low[node] = low[node].min(order[successor]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(parent, _)) = calls.last() {
+                low[parent] = low[parent].min(low[node]);
+            }
+            if low[node] == order[node] {
+                let mut component = Vec::new();
+                while let Some(member) = stack.pop() {
+                    on_stack[member] = false;
+                    component.push(member);
+                    if member == node {
+                        break;
+                    }
+                }
+                if component.len() > 1 {
+                    component.iter().for_each(|&m| cyclic[m] = true);
                 }
             }
-            false
-        })
-        .cloned()
+        }
+    }
+    names
+        .iter()
+        .zip(cyclic)
+        .filter(|(_, cyclic)| *cyclic)
+        .map(|(name, _)| name.to_string())
         .collect()
 }
 
@@ -175,6 +238,7 @@ pub fn parse_type_expression(
     let mut parser = Parser {
         names: model_names,
         warnings,
+        budget: MAX_MODEL_FIELDS,
     };
     parser.string_type(text).map_err(|e| e.message)
 }
@@ -191,6 +255,8 @@ fn yaml_key(key: &Value) -> Option<String> {
 struct Parser<'a> {
     names: &'a [String],
     warnings: &'a mut Vec<String>,
+    /// Fields and types still allowed (see [`MAX_MODEL_FIELDS`]).
+    budget: usize,
 }
 
 struct TypeError {
@@ -198,6 +264,16 @@ struct TypeError {
 }
 
 impl Parser<'_> {
+    /// Counts one more field or type against the budget.
+    fn spend(&mut self) -> Result<(), TypeError> {
+        self.budget = self.budget.checked_sub(1).ok_or_else(|| TypeError {
+            message: format!(
+                "the models hold more than {MAX_MODEL_FIELDS} fields and types once __extends copies its parents' fields"
+            ),
+        })?;
+        Ok(())
+    }
+
     fn model(
         &mut self,
         name: &str,
@@ -226,6 +302,7 @@ impl Parser<'_> {
                 None => (key.clone(), false),
             };
             let ty = self.value_type(value).map_err(located)?;
+            self.spend().map_err(located)?;
             fields.push(Field {
                 name: field_name,
                 optional,
@@ -245,11 +322,25 @@ impl Parser<'_> {
                 if extending.iter().any(|e| e == parent) || parent == name {
                     continue;
                 }
+                if extending.len() >= MAX_EXTENDS_DEPTH {
+                    return Err(ModelError {
+                        model: name.to_string(),
+                        field: Some("__extends".into()),
+                        message: format!(
+                            "the __extends chain is longer than {MAX_EXTENDS_DEPTH} models"
+                        ),
+                    });
+                }
                 extending.push(name.to_string());
                 let parent_model = self.model(parent, parent_mapping, all, extending)?;
                 extending.pop();
                 for field in parent_model.fields {
                     if !fields.iter().any(|f| f.name == field.name) {
+                        self.spend().map_err(|e| ModelError {
+                            model: name.to_string(),
+                            field: Some("__extends".into()),
+                            message: e.message,
+                        })?;
                         fields.push(field);
                     }
                 }
@@ -266,6 +357,7 @@ impl Parser<'_> {
     }
 
     fn value_type(&mut self, value: &Value) -> Result<FieldType, TypeError> {
+        self.spend()?;
         match value {
             Value::Sequence(items) => {
                 let first = items.first().ok_or_else(|| TypeError {
@@ -312,15 +404,33 @@ impl Parser<'_> {
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(FieldType::Union { members });
         }
-        if let Some(base) = text.strip_suffix("[]") {
-            if base.trim().is_empty() {
+        if text.ends_with("[]") {
+            // Counted in a loop, not by recursion: the text is the user's, `[]` may repeat 100,000 times.
+            let mut base = text;
+            let mut suffixes = 0;
+            while let Some(inner) = base.strip_suffix("[]") {
+                base = inner.trim_end();
+                suffixes += 1;
+                if suffixes > MAX_ARRAY_SUFFIXES {
+                    return Err(TypeError {
+                        message: format!(
+                            "an array type may have at most {MAX_ARRAY_SUFFIXES} levels of []"
+                        ),
+                    });
+                }
+            }
+            if base.is_empty() {
                 return Err(TypeError {
                     message: "an empty array type [] needs an item type".into(),
                 });
             }
-            return Ok(FieldType::Array {
-                items: Box::new(self.string_type(base)?),
-            });
+            let mut ty = self.string_type(base)?;
+            for _ in 0..suffixes {
+                ty = FieldType::Array {
+                    items: Box::new(ty),
+                };
+            }
+            return Ok(ty);
         }
         let simple = match text.to_ascii_lowercase().as_str() {
             "integer" | "int" | "float" | "number" | "bigint" => Some(FieldType::Number),

@@ -73,8 +73,8 @@ pub enum CatalogError {
 
 /// Parses a providers YAML document into `(name, entry as JSON)` pairs, validating each entry.
 pub fn parse_catalog(yaml: &str) -> Result<Vec<(String, serde_json::Value)>, CatalogError> {
-    let root: serde_yaml::Value =
-        serde_yaml::from_str(yaml).map_err(|e| CatalogError::Yaml(e.to_string()))?;
+    let root =
+        crate::config::yaml::parse_bounded(yaml).map_err(|e| CatalogError::Yaml(e.to_string()))?;
     let serde_yaml::Value::Mapping(entries) = root else {
         return Err(CatalogError::NotAMapping);
     };

@@ -48,13 +48,17 @@ impl RecordBatch {
     ) -> Result<RecordBatch, E> {
         std::thread::scope(|scope| {
             let (sender, receiver) = mpsc::channel::<Vec<(String, String)>>();
-            let helper = spawn_without_signals(scope, move || {
-                receiver
-                    .into_iter()
-                    .flatten()
-                    .map(|(id, json)| OutgoingRecord::new(id, json))
-                    .collect::<Vec<_>>()
-            });
+            let helper = spawn_without_signals(
+                scope,
+                Builder::new().name("pg_nango hash".into()),
+                move || {
+                    receiver
+                        .into_iter()
+                        .flatten()
+                        .map(|(id, json)| OutgoingRecord::new(id, json))
+                        .collect::<Vec<_>>()
+                },
+            );
             let Ok(helper) = helper else {
                 let mut records = Vec::new();
                 fill(&mut |id, json| records.push(OutgoingRecord::new(id, json)))?;
@@ -111,10 +115,12 @@ pub fn content_hash(json: &str) -> ContentHash {
     Md5::digest(json.as_bytes()).into()
 }
 
-/// Starts a scoped thread with every signal blocked. A Postgres backend's signal handlers must run on its
-/// own thread, and a new thread starts with the signal mask of the thread that creates it.
-fn spawn_without_signals<'scope, T: Send + 'scope>(
+/// Starts a scoped thread, configured by `builder`, with every signal blocked. A Postgres backend's signal
+/// handlers must run on its own thread, and a new thread starts with the signal mask of the thread that
+/// creates it.
+pub(crate) fn spawn_without_signals<'scope, T: Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
+    builder: Builder,
     work: impl FnOnce() -> T + Send + 'scope,
 ) -> std::io::Result<ScopedJoinHandle<'scope, T>> {
     // SAFETY: sigfillset and pthread_sigmask only write the sets passed to them, which live on this stack.
@@ -123,9 +129,7 @@ fn spawn_without_signals<'scope, T: Send + 'scope>(
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        let spawned = Builder::new()
-            .name("pg_nango hash".into())
-            .spawn_scoped(scope, work);
+        let spawned = builder.spawn_scoped(scope, work);
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
         spawned
     }
@@ -173,7 +177,7 @@ mod tests {
     #[test]
     fn the_helper_thread_blocks_every_signal() {
         let blocked = std::thread::scope(|scope| {
-            spawn_without_signals(scope, || unsafe {
+            spawn_without_signals(scope, Builder::new(), || unsafe {
                 let mut current: libc::sigset_t = std::mem::zeroed();
                 libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current);
                 [

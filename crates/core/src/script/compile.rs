@@ -15,6 +15,8 @@ use oxc::semantic::SemanticBuilder;
 use oxc::span::SourceType;
 use oxc::transformer::{HelperLoaderMode, TransformOptions, Transformer};
 
+use crate::records::batch::spawn_without_signals;
+
 /// One compiled file: JavaScript, its source map (JSON), and the module specifiers it imports at run time.
 #[derive(Debug, Clone)]
 pub struct CompiledModule {
@@ -33,9 +35,73 @@ pub struct CompileError {
     pub message: String,
 }
 
+/// The deepest nesting [`compile`] accepts, counted as [`too_deep`] counts it (an over-estimate of the depth
+/// of the syntax tree). Hand-written code stays in the low hundreds; minified packages in the few hundreds.
+pub const MAX_NESTING: usize = 2_000;
+
+/// The stack of the thread a file is compiled on. oxc's parser, semantic analysis, transformer and code
+/// generator all recurse once per level of the syntax tree, with no check of their own. Measured (release
+/// build) on some fifty shapes of nesting at [`MAX_NESTING`], the costliest (parentheses) needs between
+/// 2.7 and 4 MB, under 2 KB per unit; 64 MB is sixteen times that, and the `fuzz` test checks that an
+/// eighth of it is enough for every shape at the limit. The stack is reserved, not touched: only what a
+/// file uses is ever backed by memory.
+pub const COMPILE_STACK: usize = 64 << 20;
+
 /// Compiles one `.ts`/`.js` file. `path` is the file's path inside the integrations folder; it names the
 /// file in errors and in the source map.
+///
+/// A file nested deeper than [`MAX_NESTING`] is refused before oxc sees it: oxc would overflow the stack,
+/// which no code can catch (the process aborts, and a Postgres backend that aborts restarts the cluster).
+/// The compile runs on its own thread with a stack of [`COMPILE_STACK`], far more than the accepted depth
+/// needs, whatever stack the caller has left.
 pub fn compile(path: &str, source: &str) -> Result<CompiledModule, CompileError> {
+    compile_on_stack(path, source, COMPILE_STACK)
+}
+
+/// [`compile`] on a thread with `stack_size` bytes of stack (tests check that far less than
+/// [`COMPILE_STACK`] is enough at [`MAX_NESTING`]).
+pub fn compile_on_stack(
+    path: &str,
+    source: &str,
+    stack_size: usize,
+) -> Result<CompiledModule, CompileError> {
+    let fail = |offset: usize, message: String| {
+        let (line, column) = line_and_column(source, offset);
+        CompileError {
+            file: path.to_string(),
+            line,
+            column,
+            message,
+        }
+    };
+    if let Some(offset) = too_deep(source, MAX_NESTING) {
+        return Err(fail(
+            offset,
+            format!(
+                "the code is nested too deeply here (more than {MAX_NESTING} levels of brackets, operators or statements in one expression); split it up"
+            ),
+        ));
+    }
+    let builder = std::thread::Builder::new()
+        .name("pg_nango compile".into())
+        .stack_size(stack_size);
+    std::thread::scope(|scope| {
+        let compiling = spawn_without_signals(scope, builder, || {
+            std::panic::catch_unwind(|| compile_here(path, source))
+        })
+        .map_err(|e| fail(0, format!("could not start the compiler's thread: {e}")))?;
+        match compiling.join() {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => Err(fail(
+                0,
+                "the TypeScript compiler failed on this file".into(),
+            )),
+        }
+    })
+}
+
+/// [`compile`] on the caller's stack, unguarded.
+fn compile_here(path: &str, source: &str) -> Result<CompiledModule, CompileError> {
     let allocator = Allocator::default();
     let source_type = if path.ends_with(".ts") || path.ends_with(".mts") {
         SourceType::ts().with_module(true)
@@ -79,6 +145,215 @@ pub fn compile(path: &str, source: &str) -> Result<CompiledModule, CompileError>
         source_map: output.map.map(|m| m.to_json_string()),
         imports,
     })
+}
+
+/// Where an over-estimate of the syntax tree's depth first passes `limit`, if it does.
+///
+/// A light lexer (comments, strings, template literals and regular expressions are recognised, the rest
+/// read as words and single punctuation characters) counts, at each point, the tokens that may enclose it:
+/// an opening bracket starts a level that its closing bracket ends; within a level every token counts one
+/// more (so `!!!!x`, `a?b?c?…`, `x=>y=>…`, `a=b=c=…`, `1+1+…`, `a.b.c…`, `f()()…`, `new new …` and
+/// `if (a) if (b) …` all grow the count as they grow the tree), and the count falls back to the level's
+/// start at a `;`, a `,`, or a line break where a statement can end (a word after a value, other than an
+/// operator word such as `instanceof`), unless an `else` follows, which continues the statement. Each node of oxc's tree on the path to any point has a token of its
+/// own before that point, so the count is at least the depth, in the units the stack measurements use.
+fn too_deep(source: &str, limit: usize) -> Option<usize> {
+    let bytes = source.as_bytes();
+    // Depth at which each open level's content starts, and whether a `}` closing it resumes a template.
+    let mut levels: Vec<(usize, bool)> = Vec::new();
+    let mut depth = 0usize;
+    // Whether the previous token ends a value (then `/` divides, and a line break may end the statement).
+    let mut after_value = false;
+    let mut line_break = false;
+    // The count before the last statement end, for an `else` that continues the statement it ended.
+    let mut before_end: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        match byte {
+            b'\n' | b'\r' => {
+                line_break = true;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | 0x0b | 0x0c => {
+                i += 1;
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |n| i + n);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = source[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
+                line_break |= bytes[i..end].contains(&b'\n');
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        let start = i;
+        let base = levels.last().map_or(0, |level| level.0);
+        let word_end = bytes[i..]
+            .iter()
+            .position(|&b| !is_word_byte(b))
+            .map_or(bytes.len(), |n| i + n);
+        let word = &source[i..word_end];
+        if line_break && after_value && !word.is_empty() && !OPERATOR_WORDS.contains(&word) {
+            before_end = Some(depth);
+            depth = base;
+        }
+        line_break = false;
+        // `if (a) x(); else if (b) y(); else …` nests each `if` in the one before.
+        if word == "else"
+            && let Some(before) = before_end
+        {
+            depth = depth.max(before);
+        }
+        before_end = None;
+        match byte {
+            b';' | b',' => {
+                before_end = Some(depth);
+                depth = base;
+                after_value = false;
+                i += 1;
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                levels.push((depth, false));
+                after_value = false;
+                i += 1;
+            }
+            b')' | b']' | b'}' => {
+                i += 1;
+                after_value = true;
+                match levels.pop() {
+                    Some((level, true)) => {
+                        depth = level;
+                        let (next, substitution) = template_text(bytes, i);
+                        i = next;
+                        if substitution {
+                            levels.push((depth, true));
+                            after_value = false;
+                        }
+                    }
+                    Some((level, false)) => depth = level,
+                    None => depth += 1,
+                }
+            }
+            b'`' => {
+                depth += 1;
+                let (next, substitution) = template_text(bytes, i + 1);
+                i = next;
+                after_value = !substitution;
+                if substitution {
+                    depth += 1;
+                    levels.push((depth, true));
+                }
+            }
+            b'\'' | b'"' => {
+                depth += 1;
+                i = literal_end(bytes, i, byte);
+                after_value = true;
+            }
+            b'/' if !after_value => {
+                depth += 1;
+                i = literal_end(bytes, i, b'/');
+                i += bytes[i..].iter().take_while(|&&b| is_word_byte(b)).count();
+                after_value = true;
+            }
+            _ if !word.is_empty() => {
+                depth += 1;
+                i = word_end;
+                after_value = !EXPRESSION_BEFORE_WORDS.contains(&word);
+            }
+            _ => {
+                depth += 1;
+                // A character of a multi-byte UTF-8 sequence is a word byte; this is ASCII punctuation.
+                i += 1;
+                after_value = false;
+            }
+        }
+        if depth > limit {
+            return Some(start);
+        }
+    }
+    None
+}
+
+/// Words that continue an expression across a line break.
+const OPERATOR_WORDS: &[&str] = &[
+    "in",
+    "of",
+    "instanceof",
+    "as",
+    "satisfies",
+    "extends",
+    "implements",
+    "is",
+    "keyof",
+];
+
+/// Words after which a `/` starts a regular expression rather than dividing.
+const EXPRESSION_BEFORE_WORDS: &[&str] = &[
+    "return",
+    "typeof",
+    "instanceof",
+    "in",
+    "of",
+    "new",
+    "delete",
+    "void",
+    "throw",
+    "case",
+    "do",
+    "else",
+    "yield",
+    "await",
+];
+
+fn is_word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(byte, b'_' | b'$' | b'\\' | b'#' | b'@')
+        || byte >= 0x80
+}
+
+/// The index after a string or regular expression literal opened by `quote` at `start`: after its closing
+/// `quote`, or at the line break that ends it unclosed (neither kind spans lines, so a misread `/` skips
+/// at most the rest of its line).
+fn literal_end(bytes: &[u8], start: usize, quote: u8) -> usize {
+    let mut i = start + 1;
+    let mut class = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'\n' | b'\r' => return i,
+            b'[' if quote == b'/' => class = true,
+            b']' if quote == b'/' => class = false,
+            b if b == quote && !class => return i + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// Scans template text from `i`: the index after its closing backtick (`false`), or after a `${` (`true`).
+fn template_text(bytes: &[u8], mut i: usize) -> (usize, bool) {
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'`' => return (i + 1, false),
+            b'$' if bytes.get(i + 1) == Some(&b'{') => return (i + 2, true),
+            _ => i += 1,
+        }
+    }
+    (bytes.len(), false)
 }
 
 /// The specifiers of `import`/`export … from` statements left after type-only imports were removed.

@@ -33,6 +33,11 @@ use crate::records::batch::RecordBatch;
 pub use modules::{ModuleMap, StoredModule};
 
 const SDK_JS: &str = include_str!("sdk.js");
+
+/// The stack QuickJS may use, counted from where the run starts. A backend's stack is 8 MB (the usual
+/// `ulimit -s`); Rust code called from JS (record writing, at most [`stringify::MAX_RECORD_DEPTH`] levels
+/// of a few hundred bytes) runs below this, so 1 MB leaves several megabytes spare.
+const JS_STACK_SIZE: usize = 1 << 20;
 const SDK_MODULE: &str = "pg_nango:sdk";
 
 /// What a script's record call asks for.
@@ -323,6 +328,9 @@ async fn run_async(
     let deadline = Instant::now() + limits.timeout;
     let runtime = AsyncRuntime::new().map_err(setup)?;
     runtime.set_memory_limit(limits.memory_bytes).await;
+    // Deep JS recursion must end as a thrown "stack overflow", not overflow the backend's stack (8 MB
+    // usually, Postgres' own frames above). Set here rather than left to the engine's default.
+    runtime.set_max_stack_size(JS_STACK_SIZE).await;
     let interrupt_cancelled = cancelled.clone();
     runtime
         .set_interrupt_handler(Some(Box::new(move || {
@@ -514,6 +522,7 @@ fn host_functions<'js>(
     )?;
 
     let save_host = host.clone();
+    let max_record_size = run.limits.max_record_size;
     object.set(
         "save",
         Function::new(
@@ -538,7 +547,7 @@ fn host_functions<'js>(
                 if checked.is_empty() {
                     return Ok(());
                 }
-                let batch = stringify::record_batch(&ctx, op.method(), checked)?;
+                let batch = stringify::record_batch(&ctx, op.method(), checked, max_record_size)?;
                 save_host
                     .borrow_mut()
                     .save(op, &model, batch)
@@ -553,6 +562,7 @@ fn host_functions<'js>(
         Function::new(
             ctx.clone(),
             move |level: String, message: String, payload: Option<String>| {
+                let payload = payload.map(stringify::log_payload);
                 log_host
                     .borrow_mut()
                     .log(&level, &message, payload.as_deref());

@@ -8,9 +8,13 @@
 //! method (a `Date`), whose result is written instead, as `JSON.stringify` does.
 //!
 //! A record that holds anything else (an instance of a class, a boxed primitive, a Proxy, a BigInt, or a
-//! structure deeper than [`MAX_DEPTH`], which is how a cycle shows) is handed whole to `JSON.stringify`,
-//! so the text, and any error, is always the one `JSON.stringify` gives. (A `toJSON` method met before
-//! such a value runs twice then.)
+//! cycle) is handed whole to `JSON.stringify`, so the text, and any error, is always the one
+//! `JSON.stringify` gives. (A `toJSON` method met before such a value runs twice then.)
+//!
+//! Two limits apply to every record, each failing the batch with an error that names the record's index:
+//! its JSON text may not pass the run's `max_record_size` (checked as the text grows, so an array of
+//! length 2^32 - 1 stops after the limit, not after four billion `null`s), and it may not be nested deeper
+//! than [`MAX_RECORD_DEPTH`] (the writer recurses once per level, on the backend's own stack).
 
 use std::cell::RefCell;
 use std::fmt::Write;
@@ -21,22 +25,54 @@ use rustc_hash::FxHashMap;
 use super::validate::CheckedRecord;
 use crate::records::batch::RecordBatch;
 
-/// Nesting deeper than this goes to `JSON.stringify`, which also reports cycles.
-const MAX_DEPTH: usize = 200;
+/// From this depth on, each object is looked for among the objects that enclose it: a cycle goes to
+/// `JSON.stringify`, which reports it in its own words.
+const CYCLE_CHECK_DEPTH: usize = 200;
+
+/// The deepest nesting of arrays and objects a record may have. Node's `JSON.stringify` manages about
+/// 5,000 levels with its default stack, QuickJS' about as many within its 1 MB; Postgres' `jsonb` input
+/// about 10,000 within its 2 MB `max_stack_depth`. 1,000 is far beyond any real record and keeps the
+/// writer's recursion (a few hundred bytes a level) well inside the backend's stack.
+pub const MAX_RECORD_DEPTH: usize = 1_000;
 
 /// Integers up to this magnitude are exact in a double and print the same in JS and Rust.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-/// Reads each of `records` (checked by [`super::validate`]) into a [`RecordBatch`].
+/// Reads each of `records` (checked by [`super::validate`]) into a [`RecordBatch`]; a record whose JSON
+/// text is longer than `max_record_size` bytes fails the batch.
 pub fn record_batch<'js>(
     ctx: &Ctx<'js>,
     method: &str,
     records: Vec<CheckedRecord<'js>>,
+    max_record_size: usize,
 ) -> rquickjs::Result<RecordBatch> {
-    let writer = Writer::new(ctx)?;
+    let writer = Writer::new(ctx, max_record_size)?;
     RecordBatch::hashed(|push| {
         for checked in records {
-            let json = writer.record(&checked.record)?;
+            let fail = |what: String| {
+                Exception::throw_message(
+                    ctx,
+                    &format!("nango.{method}: record at index {} {what}", checked.index),
+                )
+            };
+            let json = match writer.record(&checked.record) {
+                Ok(json) if json.len() > max_record_size => Err(Stop::TooLarge),
+                other => other,
+            };
+            let json = match json {
+                Ok(json) => json,
+                Err(Stop::TooLarge) => {
+                    return Err(fail(format!(
+                        "is larger than {max_record_size} bytes as JSON, the limit set by nango.max_record_size"
+                    )));
+                }
+                Err(Stop::TooDeep) => {
+                    return Err(fail(format!(
+                        "is nested deeper than {MAX_RECORD_DEPTH} levels of arrays and objects"
+                    )));
+                }
+                Err(_) => return Err(rquickjs::Error::Exception),
+            };
             if !json.starts_with('{') {
                 return Err(Exception::throw_type(
                     ctx,
@@ -52,12 +88,35 @@ pub fn record_batch<'js>(
     })
 }
 
+/// The largest log payload kept, as JSON text. Log lines are for reading; a larger payload would only
+/// fill `nango.logs` (and each one is a row written in its own transaction).
+pub const MAX_LOG_PAYLOAD: usize = 64 << 10;
+
+/// A log call's payload (JSON text) as it is stored: itself, or, past [`MAX_LOG_PAYLOAD`], a note saying
+/// that it was too large and how large it was.
+pub fn log_payload(json: String) -> String {
+    if json.len() <= MAX_LOG_PAYLOAD {
+        return json;
+    }
+    serde_json::json!({
+        "_nango_note": format!(
+            "the payload was {} bytes of JSON, more than the {MAX_LOG_PAYLOAD} bytes a log line keeps; it was left out",
+            json.len()
+        )
+    })
+    .to_string()
+}
+
 /// Why the direct path stopped.
 enum Stop {
     /// A value it does not write: `JSON.stringify` takes the record.
     Unusual,
     /// A JS exception (a throwing getter or `toJSON`), pending in the context, passed on to the script.
     Thrown,
+    /// The text passed the record size limit.
+    TooLarge,
+    /// The record is nested deeper than [`MAX_RECORD_DEPTH`].
+    TooDeep,
 }
 
 /// The key a value is stored under, passed to its `toJSON`.
@@ -167,10 +226,14 @@ struct Writer<'js> {
     array_prototype: *mut std::ffi::c_void,
     /// Property names as quoted JSON, per atom (each held once here): a batch's records share their keys.
     keys: RefCell<FxHashMap<qjs::JSAtom, Box<str>>>,
+    /// The longest text a record may have.
+    limit: usize,
+    /// The objects that enclose the value being written, innermost last, to tell a cycle from depth.
+    path: RefCell<Vec<*mut std::ffi::c_void>>,
 }
 
 impl<'js> Writer<'js> {
-    fn new(ctx: &Ctx<'js>) -> rquickjs::Result<Self> {
+    fn new(ctx: &Ctx<'js>, limit: usize) -> rquickjs::Result<Self> {
         let prototype = |name: &str| -> rquickjs::Result<Object<'js>> {
             let constructor: Object = ctx.globals().get(name)?;
             constructor.get("prototype")
@@ -193,31 +256,56 @@ impl<'js> Writer<'js> {
             object_prototype,
             array_prototype,
             keys: RefCell::new(FxHashMap::default()),
+            limit,
+            path: RefCell::new(Vec::new()),
         })
     }
 
-    /// One record's JSON text.
-    fn record(&self, record: &Value<'js>) -> rquickjs::Result<String> {
+    /// One record's JSON text. `Thrown` leaves the exception pending in the context.
+    fn record(&self, record: &Value<'js>) -> Result<String, Stop> {
         let mut out = String::with_capacity(1024);
+        self.path.borrow_mut().clear();
         match self.value(record.as_raw(), Place::ROOT, &mut out) {
             Ok(true) => Ok(out),
             Ok(false) => Ok(String::new()),
-            Err(Stop::Thrown) => Err(rquickjs::Error::Exception),
-            Err(Stop::Unusual) => Ok(self
-                .ctx
-                .json_stringify(record.clone())?
-                .map(|text| text.to_string())
-                .transpose()?
-                .unwrap_or_default()),
+            Err(Stop::Unusual) => {
+                // The text of JSON.stringify lives in the QuickJS heap (bounded by the memory limit) until
+                // it is measured here.
+                let text = self
+                    .ctx
+                    .json_stringify(record.clone())
+                    .map_err(|_| Stop::Thrown)?;
+                let Some(text) = text else {
+                    return Ok(String::new());
+                };
+                let mut len = 0;
+                // SAFETY: `text` is a live string of this context; only its length is read.
+                let ptr =
+                    unsafe { qjs::JS_ToCStringLen2(self.raw, &mut len, text.as_raw(), false) };
+                let text = CText::new(self.raw, ptr, len)?;
+                if text.len > self.limit {
+                    return Err(Stop::TooLarge);
+                }
+                // SAFETY: QuickJS gives `len` bytes at `ptr`, alive while `text` is.
+                let bytes = unsafe { std::slice::from_raw_parts(text.ptr.cast::<u8>(), text.len) };
+                Ok(String::from_utf8_lossy(bytes).into_owned())
+            }
+            Err(stop) => Err(stop),
+        }
+    }
+
+    /// Fails once `out` has passed the record size limit.
+    fn within_limit(&self, out: &str) -> Result<(), Stop> {
+        if out.len() > self.limit {
+            Err(Stop::TooLarge)
+        } else {
+            Ok(())
         }
     }
 
     /// Writes `value` (borrowed); `false` when `JSON.stringify` would leave it out (undefined, a function,
     /// a symbol).
     fn value(&self, value: qjs::JSValue, place: Place, out: &mut String) -> Result<bool, Stop> {
-        if place.depth > MAX_DEPTH {
-            return Err(Stop::Unusual);
-        }
         // SAFETY: `value` is a live value of this context; the accessors match its tag.
         unsafe {
             match qjs::JS_VALUE_GET_TAG(value) {
@@ -233,7 +321,12 @@ impl<'js> Writer<'js> {
                 }
                 qjs::JS_TAG_FLOAT64 => self.number(value, qjs::JS_VALUE_GET_FLOAT64(value), out)?,
                 qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => {
-                    quote(self.text_of(value)?.as_str().ok_or(Stop::Unusual)?, out);
+                    let text = self.text_of(value)?;
+                    // Refused before it is copied: a string may be as large as the script's heap.
+                    if out.len().saturating_add(text.len) > self.limit {
+                        return Err(Stop::TooLarge);
+                    }
+                    quote(text.as_str().ok_or(Stop::Unusual)?, out);
                 }
                 qjs::JS_TAG_OBJECT => return self.object(value, place, out),
                 _ => return Err(Stop::Unusual),
@@ -293,6 +386,15 @@ impl<'js> Writer<'js> {
             if qjs::JS_IsFunction(self.raw, value) {
                 return Ok(false);
             }
+            let address = qjs::JS_VALUE_GET_PTR(value);
+            if place.depth >= CYCLE_CHECK_DEPTH {
+                if self.path.borrow().contains(&address) {
+                    return Err(Stop::Unusual);
+                }
+                if place.depth >= MAX_RECORD_DEPTH {
+                    return Err(Stop::TooDeep);
+                }
+            }
             // Not a Proxy, so this cannot throw; only the prototype's address is compared.
             let prototype = Owned::new(self.raw, qjs::JS_GetPrototype(self.raw, value))?;
             let prototype = if qjs::JS_VALUE_GET_TAG(prototype.value) == qjs::JS_TAG_OBJECT {
@@ -300,16 +402,20 @@ impl<'js> Writer<'js> {
             } else {
                 std::ptr::null_mut()
             };
-            if qjs::JS_IsArray(value) {
-                if prototype != self.array_prototype {
-                    return Err(Stop::Unusual);
-                }
-                self.array(value, place, out)?;
-            } else if prototype.is_null() || prototype == self.object_prototype {
-                self.properties(value, place, out)?;
-            } else {
+            let array = qjs::JS_IsArray(value);
+            if !(array && prototype == self.array_prototype
+                || !array && (prototype.is_null() || prototype == self.object_prototype))
+            {
                 return Err(Stop::Unusual);
             }
+            self.path.borrow_mut().push(address);
+            let written = if array {
+                self.array(value, place, out)
+            } else {
+                self.properties(value, place, out)
+            };
+            self.path.borrow_mut().pop();
+            written?;
         }
         Ok(true)
     }
@@ -348,6 +454,7 @@ impl<'js> Writer<'js> {
             if !self.value(item.value, place.child(Key::Index(index)), out)? {
                 out.push_str("null");
             }
+            self.within_limit(out)?;
         }
         out.push(']');
         Ok(())
@@ -375,6 +482,7 @@ impl<'js> Writer<'js> {
             } else {
                 out.truncate(mark);
             }
+            self.within_limit(out)?;
         }
         out.push('}');
         Ok(())
@@ -530,7 +638,7 @@ mod tests {
             records,
             &mut |_| {},
         )?;
-        record_batch(ctx, "batchSave", checked)
+        record_batch(ctx, "batchSave", checked, 1 << 20)
     }
 
     /// Each record of `script` (a JS expression for an array) written here and by JSON.stringify.

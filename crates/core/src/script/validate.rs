@@ -5,14 +5,19 @@
 //! occurrence, in that occurrence's place, and each repetition is reported through `warn`.
 //!
 //! The first record that fails throws an `Error` naming its index; the batch is then not written at all.
+//! A batch of more than [`MAX_BATCH_RECORDS`] records fails as a whole, before any record is read.
 //! Done here rather than in the SDK's JavaScript because a page of records passes through it on every
 //! save: in JS, a closure call and a `Map` entry per record cost about a twentieth of a re-sync.
 
-use rquickjs::{Array, Atom, Coerced, Ctx, Exception, Value};
+use rquickjs::{Array, Atom, Coerced, Ctx, Exception, Value, qjs};
 use rustc_hash::FxHashMap;
 
 /// The longest id, in UTF-16 units (JavaScript's `length`), as Nango allows.
 pub const MAX_ID_LENGTH: usize = 255;
+
+/// The most records one call may pass. Nango saves pages of a few hundred; a batch this size already
+/// holds a few hundred megabytes of JSON, which the store sends to Postgres in one statement.
+pub const MAX_BATCH_RECORDS: usize = 100_000;
 
 /// A record that passed, with its id as a string and its index in the batch as the script passed it.
 pub struct CheckedRecord<'js> {
@@ -37,11 +42,28 @@ pub fn checked_records<'js>(
             &format!("nango.{method}: record at index {index} {what}"),
         )
     };
-    let mut kept: Vec<Option<CheckedRecord<'js>>> = Vec::with_capacity(records.len());
+    // The length is the script's to choose (`new Array(2 ** 31 - 1)`, 2 ** 32 - 1, or whatever a Proxy
+    // answers): read as `JS_GetLength` reads it (never a panic, whatever it is) and checked before anything
+    // is sized by it.
+    let mut length = 0i64;
+    // SAFETY: `records` is a live object of this context.
+    if unsafe { qjs::JS_GetLength(ctx.as_raw().as_ptr(), records.as_raw(), &mut length) } < 0 {
+        return Err(rquickjs::Error::Exception);
+    }
+    let length = usize::try_from(length).unwrap_or(usize::MAX);
+    if length > MAX_BATCH_RECORDS {
+        return Err(Exception::throw_range(
+            ctx,
+            &format!(
+                "nango.{method}: a batch holds at most {MAX_BATCH_RECORDS} records and this one has {length}; save in smaller batches"
+            ),
+        ));
+    }
+    let mut kept: Vec<Option<CheckedRecord<'js>>> = Vec::with_capacity(length);
     // Where each id was last seen in `kept`.
     let mut last_seen: FxHashMap<String, usize> = FxHashMap::default();
-    for (index, record) in records.iter::<Value>().enumerate() {
-        let record = record?;
+    for index in 0..length {
+        let record: Value = records.get(index)?;
         let object = match record.as_object() {
             Some(object) if !record.is_array() && !record.is_function() => object,
             _ => return Err(fail(index, "is not an object")),
