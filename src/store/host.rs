@@ -13,8 +13,6 @@ use crate::txn::run_txn;
 
 /// Largest log message kept, in characters.
 const MAX_LOG_MESSAGE: usize = 10_000;
-/// Largest log payload kept, as JSON text in bytes; a larger one is replaced by a note of its size.
-const MAX_LOG_PAYLOAD: usize = 64 * 1024;
 
 /// How many log rows a run has written and dropped under `nango.max_logs_per_run`.
 #[derive(Debug, Default)]
@@ -210,19 +208,6 @@ impl Host for SpiHost {
         }
         self.logs.written += 1;
         let message: String = message.chars().take(MAX_LOG_MESSAGE).collect();
-        let oversized;
-        let payload_json = match payload_json {
-            Some(payload) if payload.len() > MAX_LOG_PAYLOAD => {
-                oversized = serde_json::json!({
-                    "truncated": true,
-                    "bytes": payload.len(),
-                    "note": format!("the payload was larger than {MAX_LOG_PAYLOAD} bytes of JSON and was not kept"),
-                })
-                .to_string();
-                Some(oversized.as_str())
-            }
-            other => other,
-        };
         insert_log(
             (self.job_id, self.run_label.as_deref()),
             level,
