@@ -45,6 +45,18 @@ impl Cluster {
         self.try_connect().expect("connect to the test cluster")
     }
 
+    /// A new client session as `role` (the cluster trusts local logins).
+    pub fn connect_as(&self, role: &str) -> Client {
+        Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user={role} dbname=postgres",
+                self.port
+            ),
+            NoTls,
+        )
+        .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
+    }
+
     /// A new client session, or why there is none (the cluster may be restarting).
     pub fn try_connect(&self) -> Result<Client, postgres::Error> {
         Client::connect(
@@ -155,6 +167,23 @@ fn fixtures_dir() -> PathBuf {
 /// A new client session on the cluster.
 pub fn connect() -> Client {
     cluster().connect()
+}
+
+/// A new client session on the cluster as `role`.
+pub fn connect_as(role: &str) -> Client {
+    cluster().connect_as(role)
+}
+
+/// Sets a server setting with `ALTER SYSTEM` (e.g. `"nango.max_logs_per_run = 5"`) and reloads the
+/// configuration; the processes running read it at their next pass, new workers when they start.
+pub fn set_server_setting(client: &mut Client, setting: &str) {
+    client
+        .batch_execute(&format!("ALTER SYSTEM SET {setting}"))
+        .unwrap_or_else(|e| panic!("ALTER SYSTEM SET {setting}: {e}"));
+    client
+        .batch_execute("SELECT pg_reload_conf()")
+        .expect("reload the configuration");
+    std::thread::sleep(Duration::from_millis(500));
 }
 
 /// A new client session after a crash of the cluster, given a session opened before it.

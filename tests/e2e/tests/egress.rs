@@ -57,16 +57,9 @@ fn connection(client: &mut Client, connection_id: &str, mode: &str, target: &str
 
 fn set_allowed_hosts(client: &mut Client, value: Option<&str>) {
     match value {
-        Some(hosts) => client
-            .batch_execute(&format!("ALTER SYSTEM SET nango.allowed_hosts = '{hosts}'"))
-            .unwrap(),
-        None => client
-            .batch_execute("ALTER SYSTEM RESET nango.allowed_hosts")
-            .unwrap(),
+        Some(hosts) => set_server_setting(client, &format!("nango.allowed_hosts = '{hosts}'")),
+        None => set_server_setting(client, "nango.allowed_hosts = DEFAULT"),
     }
-    client.batch_execute("SELECT pg_reload_conf()").unwrap();
-    // The postmaster signals its children; give them a moment to read the file.
-    std::thread::sleep(Duration::from_millis(500));
 }
 
 fn error_description(client: &mut Client, job: i64) -> String {

@@ -6,14 +6,6 @@ use std::time::{Duration, Instant};
 
 use pg_nango_e2e::*;
 
-fn set(client: &mut Client, setting: &str) {
-    client
-        .batch_execute(&format!("ALTER SYSTEM SET {setting}"))
-        .unwrap();
-    client.batch_execute("SELECT pg_reload_conf()").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-}
-
 fn one_off_workers(client: &mut Client) -> i64 {
     client
         .query_one(
@@ -45,7 +37,10 @@ fn start_spinning_action(observer: &mut Client) -> (i32, std::thread::JoinHandle
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     while one_off_workers(observer) == 0 {
-        assert!(Instant::now() < deadline, "the action's worker never started");
+        assert!(
+            Instant::now() < deadline,
+            "the action's worker never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     (pid, waiting)
@@ -78,7 +73,7 @@ fn a_cancelled_or_terminated_caller_stops_its_worker_and_no_file_is_left() {
     let mut observer = connect();
     create_connection(&mut observer, "e2e", "handover");
     // Long enough that only the caller's end can stop the action within the test.
-    set(&mut observer, "nango.action_timeout = 300");
+    set_server_setting(&mut observer, "nango.action_timeout = 300");
 
     let (pid, waiting) = start_spinning_action(&mut observer);
     observer
@@ -96,10 +91,12 @@ fn a_cancelled_or_terminated_caller_stops_its_worker_and_no_file_is_left() {
         .unwrap();
     waiting.join().unwrap();
     wait_until_no_worker(&mut observer, "terminated");
-    set(&mut observer, "nango.action_timeout = 2");
+    set_server_setting(&mut observer, "nango.action_timeout = 2");
 
     // A file left by a crash long ago goes at the next one-off run; the run's own files go with it.
-    let stale = cluster().datadir.join("pg_nango/oneoff-00000000deadbeef.request.json");
+    let stale = cluster()
+        .datadir
+        .join("pg_nango/oneoff-00000000deadbeef.request.json");
     std::fs::write(&stale, "{}").unwrap();
     let status = std::process::Command::new("touch")
         .args(["-d", "2 hours ago"])

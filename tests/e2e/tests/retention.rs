@@ -7,26 +7,17 @@ use std::time::{Duration, Instant};
 use pg_nango_e2e::*;
 use serde_json::json;
 
-fn reload(client: &mut Client, setting: &str) {
-    client
-        .batch_execute(&format!("ALTER SYSTEM SET {setting}"))
-        .unwrap();
-    client.batch_execute("SELECT pg_reload_conf()").unwrap();
-    // Every process reads the file at its next pass; new run workers read it when they start.
-    std::thread::sleep(Duration::from_millis(500));
-}
-
 #[test]
 fn a_run_past_the_log_limit_keeps_going_and_says_how_many_lines_it_dropped() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "log-limit");
-    reload(&mut client, "nango.max_logs_per_run = 5");
+    set_server_setting(&mut client, "nango.max_logs_per_run = 5");
     // 1 line for the lastSyncDate, then one line per batch: 21 lines in all.
     let steps: Vec<_> = (0..20)
         .map(|i| json!({"save": [{"id": format!("r{i}"), "title": "t"}]}))
         .collect();
     let (job, status) = run_steps(&mut client, "e2e", "log-limit", json!(steps));
-    reload(&mut client, "nango.max_logs_per_run = 10000");
+    set_server_setting(&mut client, "nango.max_logs_per_run = 10000");
     assert_eq!(status, "SUCCESS");
     assert_eq!(record_ids(&mut client, "Item", "log-limit").len(), 20);
     let logs = job_logs(&mut client, job);
@@ -66,7 +57,7 @@ fn finished_jobs_past_the_retention_are_deleted_with_their_logs_but_each_syncs_l
         )
         .unwrap();
     assert!(!job_logs(&mut client, jobs[0]).is_empty());
-    reload(&mut client, "nango.job_retention = 2");
+    set_server_setting(&mut client, "nango.job_retention = 2");
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let remaining = loop {
@@ -84,7 +75,7 @@ fn finished_jobs_past_the_retention_are_deleted_with_their_logs_but_each_syncs_l
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    reload(&mut client, "nango.job_retention = 30");
+    set_server_setting(&mut client, "nango.job_retention = 30");
     // The sync's last finished job stays, however old, so sync_status still shows its last run.
     assert_eq!(remaining, vec![jobs[2]]);
     assert!(job_logs(&mut client, jobs[0]).is_empty());

@@ -77,17 +77,6 @@ const AGGREGATE_TRAPS: &[(&str, &str, &str)] = &[
     ("count", "bigint", "bigint"),
 ];
 
-fn connect_as(role: &str) -> Client {
-    Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user={role} dbname=postgres",
-            cluster().port
-        ),
-        NoTls,
-    )
-    .expect("connect")
-}
-
 /// Plants the traps as `mallory`, the owner of `public`.
 fn plant_traps(mallory: &mut Client) {
     mallory

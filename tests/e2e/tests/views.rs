@@ -67,18 +67,6 @@ fn save(client: &mut Client, records: Value) {
     assert_eq!(status, "SUCCESS", "{:?}", job_outcome(client, job));
 }
 
-/// A session as `role` (the cluster trusts local logins).
-fn connect_as(role: &str) -> Client {
-    Client::connect(
-        &format!(
-            "host=127.0.0.1 port={} user={role} dbname=postgres",
-            cluster().port
-        ),
-        NoTls,
-    )
-    .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
-}
-
 /// `"name"`, as the tests build their queries.
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
