@@ -2,8 +2,6 @@
 //! is refused before connecting unless `nango.allowed_hosts` lists it, credentials do not follow a redirect
 //! to it, and a connection_config value cannot move a provider's URL to another host.
 
-use std::time::Duration;
-
 use pg_nango_e2e::*;
 use pg_nango_mock_api::{OK_JSON, RecordingServer};
 use serde_json::{Value, json};
