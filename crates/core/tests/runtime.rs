@@ -432,6 +432,28 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
 }
 
 #[test]
+fn a_body_is_never_resent_to_another_origin() {
+    let other = RecordingServer::start("127.0.0.2", OK_JSON.to_vec()).unwrap();
+    let source = format!(
+        "export default async function runAction(nango) {{\n  await nango.post({{ endpoint: '/redirect', params: {{ to: 'http://127.0.0.2:{}/landing', status: '307' }}, data: {{ client_secret: 's3cret' }} }});\n}}\n",
+        other.port
+    );
+    let (result, _) = run_action(
+        &source,
+        |run| run.limits.allowed_hosts = vec!["127.0.0.2".into()],
+        MemoryHost::default(),
+    );
+    let message = thrown_message(result);
+    assert!(
+        message.ends_with(
+            "/redirect was redirected (307) to another origin with its body; such a redirect is not followed"
+        ),
+        "{message}"
+    );
+    assert!(other.heads().is_empty());
+}
+
+#[test]
 fn a_redirect_to_a_private_host_is_refused() {
     let other = RecordingServer::start("127.0.0.2", OK_JSON.to_vec()).unwrap();
     let source = format!(

@@ -89,7 +89,7 @@ fn routes(state: AppState) -> Router {
         .route("/status/{code}", get(status))
         .route("/slow", get(slow))
         .route("/echo", any(echo))
-        .route("/redirect", get(redirect))
+        .route("/redirect", get(redirect).post(redirect))
         .route("/_admin/datasets/{name}", put(store_dataset))
         .route("/_admin/requests", get(requests))
         .with_state(state)

@@ -187,6 +187,18 @@ pub async fn send_once(
                     without_query(&url)
                 ))
             })?;
+            // A 307/308 resends the body, and a body may carry secrets (a token refresh sends the client
+            // secret and the refresh token in its form): it never goes to another origin.
+            if matches!(status, 307 | 308)
+                && current.body.is_some()
+                && url.origin() != target.origin()
+            {
+                return Err(SendError::fatal(format!(
+                    "{} {} was redirected ({status}) to another origin with its body; such a redirect is not followed",
+                    current.method,
+                    without_query(&url)
+                )));
+            }
             current = Cow::Owned(egress::redirect(&current, status, &target));
             hops += 1;
             continue;

@@ -523,6 +523,9 @@ fn host_functions<'js>(
 
     let save_host = host.clone();
     let max_record_size = run.limits.max_record_size;
+    // A batch's JSON text lives outside the JS heap (one string in the heap can be referenced by every
+    // record of a batch): it is held to the same size as the heap.
+    let max_batch_size = run.limits.memory_bytes;
     object.set(
         "save",
         Function::new(
@@ -547,7 +550,12 @@ fn host_functions<'js>(
                 if checked.is_empty() {
                     return Ok(());
                 }
-                let batch = stringify::record_batch(&ctx, op.method(), checked, max_record_size)?;
+                let batch = stringify::record_batch(
+                    &ctx,
+                    op.method(),
+                    checked,
+                    (max_record_size, max_batch_size),
+                )?;
                 save_host
                     .borrow_mut()
                     .save(op, &model, batch)

@@ -39,14 +39,16 @@ pub const MAX_RECORD_DEPTH: usize = 1_000;
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// Reads each of `records` (checked by [`super::validate`]) into a [`RecordBatch`]; a record whose JSON
-/// text is longer than `max_record_size` bytes fails the batch.
+/// text is longer than `max_record_size` bytes fails the batch, and so do records whose texts add up to
+/// more than `max_batch_size` bytes.
 pub fn record_batch<'js>(
     ctx: &Ctx<'js>,
     method: &str,
     records: Vec<CheckedRecord<'js>>,
-    max_record_size: usize,
+    (max_record_size, max_batch_size): (usize, usize),
 ) -> rquickjs::Result<RecordBatch> {
     let writer = Writer::new(ctx, max_record_size)?;
+    let mut batch_size = 0usize;
     RecordBatch::hashed(|push| {
         for checked in records {
             let fail = |what: String| {
@@ -78,6 +80,16 @@ pub fn record_batch<'js>(
                     ctx,
                     &format!(
                         "nango.{method}: record at index {} is not an object once written as JSON (its toJSON returns something else)",
+                        checked.index
+                    ),
+                ));
+            }
+            batch_size = batch_size.saturating_add(json.len());
+            if batch_size > max_batch_size {
+                return Err(Exception::throw_range(
+                    ctx,
+                    &format!(
+                        "nango.{method}: the batch is larger than {max_batch_size} bytes as JSON at the record at index {} (the limit set by nango.script_memory_limit); save in smaller batches",
                         checked.index
                     ),
                 ));
@@ -638,7 +650,7 @@ mod tests {
             records,
             &mut |_| {},
         )?;
-        record_batch(ctx, "batchSave", checked, 1 << 20)
+        record_batch(ctx, "batchSave", checked, (1 << 20, usize::MAX))
     }
 
     /// Each record of `script` (a JS expression for an array) written here and by JSON.stringify.
@@ -673,6 +685,36 @@ mod tests {
             let error = batch_of(&ctx, &records).catch(&ctx).unwrap_err();
             error.to_string()
         })
+    }
+
+    #[test]
+    fn records_sharing_one_string_cannot_add_up_past_the_batch_limit() {
+        // One 64 KB string in the heap, referenced by 100 records: 6.4 MB of JSON outside it.
+        let runtime = Runtime::new().unwrap();
+        let context = Context::full(&runtime).unwrap();
+        let error = context.with(|ctx| {
+            let records: Array = ctx
+                .eval("const s = 'x'.repeat(65536); Array.from({ length: 100 }, (_, i) => ({ id: String(i), s }))")
+                .unwrap();
+            let checked = super::super::validate::checked_records(
+                &ctx,
+                "batchSave",
+                "Item",
+                &records,
+                &mut |_| {},
+            )
+            .unwrap();
+            record_batch(&ctx, "batchSave", checked, (1 << 20, 1 << 20))
+                .catch(&ctx)
+                .unwrap_err()
+                .to_string()
+        });
+        assert!(
+            error.contains(
+                "nango.batchSave: the batch is larger than 1048576 bytes as JSON at the record at index 15 (the limit set by nango.script_memory_limit)"
+            ),
+            "{error}"
+        );
     }
 
     #[test]
