@@ -18,7 +18,8 @@ mkdir -p "$dir"
 [ -f "$dir/mock-api.pid" ] && kill "$(cat "$dir/mock-api.pid")" 2>/dev/null || true
 
 echo "==> starting PostgreSQL 15 with pg_nango preloaded on 127.0.0.1:$PORT"
-scripts/cluster.sh start "$dir/pgdata" "$PORT"
+# The demo provider takes its base URL from the connection, so the mock API's host must be allowed.
+scripts/cluster.sh start "$dir/pgdata" "$PORT" "nango.allowed_hosts = '127.0.0.1'"
 echo "==> starting the mock API on 127.0.0.1:$API_PORT"
 target/release/nango-mock-api --port "$API_PORT" >"$dir/mock-api.log" 2>&1 &
 echo $! >"$dir/mock-api.pid"

@@ -41,6 +41,7 @@ fn main() {
             "nango.script_timeout = 3600",
             "shared_buffers = '512MB'",
             "max_wal_size = '4GB'",
+            "nango.allowed_hosts = '127.0.0.1'",
         ],
     ));
     prepare(&cluster.0);

@@ -117,6 +117,8 @@ fn run_with(
             memory_bytes: 64 << 20,
             http_timeout: Duration::from_secs(5),
             retry_base_delay: Duration::from_millis(10),
+            // The provider's whole base URL comes from connection_config: the mock's host is allowed.
+            allowed_hosts: vec!["127.0.0.1".into()],
             ..Limits::default()
         },
     };
@@ -394,7 +396,11 @@ fn a_private_host_other_than_the_providers_is_refused_unless_allowed() {
     );
     let (result, _) = run_action(
         &source,
-        |run| run.limits.allowed_hosts = vec![format!("127.0.0.2:{}", other.port)],
+        |run| {
+            run.limits
+                .allowed_hosts
+                .push(format!("127.0.0.2:{}", other.port))
+        },
         MemoryHost::default(),
     );
     assert_eq!(result.unwrap(), Some(json!({"ok": true})));
@@ -416,7 +422,7 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
             )
             .unwrap();
             run.connection.credentials = json!({"type": "API_KEY", "apiKey": "k-secret"});
-            run.limits.allowed_hosts = vec!["127.0.0.2".into()];
+            run.limits.allowed_hosts.push("127.0.0.2".into());
         },
         MemoryHost::default(),
     );
@@ -440,7 +446,7 @@ fn a_body_is_never_resent_to_another_origin() {
     );
     let (result, _) = run_action(
         &source,
-        |run| run.limits.allowed_hosts = vec!["127.0.0.2".into()],
+        |run| run.limits.allowed_hosts.push("127.0.0.2".into()),
         MemoryHost::default(),
     );
     let message = thrown_message(result);

@@ -131,6 +131,9 @@ pub fn cluster() -> &'static Cluster {
                 "nango.action_timeout = 2",
                 "nango.retry_base_delay = 10",
                 "nango.max_concurrent_syncs = 4",
+                // The test providers take their whole base URL from connection_config, so the mock API's
+                // loopback host must be allowed like any other private host.
+                "nango.allowed_hosts = '127.0.0.1'",
             ],
         );
         unsafe { libc::atexit(stop_cluster) };

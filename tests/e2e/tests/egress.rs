@@ -55,8 +55,12 @@ fn connection(client: &mut Client, connection_id: &str, mode: &str, target: &str
 
 fn set_allowed_hosts(client: &mut Client, value: Option<&str>) {
     match value {
-        Some(hosts) => set_server_setting(client, &format!("nango.allowed_hosts = '{hosts}'")),
-        None => set_server_setting(client, "nango.allowed_hosts = DEFAULT"),
+        // The mock API (the providers' base URL) stays allowed, as the harness sets it.
+        Some(hosts) => set_server_setting(
+            client,
+            &format!("nango.allowed_hosts = '127.0.0.1, {hosts}'"),
+        ),
+        None => set_server_setting(client, "nango.allowed_hosts = '127.0.0.1'"),
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::request::template_values;
-use super::template::{interpolate_url, lookup_path};
+use super::template::{interpolate_url, lookup_path, names_its_host};
 use super::{ConnectionInfo, PreparedRequest, Provider};
 
 /// Refresh this long before expiry unless the provider says otherwise (Nango's `REFRESH_MARGIN_MS`).
@@ -82,9 +82,11 @@ pub fn refresh_request(
         .ok_or_else(|| {
             format!("the token_url \"{template}\" needs connection_config values this connection does not have")
         })?;
-    // The token URL comes from the provider's definition, so its host is reached as the base URL's is.
-    let trusted_host = url::Url::parse(&url)
-        .ok()
+    // A token URL that names its host is reached as the base URL's host is; one whose host a value gives
+    // whole is checked like any other host.
+    let trusted_host = names_its_host(&template)
+        .then(|| url::Url::parse(&url).ok())
+        .flatten()
         .and_then(|u| u.host_str().map(str::to_string));
     let refresh_token = connection
         .credentials

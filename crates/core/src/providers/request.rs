@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::Provider;
 use super::template::{
     UrlPart, UrlValueError, check_url_value, interpolate, interpolate_url, lookup_path,
-    url_placeholders,
+    names_its_host, url_placeholders,
 };
 
 /// A proxy call as a script makes it (Nango's `ProxyConfiguration`).
@@ -116,8 +116,10 @@ pub fn build_request(
     let trusted_host = provider_base
         .as_ref()
         .ok()
-        .and_then(|base| url::Url::parse(base).ok())
+        .filter(|(_, named)| *named)
+        .and_then(|(base, _)| url::Url::parse(base).ok())
         .and_then(|base| base.host_str().map(str::to_string));
+    let provider_base = provider_base.map(|(base, _)| base);
     let base = match &call.base_url_override {
         Some(base) => base.clone(),
         None if call.endpoint.starts_with("http://") || call.endpoint.starts_with("https://") => {
@@ -232,13 +234,15 @@ pub(crate) fn template_values(connection: &ConnectionInfo) -> Value {
 }
 
 /// `A || B`: A when every placeholder in it resolves, else B.
+/// The first alternative of a base URL template (`A || B`) whose values the connection has, resolved,
+/// with whether that alternative names its host itself ([`names_its_host`]).
 fn resolve_base_url(
     template: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, ProxyError> {
+) -> Result<(String, bool), ProxyError> {
     for candidate in template.split("||").map(str::trim) {
         if let Some(resolved) = interpolate_url(candidate, lookup)? {
-            return Ok(resolved);
+            return Ok((resolved, names_its_host(candidate)));
         }
     }
     Err(ProxyError::UnresolvedBaseUrl(template.to_string()))

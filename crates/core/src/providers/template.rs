@@ -85,6 +85,42 @@ pub fn url_placeholders(template: &str) -> Vec<(&str, UrlPart)> {
     found
 }
 
+/// Whether a URL template names its host itself, so that the host may be reached at whatever address it
+/// has: the host is literal (`https://api.github.com`), or placeholders fill only its first labels, before
+/// a literal domain of two labels or more (`https://${connectionConfig.subdomain}.zendesk.com`, where the
+/// values are checked to be host name parts). A host that a value gives whole (`${connectionConfig.base_url}`,
+/// `https://${connectionConfig.host}`, `https://${a}.com`) is the connection's choice, not the provider's:
+/// it must resolve to public addresses or be listed in `nango.allowed_hosts`, like any other host.
+pub fn names_its_host(template: &str) -> bool {
+    let text: String = segments(template)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|piece| match piece {
+            Segment::Text(literal) => literal.to_string(),
+            Segment::Placeholder(_) => "\0".to_string(),
+        })
+        .collect();
+    let Some(at) = text.find("://") else {
+        return false;
+    };
+    let rest = &text[at + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_and_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_and_port.split(':').next().unwrap_or_default(),
+    };
+    match host.rfind('\0') {
+        None => !host.is_empty(),
+        Some(last) => {
+            let domain = &host[last + 1..];
+            domain.starts_with('.')
+                && domain.matches('.').count() >= 2
+                && domain[1..].split('.').all(|label| !label.is_empty())
+        }
+    }
+}
+
 /// Why a value cannot fill its place in a URL template.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the value of ${{{name}}} cannot be placed in the {part} of the URL {template}: {rule}")]
@@ -181,6 +217,31 @@ mod tests {
         assert_eq!(interpolate("${connectionConfig.missing}", &lookup), None);
         assert_eq!(interpolate("plain", &lookup).as_deref(), Some("plain"));
         assert_eq!(interpolate("open ${apiKey", &lookup), None);
+    }
+
+    #[test]
+    fn a_template_names_its_host_unless_a_value_gives_it_whole() {
+        for named in [
+            "https://api.github.com",
+            "https://api.github.com:${connectionConfig.port}/v3",
+            "https://${connectionConfig.subdomain}.zendesk.com",
+            "https://${connectionConfig.subdomain}.api.${connectionConfig.region}.example.com/x",
+            "http://[::1]:8080",
+        ] {
+            assert!(names_its_host(named), "{named}");
+        }
+        for given in [
+            "${connectionConfig.base_url}",
+            "${connectionConfig.instance_url}/services",
+            "https://${connectionConfig.host}",
+            "https://${connectionConfig.host}:443/api",
+            "https://${connectionConfig.subdomain}.com",
+            "https://api.${connectionConfig.domain}",
+            "https://${a}.${b}.com",
+            "https://user@${connectionConfig.host}/",
+        ] {
+            assert!(!names_its_host(given), "{given}");
+        }
     }
 
     #[test]
