@@ -81,7 +81,7 @@ pub fn run_isolated<T: Serialize + DeserializeOwned>(
     // SAFETY: the signal sets live on this stack. All signals are blocked across the fork so that no
     // handler of the parent's can run in the child before the child resets them; the parent restores its
     // mask at once.
-    let pid = unsafe {
+    let (pid, fork_error) = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -91,15 +91,16 @@ pub fn run_isolated<T: Serialize + DeserializeOwned>(
             libc::close(read_fd);
             child(parent, write_fd, memory_limit, limits.cpu_seconds, work);
         }
+        // Read before the calls below can change errno.
+        let fork_error = io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
         libc::close(write_fd);
-        pid
+        (pid, fork_error)
     };
     if pid < 0 {
-        let error = io::Error::last_os_error();
         // SAFETY: the read end is ours and closed once.
         unsafe { libc::close(read_fd) };
-        return Err(SandboxError::Start(error));
+        return Err(SandboxError::Start(fork_error));
     }
     let read = read_all(read_fd, limits);
     // SAFETY: the read end is ours and closed once.
@@ -150,7 +151,7 @@ unsafe fn child<T: Serialize>(
         // keeps for itself, refuse the call, which is fine.
         let mut default: libc::sigaction = std::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
-        for signal in 1..libc::SIGRTMAX() {
+        for signal in 1..=libc::SIGRTMAX() {
             if signal != libc::SIGKILL && signal != libc::SIGSTOP {
                 libc::sigaction(signal, &default, std::ptr::null_mut());
             }
