@@ -478,6 +478,61 @@ fn typescript_nested_100_000_deep_is_refused_in_every_shape() {
     }
 }
 
+/// 100,000 nested parentheses, hidden from the nesting check behind a `/` it reads as a division but oxc
+/// reads as a regular expression (after a block's `}`), which opens a fake template literal (backtick) or
+/// string (quote) in the check's eyes. oxc overflows its stack on them; it does so in the compile's child
+/// process, and the caller gets an error naming the file. (Were the compile not isolated, this test's
+/// process would die.)
+#[test]
+fn typescript_nesting_hidden_from_the_check_fails_cleanly() {
+    let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    for (name, source) in [
+        (
+            "backtick",
+            format!("{{}}\n/`/.test('');\nexport const x = {deep};\n"),
+        ),
+        (
+            "quote",
+            format!("{{}}\n/'/.test(''); export const x = {deep};\n"),
+        ),
+    ] {
+        let result = assert_quick(name, || compile("github/syncs/hidden.ts", &source));
+        let error = result.expect_err(name);
+        assert_eq!(
+            error.to_string(),
+            "github/syncs/hidden.ts:1:1: the compiler could not process this file (it crashed: nesting too deep or too large); simplify the file",
+            "{name}"
+        );
+    }
+    // The process that asked is fine and compiles on.
+    assert!(compile("ok.ts", "export const ok = (1);\n").is_ok());
+}
+
+/// The same tricks after the condition of an `if`, `while`, `for` or `with`, where a `/` always starts a
+/// regular expression: the nesting check reads them right and refuses the file where the nesting passes
+/// the limit, before any compile.
+#[test]
+fn typescript_nesting_behind_a_regex_after_a_condition_is_refused() {
+    let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    for head in [
+        "if (x)",
+        "while (x)",
+        "for (;;)",
+        "for await (const a of b)",
+        "with (x)",
+    ] {
+        for quote in ['`', '\''] {
+            let source = format!("{head} /{quote}/.test(y); export const x = {deep};\n");
+            let result = assert_quick(head, || compile("hidden.ts", &source));
+            assert!(
+                refused_as_too_deep(&result),
+                "{head} {quote}: {:?}",
+                result.map(|_| ()).map_err(|e| e.to_string())
+            );
+        }
+    }
+}
+
 /// The deepest file of each shape that the guard lets through compiles on an eighth of the compile thread's
 /// stack: the guard's count bounds oxc's recursion with a wide margin. (Were it wrong, this test would die
 /// of a stack overflow rather than fail politely.)

@@ -217,6 +217,22 @@ fn every_hostile_input_ends_as_an_error_and_the_cluster_stays_up() {
             ")".repeat(100_000)
         ),
     );
+    // The same nesting hidden from the nesting check (a regular expression after a block, which the check
+    // reads as a division followed by a template literal or a string): oxc overflows its stack, in the
+    // compile's child process, not in the backend.
+    let hidden_files = |quote: char| {
+        let mut files = zoo_files();
+        files.insert(
+            "zoo/syncs/fine.ts".into(),
+            format!(
+                "{{}}\n/{quote}/.test(''); export default async function fetchData(nango: any) {{ const x = {}1{}; }}\n",
+                "(".repeat(100_000),
+                ")".repeat(100_000)
+            ),
+        );
+        files
+    };
+    let crashed = "deploy failed: zoo/syncs/fine.ts:1:1: the compiler could not process this file (it crashed: nesting too deep or too large); simplify the file";
     let mut laughs =
         String::from("x-laughs:\n  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for level in 1..10 {
@@ -229,6 +245,8 @@ fn every_hostile_input_ends_as_an_error_and_the_cluster_stays_up() {
             deep_files,
             "deploy failed: zoo/syncs/fine.ts:2:2003: the code is nested too deeply",
         ),
+        (zoo_config(""), hidden_files('`'), crashed),
+        (zoo_config(""), hidden_files('\''), crashed),
         (
             zoo_config(&laughs),
             zoo_files(),

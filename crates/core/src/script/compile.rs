@@ -5,6 +5,7 @@
 //! is kept so that a script's runtime error can name the line of the TypeScript file, not of the output.
 
 use std::path::Path;
+use std::time::Duration;
 
 use oxc::allocator::Allocator;
 use oxc::ast::ast::Statement;
@@ -16,9 +17,10 @@ use oxc::span::SourceType;
 use oxc::transformer::{HelperLoaderMode, TransformOptions, Transformer};
 
 use crate::records::batch::spawn_without_signals;
+use crate::script::sandbox::{self, Limits, SandboxError};
 
 /// One compiled file: JavaScript, its source map (JSON), and the module specifiers it imports at run time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CompiledModule {
     pub js: String,
     pub source_map: Option<String>,
@@ -26,7 +28,7 @@ pub struct CompiledModule {
 }
 
 /// A compile error located in the source file.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct CompileError {
     pub file: String,
@@ -47,41 +49,95 @@ pub const MAX_NESTING: usize = 2_000;
 /// file uses is ever backed by memory.
 pub const COMPILE_STACK: usize = 64 << 20;
 
+/// What the process a file is compiled in may use. oxc reads a file in one pass per stage with no loop
+/// of its own on the input, so a minute of CPU is far beyond any real file; the memory is some hundred
+/// times that of the largest real files' syntax trees.
+const SANDBOX: Limits = Limits {
+    memory: 2 << 30,
+    cpu_seconds: 60,
+    wall: Duration::from_secs(120),
+    max_output: 0,
+};
+
 /// Compiles one `.ts`/`.js` file. `path` is the file's path inside the integrations folder; it names the
 /// file in errors and in the source map.
 ///
 /// A file nested deeper than [`MAX_NESTING`] is refused before oxc sees it: oxc would overflow the stack,
-/// which no code can catch (the process aborts, and a Postgres backend that aborts restarts the cluster).
-/// The compile runs on its own thread with a stack of [`COMPILE_STACK`], far more than the accepted depth
-/// needs, whatever stack the caller has left.
+/// which no code can catch. That check is an estimate made without parsing, and a file can mislead it
+/// (JavaScript's `/` is a division or starts a regular expression depending on what precedes it), so oxc
+/// runs in a forked child process ([`sandbox`]), on a thread with a stack of [`COMPILE_STACK`]: a file that
+/// crashes the compiler, or exhausts its memory or CPU time, kills the child, never the caller (a Postgres
+/// backend that crashes restarts the cluster), and comes back as an error naming the file.
 pub fn compile(path: &str, source: &str) -> Result<CompiledModule, CompileError> {
-    compile_on_stack(path, source, COMPILE_STACK)
+    check_nesting(path, source)?;
+    let limits = Limits {
+        // The JavaScript, and a source map holding the source and its mappings, JSON-escaped (a control
+        // character becomes six bytes).
+        max_output: source.len().saturating_mul(32).saturating_add(1 << 20),
+        ..SANDBOX
+    };
+    let fail = |message: String| CompileError {
+        file: path.to_string(),
+        line: 1,
+        column: 1,
+        message,
+    };
+    sandbox::run_isolated(&limits, || {
+        compile_on_thread(path, source, COMPILE_STACK)
+    })
+    .map_err(|error| {
+        fail(match error {
+            SandboxError::Start(e) => format!("could not start the compiler's process: {e}"),
+            SandboxError::Crashed(_) | SandboxError::NoResult(_) => "the compiler could not process this file (it crashed: nesting too deep or too large); simplify the file".into(),
+            SandboxError::OutOfTime => format!("the compiler could not process this file (it ran out of time, {} s); simplify the file", SANDBOX.cpu_seconds),
+            SandboxError::Interrupted(_) => "the compile was interrupted".into(),
+            SandboxError::OutputTooLarge(_) => "the compiled output is too large; simplify the file".into(),
+        })
+    })?
 }
 
-/// [`compile`] on a thread with `stack_size` bytes of stack (tests check that far less than
-/// [`COMPILE_STACK`] is enough at [`MAX_NESTING`]).
+/// [`compile`] in this process, on a thread with `stack_size` bytes of stack: nothing protects the
+/// process from a file the nesting check misjudges. Tests use it to check that far less than
+/// [`COMPILE_STACK`] is enough at [`MAX_NESTING`].
 pub fn compile_on_stack(
     path: &str,
     source: &str,
     stack_size: usize,
 ) -> Result<CompiledModule, CompileError> {
-    let fail = |offset: usize, message: String| {
-        let (line, column) = line_and_column(source, offset);
-        CompileError {
-            file: path.to_string(),
-            line,
-            column,
-            message,
+    check_nesting(path, source)?;
+    compile_on_thread(path, source, stack_size)
+}
+
+/// Refuses a file that [`too_deep`] finds nested deeper than [`MAX_NESTING`].
+fn check_nesting(path: &str, source: &str) -> Result<(), CompileError> {
+    match too_deep(source, MAX_NESTING) {
+        None => Ok(()),
+        Some(offset) => {
+            let (line, column) = line_and_column(source, offset);
+            Err(CompileError {
+                file: path.to_string(),
+                line,
+                column,
+                message: format!(
+                    "the code is nested too deeply here (more than {MAX_NESTING} levels of brackets, operators or statements in one expression); split it up"
+                ),
+            })
         }
-    };
-    if let Some(offset) = too_deep(source, MAX_NESTING) {
-        return Err(fail(
-            offset,
-            format!(
-                "the code is nested too deeply here (more than {MAX_NESTING} levels of brackets, operators or statements in one expression); split it up"
-            ),
-        ));
     }
+}
+
+/// [`compile_here`] on a new thread with `stack_size` bytes of stack, whatever stack the caller has left.
+fn compile_on_thread(
+    path: &str,
+    source: &str,
+    stack_size: usize,
+) -> Result<CompiledModule, CompileError> {
+    let fail = |message: String| CompileError {
+        file: path.to_string(),
+        line: 1,
+        column: 1,
+        message,
+    };
     let builder = std::thread::Builder::new()
         .name("pg_nango compile".into())
         .stack_size(stack_size);
@@ -89,13 +145,10 @@ pub fn compile_on_stack(
         let compiling = spawn_without_signals(scope, builder, || {
             std::panic::catch_unwind(|| compile_here(path, source))
         })
-        .map_err(|e| fail(0, format!("could not start the compiler's thread: {e}")))?;
+        .map_err(|e| fail(format!("could not start the compiler's thread: {e}")))?;
         match compiling.join() {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) | Err(_) => Err(fail(
-                0,
-                "the TypeScript compiler failed on this file".into(),
-            )),
+            Ok(Err(_)) | Err(_) => Err(fail("the TypeScript compiler failed on this file".into())),
         }
     })
 }
@@ -155,12 +208,22 @@ fn compile_here(path: &str, source: &str) -> Result<CompiledModule, CompileError
 /// more (so `!!!!x`, `a?b?c?…`, `x=>y=>…`, `a=b=c=…`, `1+1+…`, `a.b.c…`, `f()()…`, `new new …` and
 /// `if (a) if (b) …` all grow the count as they grow the tree), and the count falls back to the level's
 /// start at a `;`, a `,`, or a line break where a statement can end (a word after a value, other than an
-/// operator word such as `instanceof`), unless an `else` follows, which continues the statement. Each node of oxc's tree on the path to any point has a token of its
-/// own before that point, so the count is at least the depth, in the units the stack measurements use.
+/// operator word such as `instanceof`), unless an `else` follows, which continues the statement. Each node
+/// of oxc's tree on the path to any point has a token of its own before that point, so the count is at
+/// least the depth, in the units the stack measurements use.
+///
+/// A `/` after a value divides, and after anything else starts a regular expression; the `)` of an `if`,
+/// `while`, `for` or `with` condition is not a value. Other closing brackets are read as values, which a
+/// file can exploit (`{} /'/ …`, a block followed by a regular expression, looks like a division and a
+/// string) to hide nesting from this count: [`compile`] does not rely on it alone.
 fn too_deep(source: &str, limit: usize) -> Option<usize> {
     let bytes = source.as_bytes();
-    // Depth at which each open level's content starts, and whether a `}` closing it resumes a template.
-    let mut levels: Vec<(usize, bool)> = Vec::new();
+    // Depth at which each open level's content starts, whether a `}` closing it resumes a template, and
+    // whether it is the condition of an `if`, `while`, `for` or `with` (after which a `/` starts a regular
+    // expression: `if (x) /re/.test(y)`).
+    let mut levels: Vec<(usize, bool, bool)> = Vec::new();
+    // Whether the previous token is a keyword whose `(` opens such a condition.
+    let mut condition_keyword = false;
     let mut depth = 0usize;
     // Whether the previous token ends a value (then `/` divides, and a line break may end the statement).
     let mut after_value = false;
@@ -216,6 +279,7 @@ fn too_deep(source: &str, limit: usize) -> Option<usize> {
             depth = depth.max(before);
         }
         before_end = None;
+        let after_condition_keyword = std::mem::take(&mut condition_keyword);
         match byte {
             b';' | b',' => {
                 before_end = Some(depth);
@@ -225,7 +289,7 @@ fn too_deep(source: &str, limit: usize) -> Option<usize> {
             }
             b'(' | b'[' | b'{' => {
                 depth += 1;
-                levels.push((depth, false));
+                levels.push((depth, false, byte == b'(' && after_condition_keyword));
                 after_value = false;
                 i += 1;
             }
@@ -233,16 +297,19 @@ fn too_deep(source: &str, limit: usize) -> Option<usize> {
                 i += 1;
                 after_value = true;
                 match levels.pop() {
-                    Some((level, true)) => {
+                    Some((level, true, _)) => {
                         depth = level;
                         let (next, substitution) = template_text(bytes, i);
                         i = next;
                         if substitution {
-                            levels.push((depth, true));
+                            levels.push((depth, true, false));
                             after_value = false;
                         }
                     }
-                    Some((level, false)) => depth = level,
+                    Some((level, false, condition)) => {
+                        depth = level;
+                        after_value = !condition;
+                    }
                     None => depth += 1,
                 }
             }
@@ -253,7 +320,7 @@ fn too_deep(source: &str, limit: usize) -> Option<usize> {
                 after_value = !substitution;
                 if substitution {
                     depth += 1;
-                    levels.push((depth, true));
+                    levels.push((depth, true, false));
                 }
             }
             b'\'' | b'"' => {
@@ -271,6 +338,8 @@ fn too_deep(source: &str, limit: usize) -> Option<usize> {
                 depth += 1;
                 i = word_end;
                 after_value = !EXPRESSION_BEFORE_WORDS.contains(&word);
+                condition_keyword = matches!(word, "if" | "while" | "for" | "with")
+                    || (word == "await" && after_condition_keyword);
             }
             _ => {
                 depth += 1;
@@ -448,6 +517,37 @@ mod tests {
             err.to_string().starts_with("demo/syncs/broken.ts:2:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_isolated_compile_gives_what_the_in_process_compile_gives() {
+        let src = "import { a } from './a.js';\nenum E { X = 1 }\nexport default async function f(n: number): Promise<number> {\n  if (n) /`'/.test(String(n));\n  return E.X + a(n);\n}\n";
+        let isolated = compile("f.ts", src).unwrap();
+        assert_eq!(
+            isolated,
+            compile_on_stack("f.ts", src, COMPILE_STACK).unwrap()
+        );
+        assert_eq!(isolated.imports, vec!["./a.js"]);
+        let error = compile("demo/broken.ts", "const a = 1;\nconst b = ;\n").unwrap_err();
+        assert_eq!(
+            error,
+            compile_on_stack(
+                "demo/broken.ts",
+                "const a = 1;\nconst b = ;\n",
+                COMPILE_STACK
+            )
+            .unwrap_err()
+        );
+    }
+
+    #[test]
+    fn a_slash_after_a_condition_starts_a_regular_expression() {
+        let deep = format!("{}1{}", "(".repeat(3_000), ")".repeat(3_000));
+        // Read as a division, the backtick would open a template that hides the nesting.
+        let hidden = format!("if (x) /`/.test(y);\nf({deep});\n");
+        let line_two = hidden.find('\n').unwrap();
+        assert!(too_deep(&hidden, MAX_NESTING).is_some_and(|at| at > line_two));
+        assert!(compile("r.ts", "if (x) /\"/.test(y); while (y) /'/g.exec(z);\n").is_ok());
     }
 
     #[test]

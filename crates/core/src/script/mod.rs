@@ -11,6 +11,7 @@ pub mod compile;
 pub mod http;
 pub mod json;
 pub mod modules;
+pub mod sandbox;
 pub mod stringify;
 pub mod validate;
 
