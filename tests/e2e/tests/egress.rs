@@ -17,11 +17,13 @@ const CONFIG: &str = "integrations:\n    egress:\n        provider: egress-test\
     runs: every hour\n                auto_start: false\n                output: Reached\n                endpoint: GET /reached\n\
     models:\n    Reached:\n        id: string\n        ok: boolean\n";
 
-/// Calls the URL in the connection's metadata directly (`baseUrlOverride`) or through the mock's redirect.
+/// Calls the URL in the connection's metadata directly (`baseUrlOverride`) or through the mock's redirect,
+/// or (mode `base`) the connection's own base URL.
 const SYNC: &str = "export default async function fetchData(nango: any): Promise<void> {\n\
     const { mode, target } = await nango.getMetadata();\n\
     const response = mode === 'redirect'\n\
         ? await nango.get({ endpoint: '/redirect', params: { to: target + '/landing' } })\n\
+        : mode === 'base' ? await nango.get({ endpoint: '/base' })\n\
         : await nango.get({ baseUrlOverride: target, endpoint: '/direct' });\n\
     await nango.batchSave([{ id: mode, ok: response.data.ok === true }], 'Reached');\n\
 }\n";
@@ -40,13 +42,18 @@ fn deploy(client: &mut Client) {
 }
 
 fn connection(client: &mut Client, connection_id: &str, mode: &str, target: &str) {
+    let base_url = if mode == "base" {
+        target.to_string()
+    } else {
+        mock().url()
+    };
     client
         .execute(
             "SELECT nango.create_connection('egress', $1, $2, $3, $4)",
             &[
                 &connection_id,
                 &json!({"type": "API_KEY", "apiKey": SECRET}),
-                &json!({"base_url": mock().url()}),
+                &json!({ "base_url": base_url }),
                 &json!({"mode": mode, "target": target}),
             ],
         )
@@ -83,9 +90,12 @@ fn another_private_host_is_reached_only_when_allowed_and_without_credentials() {
     let target = format!("http://127.0.0.2:{}", other.port);
     connection(&mut client, "egress-direct", "direct", &target);
     connection(&mut client, "egress-redirect", "redirect", &target);
+    // A connection whose own base URL (the provider's `${connectionConfig.base_url}`) is the private host:
+    // a host the connection chose is not the provider's, and is checked like any other.
+    connection(&mut client, "egress-base", "base", &target);
 
-    // Not listed: both ways fail before anything reaches 127.0.0.2.
-    for connection_id in ["egress-direct", "egress-redirect"] {
+    // Not listed: every way fails before anything reaches 127.0.0.2.
+    for connection_id in ["egress-direct", "egress-redirect", "egress-base"] {
         let (job, _) = run_sync(&mut client, "egress", "reach", connection_id);
         let description = error_description(&mut client, job);
         assert!(
