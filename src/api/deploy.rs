@@ -280,18 +280,12 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
 /// The typed views this deploy wants, a warning for each view or column not named as its model or field, and
 /// the views of the models no longer deployed.
 fn plan_views(plan: &DeploymentPlan) -> (Vec<ViewPlan>, Vec<String>, Vec<String>) {
-    let previous: BTreeMap<String, Option<String>> = Spi::connect(|client| {
-        client
-            .select("SELECT name, view_name FROM nango.models", None, &[])
-            .map(|rows| {
-                rows.filter_map(|row| {
-                    let name = row.get::<String>(1).ok().flatten()?;
-                    Some((name, row.get::<String>(2).ok().flatten()))
-                })
-                .collect()
-            })
-            .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
-    });
+    let previous: BTreeMap<String, Option<String>> =
+        select_rows("SELECT name, view_name FROM nango.models", &[], |row| {
+            Some((text(row, 1)?, text(row, 2)))
+        })
+        .into_iter()
+        .collect();
     // Relations in nango_records that are no model's view (a row from before view names were kept has its
     // view at the natural name): a new model's view never takes their name.
     let view_of = |(name, view): (&String, &Option<String>)| {
@@ -384,56 +378,36 @@ fn view_exists(view: &str) -> bool {
 
 /// The (name, type) of a typed view's columns in order; empty when there is no such view.
 fn view_columns(view: &str) -> Vec<(String, String)> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
-                 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-                 WHERE c.relnamespace = 'nango_records'::pg_catalog.regnamespace AND c.relname = $1
-                   AND c.relkind = 'v' AND a.attnum > 0 AND NOT a.attisdropped
-                 ORDER BY a.attnum",
-                None,
-                &[view.into()],
-            )
-            .map(|rows| {
-                rows.filter_map(|row| {
-                    Some((
-                        row.get::<String>(1).ok().flatten()?,
-                        row.get::<String>(2).ok().flatten()?,
-                    ))
-                })
-                .collect()
-            })
-            .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
-    })
+    select_rows(
+        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
+         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+         WHERE c.relnamespace = 'nango_records'::pg_catalog.regnamespace AND c.relname = $1
+           AND c.relkind = 'v' AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum",
+        &[view.into()],
+        |row| Some((text(row, 1)?, text(row, 2)?)),
+    )
 }
 
 /// The GRANTs that give back the privileges granted on a view (its owner's own are implicit).
 fn view_grants(view: &str) -> Vec<String> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT a.privilege_type, r.rolname::text, a.is_grantable
-                 FROM pg_catalog.pg_class c
-                 CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
-                 LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-                 WHERE c.relnamespace = 'nango_records'::pg_catalog.regnamespace AND c.relname = $1
-                   AND a.grantee <> c.relowner",
-                None,
-                &[view.into()],
+    select_rows(
+        "SELECT a.privilege_type, r.rolname::text, a.is_grantable
+         FROM pg_catalog.pg_class c
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+         WHERE c.relnamespace = 'nango_records'::pg_catalog.regnamespace AND c.relname = $1
+           AND a.grantee <> c.relowner",
+        &[view.into()],
+        |row| {
+            let privilege = text(row, 1).unwrap_or_default();
+            let grantable = row.get::<bool>(3).ok().flatten().unwrap_or(false);
+            Some(
+                views::grant_sql(view, &privilege, text(row, 2).as_deref(), grantable)
+                    .unwrap_or_else(|e| error!("deploy failed: {e}")),
             )
-            .map(|rows| {
-                rows.map(|row| {
-                    let privilege = row.get::<String>(1).ok().flatten().unwrap_or_default();
-                    let grantee = row.get::<String>(2).ok().flatten();
-                    let grantable = row.get::<bool>(3).ok().flatten().unwrap_or(false);
-                    views::grant_sql(view, &privilege, grantee.as_deref(), grantable)
-                        .unwrap_or_else(|e| error!("deploy failed: {e}"))
-                })
-                .collect()
-            })
-            .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
-    })
+        },
+    )
 }
 
 /// Drops a typed view; refuses when other views are built on it, naming them, rather than dropping them too.
@@ -469,13 +443,24 @@ fn select_strings(sql: &str) -> Vec<String> {
 }
 
 fn select_strings_with(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<String> {
+    select_rows(sql, args, |row| text(row, 1))
+}
+
+/// The rows of a query, each read by `read` (a row it gives `None` for is left out).
+fn select_rows<T>(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+    read: impl Fn(&pgrx::spi::SpiHeapTupleData) -> Option<T>,
+) -> Vec<T> {
     Spi::connect(|client| {
         client
             .select(sql, None, args)
-            .map(|rows| {
-                rows.filter_map(|row| row.get::<String>(1).ok().flatten())
-                    .collect()
-            })
+            .map(|rows| rows.filter_map(|row| read(&row)).collect())
             .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
     })
+}
+
+/// Column `ordinal` of a row as text; `None` when it is NULL.
+fn text(row: &pgrx::spi::SpiHeapTupleData, ordinal: usize) -> Option<String> {
+    row.get::<String>(ordinal).ok().flatten()
 }

@@ -63,6 +63,27 @@ impl SpiHost {
         }
     }
 
+    /// Appends a row to the run's logs in its own transaction; returns its id (`None` if it could not be
+    /// written).
+    fn insert_log(&self, level: &str, message: &str, payload_json: Option<&str>) -> Option<i64> {
+        run_txn(|| {
+            one_json(
+                "INSERT INTO nango.logs (job, run, level, message, payload) VALUES ($1, $2, $3, $4, $5::jsonb)
+                 RETURNING to_jsonb(id)",
+                &[
+                    self.job_id.into(),
+                    self.run_label.as_deref().into(),
+                    level.into(),
+                    message.into(),
+                    payload_json.into(),
+                ],
+            )
+        })
+        .ok()
+        .flatten()
+        .and_then(|id| id.as_i64())
+    }
+
     /// Writes the number of log lines the run dropped into the row that announced the limit; called once
     /// the script has ended.
     pub fn finish_logs(&mut self) {
@@ -195,8 +216,7 @@ impl Host for SpiHost {
         if self.logs.written >= limit {
             self.logs.dropped += 1;
             if self.logs.notice.is_none() {
-                self.logs.notice = insert_log(
-                    (self.job_id, self.run_label.as_deref()),
+                self.logs.notice = self.insert_log(
                     "warn",
                     &format!(
                         "nango.max_logs_per_run ({limit}) reached: later log lines of this run are dropped"
@@ -208,12 +228,7 @@ impl Host for SpiHost {
         }
         self.logs.written += 1;
         let message: String = message.chars().take(MAX_LOG_MESSAGE).collect();
-        insert_log(
-            (self.job_id, self.run_label.as_deref()),
-            level,
-            &message,
-            payload_json,
-        );
+        self.insert_log(level, &message, payload_json);
     }
 
     fn metadata(&mut self) -> Result<String, String> {
@@ -372,29 +387,4 @@ impl Host for SpiHost {
             _ => Ok(serde_json::Map::new()),
         }
     }
-}
-
-/// Appends a row to `nango.logs` in its own transaction; returns its id (`None` if it could not be written).
-fn insert_log(
-    (job, run): (Option<i64>, Option<&str>),
-    level: &str,
-    message: &str,
-    payload_json: Option<&str>,
-) -> Option<i64> {
-    run_txn(|| {
-        one_json(
-            "INSERT INTO nango.logs (job, run, level, message, payload) VALUES ($1, $2, $3, $4, $5::jsonb)
-             RETURNING to_jsonb(id)",
-            &[
-                job.into(),
-                run.into(),
-                level.into(),
-                message.into(),
-                payload_json.into(),
-            ],
-        )
-    })
-    .ok()
-    .flatten()
-    .and_then(|id| id.as_i64())
 }

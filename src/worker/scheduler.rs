@@ -208,35 +208,30 @@ fn start_queued_jobs(database: &str, launched: &mut HashMap<i64, Instant>) -> Re
 /// finished job of each sync is kept, so `nango.sync_status` still shows how its last run ended.
 fn delete_expired_jobs() -> Result<(), String> {
     let retention_secs = guc::job_retention().as_secs_f64();
+    // Finished jobs past the retention, but each sync's last one ($1: the retention in seconds).
+    let expired_jobs = "SELECT j.id FROM nango.jobs j
+         WHERE j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
+           AND j.ended_at < now() - make_interval(secs => $1)
+           AND (j.sync IS NULL OR EXISTS (
+                SELECT 1 FROM nango.jobs newer
+                WHERE newer.sync = j.sync AND newer.id > j.id
+                  AND newer.status IN ('SUCCESS', 'ERROR', 'CANCELLED')))";
     let steps = [
         // Logs of expired jobs first, so that deleting a job never cascades to an unbounded number of rows.
-        "WITH expired AS (
-             SELECT l.id FROM nango.logs l
-             WHERE l.job IN (SELECT j.id FROM nango.jobs j
-                             WHERE j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
-                               AND j.ended_at < now() - make_interval(secs => $1)
-                               AND (j.sync IS NULL OR EXISTS (
-                                    SELECT 1 FROM nango.jobs newer
-                                    WHERE newer.sync = j.sync AND newer.id > j.id
-                                      AND newer.status IN ('SUCCESS', 'ERROR', 'CANCELLED'))))
-             LIMIT $2)
-         DELETE FROM nango.logs l USING expired e WHERE l.id = e.id RETURNING 1",
-        "WITH expired AS (
-             SELECT j.id FROM nango.jobs j
-             WHERE j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
-               AND j.ended_at < now() - make_interval(secs => $1)
-               AND (j.sync IS NULL OR EXISTS (
-                    SELECT 1 FROM nango.jobs newer
-                    WHERE newer.sync = j.sync AND newer.id > j.id
-                      AND newer.status IN ('SUCCESS', 'ERROR', 'CANCELLED')))
-               AND NOT EXISTS (SELECT 1 FROM nango.logs l WHERE l.job = j.id)
-             LIMIT $2)
-         DELETE FROM nango.jobs j USING expired e WHERE j.id = e.id RETURNING 1",
+        format!(
+            "WITH expired AS (SELECT l.id FROM nango.logs l WHERE l.job IN ({expired_jobs}) LIMIT $2)
+             DELETE FROM nango.logs l USING expired e WHERE l.id = e.id RETURNING 1"
+        ),
+        format!(
+            "WITH expired AS ({expired_jobs} AND NOT EXISTS (SELECT 1 FROM nango.logs l WHERE l.job = j.id) LIMIT $2)
+             DELETE FROM nango.jobs j USING expired e WHERE j.id = e.id RETURNING 1"
+        ),
         "WITH expired AS (
              SELECT l.id FROM nango.logs l
              WHERE l.job IS NULL AND l.time < now() - make_interval(secs => $1)
              LIMIT $2)
-         DELETE FROM nango.logs l USING expired e WHERE l.id = e.id RETURNING 1",
+         DELETE FROM nango.logs l USING expired e WHERE l.id = e.id RETURNING 1"
+            .to_string(),
     ];
     for sql in steps {
         // Each batch is its own transaction; stop after a bounded number of them per pass.
@@ -244,7 +239,11 @@ fn delete_expired_jobs() -> Result<(), String> {
             let deleted = run_txn(|| {
                 Spi::connect_mut(|client| {
                     client
-                        .update(sql, None, &[retention_secs.into(), CLEANUP_BATCH.into()])
+                        .update(
+                            sql.as_str(),
+                            None,
+                            &[retention_secs.into(), CLEANUP_BATCH.into()],
+                        )
                         .map(|table| table.len() as i64)
                 })
                 .map_err(|e| e.to_string())
