@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing pg_nango needs, skipping whatever is already there:
 # Debian's PostgreSQL 15 with its server headers, clang for pgrx's bindgen, sudo (clusters run as
-# an unprivileged OS user), cargo-pgrx 0.18.1, and `cargo pgrx init` against Debian's pg_config.
+# an unprivileged OS user), curl for the pinned npm packages (scripts/fetch-npm.sh), cargo-pgrx 0.18.1, and `cargo pgrx init` against Debian's pg_config.
 set -euo pipefail
 
 PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libclang-dev clang sudo pkg-config)
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libclang-dev clang sudo pkg-config curl ca-certificates)
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
