@@ -11,6 +11,7 @@ pub mod compile;
 pub mod http;
 pub mod json;
 pub mod modules;
+pub mod node;
 pub mod sandbox;
 pub mod stringify;
 pub mod validate;
@@ -414,6 +415,7 @@ async fn execute<'js>(
     let (sdk, evaluated) = Module::declare(ctx.clone(), SDK_MODULE, SDK_JS)?.eval()?;
     evaluated.into_future::<()>().await?;
     let create_nango: Function = sdk.get("createNango")?;
+    node::install(ctx, run.limits.memory_bytes, host.clone()).await?;
     let host_object = host_functions(ctx, run, host, client)?;
     let context = json!({
         "connectionId": run.connection.connection_id,

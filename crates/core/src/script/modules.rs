@@ -174,8 +174,11 @@ impl Resolver for MemoryResolver {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> Result<String> {
-        if self.0.contains_key(name) {
+        if self.0.contains_key(name) || super::node::is_internal(name) {
             return Ok(name.to_string());
+        }
+        if let Some(super::node::Builtin::Provided(internal)) = super::node::builtin(name) {
+            return Ok(internal.to_string());
         }
         let modules = &self.0;
         resolve_import(base, name, &|path| modules.contains_key(path), &|path| {
@@ -192,6 +195,9 @@ impl Loader for MemoryLoader {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> Result<Module<'js, Declared>> {
+        if let Some(source) = super::node::module_source(name) {
+            return Module::declare(ctx.clone(), name, source);
+        }
         let module = self.0.get(name).ok_or_else(|| Error::new_loading(name))?;
         Module::declare(ctx.clone(), name, module.js.as_str())
     }
