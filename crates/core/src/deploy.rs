@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{ActionConfig, NangoConfig, SyncConfig, parse_config};
 use crate::script::compile::{CompiledModule, compile};
 use crate::script::modules::{is_bare, package_manifest_path, resolve_import};
+use crate::script::node::{self, Builtin};
 
 /// A deploy-stopping problem, located in a file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -145,9 +146,21 @@ fn compile_reachable(
         }
         let module = compile(&path, &source)?;
         for specifier in &module.imports {
+            match node::builtin(specifier) {
+                Some(Builtin::Provided(_)) => continue,
+                Some(Builtin::Missing) => {
+                    return Err(DeployError::File {
+                        message: missing_builtin(&path, specifier),
+                        file: path,
+                    });
+                }
+                None => {}
+            }
             let target = resolve_import(&path, specifier, &exists, &read).ok_or_else(|| DeployError::File {
                 file: path.clone(),
-                message: if is_bare(specifier) {
+                message: if let Some(message) = unsupported_package(specifier) {
+                    message
+                } else if is_bare(specifier) {
                     format!("imports the package '{specifier}', which is not installed in the folder's node_modules (run npm install in the folder)")
                 } else {
                     format!("imports '{specifier}', which is not a file of the folder")
@@ -174,6 +187,52 @@ fn compile_reachable(
         compiled.insert(path, (source, module));
     }
     Ok(compiled)
+}
+
+/// Why scripts here are not Node.js, for the messages below.
+const NOT_NODE: &str = "scripts run in QuickJS inside Postgres, not in Node.js";
+
+/// The message for an import of a Node.js built-in module the runtime does not provide.
+fn missing_builtin(importer: &str, specifier: &str) -> String {
+    let available = node::provided_names().join(", ");
+    match package_of(importer) {
+        Some(package) => format!(
+            "the package '{package}' imports '{specifier}', a Node.js built-in module this runtime does not provide, so the package cannot run here ({NOT_NODE}; the built-in modules available are {available})"
+        ),
+        None => format!(
+            "imports '{specifier}', a Node.js built-in module this runtime does not provide ({NOT_NODE}; the built-in modules available are {available}, and HTTP calls go through nango.proxy)"
+        ),
+    }
+}
+
+/// The packages Nango's runner lets scripts require besides `zod`, `url` and `crypto`, with the Node.js
+/// modules they need that this runtime does not have.
+const NODE_ONLY_PACKAGES: [(&str, &str); 3] = [
+    ("soap", "http, https, stream and fs"),
+    ("botbuilder", "http, https, stream and fs"),
+    ("unzipper", "stream, fs and zlib"),
+];
+
+/// The message for an import of one of [`NODE_ONLY_PACKAGES`] that the folder does not install.
+fn unsupported_package(specifier: &str) -> Option<String> {
+    let name = specifier.split('/').next()?;
+    let (package, needs) = NODE_ONLY_PACKAGES.iter().find(|(p, _)| *p == name)?;
+    Some(format!(
+        "imports the package '{package}', which Nango's runner provides but which cannot run here: it needs Node.js' {needs} modules, which this runtime does not have ({NOT_NODE})"
+    ))
+}
+
+/// The package a file of `node_modules` belongs to (`node_modules/@scope/pkg/lib/x.js` → `@scope/pkg`).
+fn package_of(path: &str) -> Option<&str> {
+    let (_, inside) = path.rsplit_once("node_modules/")?;
+    let mut parts = inside.splitn(3, '/');
+    let first = parts.next()?;
+    if first.starts_with('@') {
+        let second = parts.next()?;
+        Some(&inside[..first.len() + 1 + second.len()])
+    } else {
+        Some(first)
+    }
 }
 
 /// True for files a deployment reads from a folder: scripts, not tests, builds or packages.
@@ -254,6 +313,62 @@ mod tests {
         assert!(
             matches!(plan(YAML, &f, Duration::from_secs(30)).unwrap_err(), DeployError::Compile(e) if e.file == "demo/syncs/tickets.ts")
         );
+    }
+
+    #[test]
+    fn node_builtins_and_node_only_packages() {
+        let f = files(&[(
+            "demo/syncs/tickets.ts",
+            "import crypto from 'crypto';\nimport { URL } from 'node:url';\nimport { Buffer } from 'buffer';\nexport default async function f() { crypto.randomUUID(); new URL('x:'); Buffer.from(''); }\n",
+        )]);
+        let planned = plan(YAML, &f, Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            planned.modules.keys().collect::<Vec<_>>(),
+            vec!["demo/syncs/tickets.ts"]
+        );
+        let f = files(&[(
+            "demo/syncs/tickets.ts",
+            "import http from 'node:http';\nexport default async function f() { http.get(''); }\n",
+        )]);
+        assert_eq!(
+            plan(YAML, &f, Duration::from_secs(30))
+                .unwrap_err()
+                .to_string(),
+            "demo/syncs/tickets.ts: imports 'node:http', a Node.js built-in module this runtime does not provide (scripts run in QuickJS inside Postgres, not in Node.js; the built-in modules available are crypto, url, buffer, and HTTP calls go through nango.proxy)"
+        );
+        let f = files(&[(
+            "demo/syncs/tickets.ts",
+            "import soap from 'soap';\nexport default async function f() { soap.createClient(); }\n",
+        )]);
+        assert_eq!(
+            plan(YAML, &f, Duration::from_secs(30))
+                .unwrap_err()
+                .to_string(),
+            "demo/syncs/tickets.ts: imports the package 'soap', which Nango's runner provides but which cannot run here: it needs Node.js' http, https, stream and fs modules, which this runtime does not have (scripts run in QuickJS inside Postgres, not in Node.js)"
+        );
+        let f = files(&[(
+            "demo/syncs/tickets.ts",
+            "import { Open } from 'unzipper';\nexport default async function f() { Open(); }\n",
+        )]);
+        let packages = |path: &str| {
+            match path {
+            "node_modules/unzipper/package.json" => Some(r#"{"module": "index.mjs"}"#.to_string()),
+            "node_modules/unzipper/index.mjs" => Some(
+                "import fs from 'fs';\nimport { x } from './lib/x.mjs';\nexport const Open = () => fs;\n"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+        };
+        assert_eq!(
+            plan_with_packages(YAML, &f, Duration::from_secs(30), &packages)
+                .unwrap_err()
+                .to_string(),
+            "node_modules/unzipper/index.mjs: the package 'unzipper' imports 'fs', a Node.js built-in module this runtime does not provide, so the package cannot run here (scripts run in QuickJS inside Postgres, not in Node.js; the built-in modules available are crypto, url, buffer)"
+        );
+        assert_eq!(package_of("node_modules/@a/b/lib/c.js"), Some("@a/b"));
+        assert_eq!(package_of("node_modules/x/node_modules/y/i.js"), Some("y"));
+        assert_eq!(package_of("demo/syncs/t.ts"), None);
     }
 
     #[test]
