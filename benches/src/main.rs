@@ -10,6 +10,8 @@
 //! 3. **Delta read**: 1,000,000 stored records of which 1% were changed by a sync: `nango.records(model,
 //!    delta)` returns exactly those, its plan (EXPLAIN ANALYZE), and its time against a full read.
 //! 4. **Memory**: the peak resident memory of the job's worker during the ingest.
+//! 5. **Native against JavaScript**: sha256 and base64 of 10 MB through `crypto`/`Buffer` (native) and
+//!    through JavaScript implementations in QuickJS. In-process, no cluster: `-- native` runs it alone.
 //!
 //! Figures are for comparing within one run; machines here are noisy.
 
@@ -17,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use pg_nango_e2e::{API_KEY, Client, Cluster, job_started_at, mock, prepare};
 use serde_json::{Value, json};
+
+mod native;
 
 const PAGE: usize = 1000;
 
@@ -30,6 +34,10 @@ impl Drop for Running {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("native") {
+        native::native_against_javascript();
+        return;
+    }
     let records_count = setting("PG_NANGO_BENCH_RECORDS", 100_000);
     let stored_count = setting("PG_NANGO_BENCH_STORED", 1_000_000);
     let rounds = setting("PG_NANGO_BENCH_ROUNDS", 5).max(1);
@@ -200,6 +208,9 @@ fn main() {
 
     // 3. Delta read over 1,000,000 records, 1% changed.
     delta_read(&mut client, records_count, stored_count);
+
+    // 5. Native work under Buffer and crypto against plain JavaScript.
+    native::native_against_javascript();
 }
 
 /// A size from the environment (for a quicker run), else the default.
