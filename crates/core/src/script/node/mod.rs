@@ -15,7 +15,9 @@ mod url;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::OnceLock;
 
+use rquickjs::module::{Declared, WriteOptions};
 use rquickjs::{Ctx, Function, Module, Object, Result, TypedArray};
 
 pub use buffer::{decode, encode};
@@ -169,7 +171,7 @@ pub(crate) async fn install<'js>(
     memory_limit: usize,
     host: Rc<RefCell<dyn Host>>,
 ) -> Result<()> {
-    let (module, evaluated) = Module::declare(ctx.clone(), NODE_MODULE, NODE_JS)?.eval()?;
+    let (module, evaluated) = declare_node_module(ctx)?.eval()?;
     evaluated.into_future::<()>().await?;
     let install: Function = module.get("install")?;
     let native = Object::new(ctx.clone())?;
@@ -185,6 +187,23 @@ pub(crate) async fn install<'js>(
         })?,
     )?;
     install.call::<_, ()>((native,))
+}
+
+/// The compiled form of `node.js`, made by the first run of the process: parsing 57 KB of JavaScript took
+/// most of the time `install` adds to a run, loading the compiled form a fraction of it.
+static NODE_BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+
+fn declare_node_module<'js>(ctx: &Ctx<'js>) -> Result<Module<'js, Declared>> {
+    if let Some(bytes) = NODE_BYTECODE.get() {
+        // SAFETY: the bytes were written by `Module::write` of this same engine build in this process, and
+        // they live for the rest of the process (the engine may keep pointing into them).
+        return unsafe { Module::load(ctx.clone(), bytes) };
+    }
+    let module = Module::declare(ctx.clone(), NODE_MODULE, NODE_JS)?;
+    if let Ok(bytes) = module.write(WriteOptions::default()) {
+        let _ = NODE_BYTECODE.set(bytes);
+    }
+    Ok(module)
 }
 
 /// The bytes of a `Uint8Array` (empty when its buffer is detached).
