@@ -8,7 +8,7 @@ use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::{Host, SaveOp};
 use serde_json::Value;
 
-use super::{deletes, exec, one_json, records};
+use super::{deletes, exec, one_json, records, sdk_state};
 use crate::txn::run_txn;
 
 /// Largest log message kept, in characters.
@@ -104,6 +104,14 @@ impl SpiHost {
                 ],
             )
         });
+    }
+
+    /// Ends the run's side of the SDK: releases the locks it still holds and writes the count of dropped
+    /// log lines. Called once the script has ended.
+    pub fn finish(&mut self) {
+        let owner = sdk_state::lock_owner(self.job_id);
+        let _ = run_txn(|| sdk_state::release_locks(&owner));
+        self.finish_logs();
     }
 
     /// What a dry run collected, by model: one record per id, the last written, in the order of those last
@@ -360,6 +368,35 @@ impl Host for SpiHost {
         deleted.ok_or_else(|| {
             format!("No track deletes starting point found for model '{model}'; call nango.trackDeletesStart('{model}') first")
         })
+    }
+
+    fn list_records(
+        &mut self,
+        model: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Value, String> {
+        let connection = self.connection;
+        run_txn(|| sdk_state::list_records(connection, model, cursor, limit))
+    }
+
+    fn try_acquire_lock(&mut self, key: &str, ttl_ms: u64) -> Result<bool, String> {
+        let (connection, owner) = (self.connection, sdk_state::lock_owner(self.job_id));
+        run_txn(|| sdk_state::try_acquire_lock(connection, key, ttl_ms, &owner))
+    }
+
+    fn release_lock(&mut self, key: &str) -> Result<bool, String> {
+        let (connection, owner) = (self.connection, sdk_state::lock_owner(self.job_id));
+        run_txn(|| sdk_state::release_lock(connection, key, &owner))
+    }
+
+    fn integration(&mut self) -> Result<Value, String> {
+        let connection = self.connection;
+        run_txn(|| sdk_state::integration(connection))
+    }
+
+    fn environment_variables(&mut self) -> Result<Value, String> {
+        run_txn(sdk_state::environment_variables)
     }
 
     fn records_by_ids(

@@ -390,7 +390,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         logs: Default::default(),
     }));
     let outcome = run_isolated(script, host.clone(), Some(caller_gone));
-    host.borrow_mut().finish_logs();
+    host.borrow_mut().finish();
     match outcome {
         Ok(_) if dry_run => {
             let collected = host.borrow_mut().take_dry_run();
