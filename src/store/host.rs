@@ -399,6 +399,11 @@ impl Host for SpiHost {
         run_txn(sdk_state::environment_variables)
     }
 
+    fn action_entry(&mut self, name: &str) -> Result<Option<String>, String> {
+        let connection = self.connection;
+        run_txn(|| sdk_state::action_entry(connection, name))
+    }
+
     fn records_by_ids(
         &mut self,
         model: &str,

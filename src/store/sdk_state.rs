@@ -122,3 +122,14 @@ pub fn environment_variables() -> Result<Value, String> {
     )?
     .unwrap_or_else(|| serde_json::json!([])))
 }
+
+/// The entry module of action `name` of the connection's integration.
+pub fn action_entry(connection: i64, name: &str) -> Result<Option<String>, String> {
+    Ok(one_json(
+        "SELECT to_jsonb(ac.entry_file) FROM nango.action_configs ac
+         JOIN nango.connections c ON c.provider_config_key = ac.provider_config_key
+         WHERE c.id = $1 AND ac.name = $2",
+        &[connection.into(), name.into()],
+    )?
+    .and_then(|entry| entry.as_str().map(str::to_string)))
+}

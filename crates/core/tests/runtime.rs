@@ -54,6 +54,9 @@ impl Host for MemoryHost {
         Ok(())
     }
     fn release_credentials(&mut self) {}
+    fn action_entry(&mut self, name: &str) -> Result<Option<String>, String> {
+        Ok((name != "missing").then(|| format!("demo/actions/{name}.js")))
+    }
 }
 
 fn server() -> &'static MockServer {
@@ -697,5 +700,59 @@ fn calls_a_host_does_not_offer_fail_with_a_clear_error() {
             "nango.tryAcquireLock: key must be a string of 1 to 255 characters",
             "nango.listRecords can only be used in a sync",
         ]))
+    );
+}
+
+#[test]
+fn trigger_action_runs_an_action_of_the_same_integration_in_the_same_run() {
+    let go = "export default async function runAction(nango, input) {\n\
+        if (input && input.self) return await nango.triggerAction('demo', 'c1', 'go', input);\n\
+        const errors = [];\n\
+        for (const [key, conn, name] of [['other', 'c1', 'double'], ['demo', 'c2', 'double'], ['demo', 'c1', 'missing']]) {\n\
+            try { await nango.triggerAction(key, conn, name, {}); } catch (e) { errors.push(e.message); }\n\
+        }\n\
+        const doubled = await nango.triggerAction('demo', 'c1', 'double', { n: 21, when: new Date(0) });\n\
+        return { doubled, errors };\n}\n";
+    let double = "export default { exec: async (nango, input) => {\n\
+        let blocked; try { await nango.batchSave([{ id: 'x' }], 'Ticket'); } catch (e) { blocked = e.message; }\n\
+        return { n: input.n * 2, when: input.when, type: nango.scriptType, conn: nango.connectionId, blocked, skipped: undefined };\n} };\n";
+    let files = [
+        ("demo/actions/go.js", go),
+        ("demo/actions/double.js", double),
+    ];
+    let (result, _) = run_with(
+        &files,
+        "demo/actions/go.js",
+        ScriptKind::Action { input_json: None },
+        Duration::from_secs(10),
+        |_| {},
+        MemoryHost::default(),
+    );
+    assert_eq!(
+        result.unwrap(),
+        Some(json!({
+            "doubled": {"n": 42, "when": "1970-01-01T00:00:00.000Z", "type": "action", "conn": "c1",
+                        "blocked": "nango.batchSave can only be used in a sync"},
+            "errors": [
+                "nango.triggerAction: only actions of this integration and connection (demo, c1) can be triggered",
+                "nango.triggerAction: only actions of this integration and connection (demo, c1) can be triggered",
+                "nango.triggerAction: this integration has no action named 'missing'",
+            ],
+        }))
+    );
+
+    let (result, _) = run_with(
+        &files,
+        "demo/actions/go.js",
+        ScriptKind::Action {
+            input_json: Some("{\"self\": true}".into()),
+        },
+        Duration::from_secs(10),
+        |_| {},
+        MemoryHost::default(),
+    );
+    assert_eq!(
+        thrown_message(result),
+        "nango.triggerAction: actions trigger actions more than 5 levels deep"
     );
 }

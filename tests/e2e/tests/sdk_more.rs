@@ -25,6 +25,8 @@ const CONFIG: &str = "integrations:
         endpoint: POST /more/bodies
       fetch:
         endpoint: POST /more/fetch
+      chain:
+        endpoint: POST /more/chain
 models:
   Item:
     id: string
@@ -66,7 +68,7 @@ const LOCKS: &str = "export default async function runAction(nango: any, input: 
     out.released = await nango.releaseLock({ key: input.key });
     out.releasedAgain = await nango.releaseLock({ key: input.key });
   }
-  out.kept = await nango.tryAcquireLock({ key: 'kept', ttlMs: 60000 });
+  out.kept = await nango.tryAcquireLock({ key: `${input.key}-kept`, ttlMs: 60000 });
   try { await nango.tryAcquireLock({ key: 'k', ttlMs: 0 }); } catch (e: any) { out.badTtl = e.message; }
   return out;
 }
@@ -103,6 +105,11 @@ const FETCH: &str = "export default async function runAction(nango: any, input: 
 }
 ";
 
+const CHAIN: &str = "export default async function runAction(nango: any, input: any) {
+  return await nango.triggerAction('more', 'more-conn', input.action, input.input);
+}
+";
+
 fn deploy_more(client: &mut Client) {
     let files: BTreeMap<&str, &str> = [
         ("more/syncs/listing.ts", LISTING),
@@ -110,6 +117,7 @@ fn deploy_more(client: &mut Client) {
         ("more/actions/about.ts", ABOUT),
         ("more/actions/bodies.ts", BODIES),
         ("more/actions/fetch.ts", FETCH),
+        ("more/actions/chain.ts", CHAIN),
     ]
     .into_iter()
     .collect();
@@ -171,7 +179,10 @@ fn locks_are_held_per_connection_until_released_expired_or_the_run_ends() {
     );
     // The run's locks went with its end.
     let held: i64 = client
-        .query_one("SELECT count(*) FROM nango.locks", &[])
+        .query_one(
+            "SELECT count(*) FROM nango.locks WHERE key IN ('a', 'a-kept', 'b', 'b-kept')",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(held, 0);
@@ -204,7 +215,10 @@ fn locks_are_held_per_connection_until_released_expired_or_the_run_ends() {
         (&json!(true), &json!(true))
     );
     let left: i64 = client
-        .query_one("SELECT count(*) FROM nango.locks", &[])
+        .query_one(
+            "SELECT count(*) FROM nango.locks WHERE key IN ('a', 'a-kept', 'b', 'b-kept')",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
@@ -329,4 +343,23 @@ fn uncontrolled_fetch_sends_no_credentials_and_keeps_the_egress_rules() {
     );
     let detail: Value = serde_json::from_str(&detail.unwrap()).unwrap();
     assert_eq!(detail["code"], "url_not_allowed");
+}
+
+#[test]
+fn trigger_action_returns_the_output_of_another_action_of_the_integration() {
+    let mut client = setup();
+    let output = action(
+        &mut client,
+        "chain",
+        json!({"action": "locks", "input": {"key": "chained", "release": true}}),
+    )
+    .unwrap();
+    assert_eq!(output["first"], true);
+    assert_eq!(output["released"], true);
+    let (message, _) =
+        db_error(action(&mut client, "chain", json!({"action": "nope", "input": {}})).unwrap_err());
+    assert!(
+        message.contains("nango.triggerAction: this integration has no action named 'nope'"),
+        "{message}"
+    );
 }

@@ -136,6 +136,10 @@ pub trait Host {
     fn environment_variables(&mut self) -> Result<serde_json::Value, String> {
         Err(NOT_HERE.into())
     }
+    /// The entry module of action `name` of the run's integration, `None` when there is no such action.
+    fn action_entry(&mut self, _name: &str) -> Result<Option<String>, String> {
+        Err(NOT_HERE.into())
+    }
 }
 
 const NOT_HERE: &str = "this call is not available in this run";

@@ -276,7 +276,7 @@ export function createNango(host, context) {
         },
         getRecordsByIds,
         zodValidateInput,
-        ...moreMethods({ host, call, ensureSync, checkModel }),
+        ...moreMethods({ host, call, ensureSync, checkModel, context }),
     };
     return nango;
 }
@@ -367,7 +367,10 @@ function fetchResponse(host, raw) {
     };
 }
 
-function moreMethods({ host, call, ensureSync, checkModel }) {
+// How deep actions may trigger actions.
+const MAX_TRIGGER_DEPTH = 5;
+
+function moreMethods({ host, call, ensureSync, checkModel, context }) {
     return {
         getToken: async () => JSON.parse(await host.token()),
         getIntegration: async (queries) => call('getIntegration', queries ?? {}),
@@ -394,6 +397,25 @@ function moreMethods({ host, call, ensureSync, checkModel }) {
                 throw new TypeError(`fetch failed: ${message}`);
             }
             return fetchResponse(host, raw);
+        },
+        // Runs an action of this integration for this connection in this run, with its own `nango`, and
+        // returns its output as JSON (what Nango's API would return).
+        triggerAction: async (providerConfigKey, connectionId, actionName, input) => {
+            if (providerConfigKey !== context.providerConfigKey || connectionId !== context.connectionId) {
+                throw new Error(
+                    `nango.triggerAction: only actions of this integration and connection (${context.providerConfigKey}, ${context.connectionId}) can be triggered`,
+                );
+            }
+            const depth = (context.triggerDepth || 0) + 1;
+            if (depth > MAX_TRIGGER_DEPTH) throw new Error(`nango.triggerAction: actions trigger actions more than ${MAX_TRIGGER_DEPTH} levels deep`);
+            const entry = call('actionEntry', String(actionName));
+            const namespace = await import(entry);
+            const exported = namespace.default;
+            const run = typeof exported === 'function' ? exported : exported && typeof exported.exec === 'function' ? exported.exec.bind(exported) : null;
+            if (!run) throw new Error(`nango.triggerAction: ${entry} has no default export function`);
+            const nango = createNango(host, { ...context, scriptType: 'action', models: [], triggerDepth: depth });
+            const output = await run(nango, input === undefined ? undefined : JSON.parse(JSON.stringify(input)));
+            return output === undefined ? null : JSON.parse(JSON.stringify(output));
         },
         listRecords: async function* (model, options) {
             ensureSync('listRecords');

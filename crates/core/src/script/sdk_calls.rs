@@ -1,5 +1,5 @@
 //! The SDK calls beyond proxy, records, metadata and checkpoints: `getToken`, `uncontrolledFetch`,
-//! `getIntegration`, `getEnvironmentVariables`, `listRecords` and the locks. The native functions here are
+//! `getIntegration`, `getEnvironmentVariables`, `listRecords`, the locks and `triggerAction`. The native functions here are
 //! installed next to those of `host_functions`; the synchronous ones go through `dispatch`.
 
 use std::cell::RefCell;
@@ -40,6 +40,17 @@ pub(super) fn dispatch(
             .integration()
             .map(|row| public_integration(&row, args.first())),
         "getEnvironmentVariables" => host.environment_variables(),
+        "actionEntry" => {
+            let name = text(0).unwrap_or_default();
+            host.action_entry(name).and_then(|entry| {
+                entry.map(serde_json::Value::String).ok_or_else(|| {
+                    format!(
+                        "nango.triggerAction: this integration has no action named '{}'",
+                        name.chars().take(100).collect::<String>()
+                    )
+                })
+            })
+        }
         _ => return None,
     })
 }
