@@ -2,7 +2,7 @@
 //! short transaction, so HTTP waits never hold a transaction open and what a run saved stays saved if it
 //! later fails (as in Nango).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::{Host, SaveOp};
@@ -41,6 +41,8 @@ pub struct SpiHost {
     pub dry_run: Option<BTreeMap<String, Vec<Value>>>,
     /// Log rows written and dropped so far.
     pub logs: LogBudget,
+    /// Models set to `ignore_if_modified_after`, with the cursor their last change had then.
+    pub merging: HashMap<String, i64>,
 }
 
 impl SpiHost {
@@ -60,6 +62,7 @@ impl SpiHost {
             changing: HashSet::new(),
             dry_run: None,
             logs: LogBudget::default(),
+            merging: HashMap::new(),
         }
     }
 
@@ -199,15 +202,36 @@ impl Host for SpiHost {
         let (job, sync, connection) = (self.job()?, self.sync_id, self.connection);
         let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
         let probe_first = !self.changing.contains(model);
-        let outcome = run_txn(|| {
-            let outcome = records::write(op, model, connection, job, &batch, probe_first)?;
+        let mark = self.merging.get(model).copied();
+        let mark = mark.filter(|_| op != SaveOp::Delete);
+        let (outcome, skipped) = run_txn(|| {
+            let (kept, skipped) = match mark {
+                Some(mark) => sdk_state::unmodified(connection, model, &batch, mark, job)?,
+                None => (None, Vec::new()),
+            };
+            let written = kept.as_ref().unwrap_or(&batch);
+            let outcome = records::write(op, model, connection, job, written, probe_first)?;
             if remember {
                 let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
                 deletes::mark_seen(sync, model, &ids)?;
             }
-            Ok(outcome)
+            Ok((outcome, skipped))
         })
         .map_err(|e| format!("could not save {model} records: {e}"))?;
+        if !skipped.is_empty() {
+            let message = format!(
+                "{} {model}: {} records were changed after the merging strategy was set and were not overwritten: {}",
+                op.method(),
+                skipped.len(),
+                skipped
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            self.log("warn", &message, None);
+        }
         if op == SaveOp::Save {
             if outcome.written * 2 > outcome.records as i64 {
                 self.changing.insert(model.to_string());
@@ -397,6 +421,17 @@ impl Host for SpiHost {
 
     fn environment_variables(&mut self) -> Result<Value, String> {
         run_txn(sdk_state::environment_variables)
+    }
+
+    fn set_merging_strategy(&mut self, model: &str, strategy: &str) -> Result<(), String> {
+        if strategy == "override" || self.dry_run.is_some() {
+            self.merging.remove(model);
+            return Ok(());
+        }
+        let connection = self.connection;
+        let mark = run_txn(|| sdk_state::merging_mark(connection, model))?;
+        self.merging.insert(model.to_string(), mark);
+        Ok(())
     }
 
     fn action_entry(&mut self, name: &str) -> Result<Option<String>, String> {

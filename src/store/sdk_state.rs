@@ -1,8 +1,11 @@
 //! What the newer SDK calls read and write: a page of a model's stored records (`listRecords`), the
 //! connection's locks (`tryAcquireLock`, `releaseLock`), the run's integration (`getIntegration`) and the
-//! environment variables (`getEnvironmentVariables`). Each function runs in the caller's transaction.
+//! environment variables (`getEnvironmentVariables`), and the merging strategy's marks (`setMergingStrategy`). Each function runs in the caller's transaction.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
+
+use pg_nango_core::records::batch::RecordBatch;
 
 use serde_json::Value;
 
@@ -132,4 +135,57 @@ pub fn action_entry(connection: i64, name: &str) -> Result<Option<String>, Strin
         &[connection.into(), name.into()],
     )?
     .and_then(|entry| entry.as_str().map(str::to_string)))
+}
+
+/// The mark of `ignore_if_modified_after` for `model` of the connection: the cursor of its last change.
+pub fn merging_mark(connection: i64, model: &str) -> Result<i64, String> {
+    Ok(one_json(
+        "SELECT to_jsonb(coalesce(max(cursor), 0)) FROM nango.stored_records WHERE model = $1 AND connection = $2",
+        &[model.into(), connection.into()],
+    )?
+    .and_then(|mark| mark.as_i64())
+    .unwrap_or(0))
+}
+
+/// `batch` without the records whose stored version was changed after `mark` by anything but job `job`
+/// (`None` when there are none), and the ids of those records.
+pub fn unmodified(
+    connection: i64,
+    model: &str,
+    batch: &RecordBatch,
+    mark: i64,
+    job: i64,
+) -> Result<(Option<RecordBatch>, Vec<String>), String> {
+    let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
+    let modified = one_json(
+        "SELECT coalesce(jsonb_agg(s.external_id), '[]') FROM nango.stored_records s
+         WHERE s.model = $1 AND s.connection = $2 AND s.external_id = ANY ($3::text[])
+           AND s.cursor > $4 AND s.last_job IS DISTINCT FROM $5",
+        &[
+            model.into(),
+            connection.into(),
+            ids.as_slice().into(),
+            mark.into(),
+            job.into(),
+        ],
+    )?;
+    let modified: HashSet<String> = modified
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|id| id.as_str().map(str::to_string))
+        .collect();
+    if modified.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let kept = batch
+        .records
+        .iter()
+        .filter(|r| !modified.contains(&r.id))
+        .cloned()
+        .collect();
+    let mut skipped: Vec<String> = modified.into_iter().collect();
+    skipped.sort();
+    Ok((Some(RecordBatch { records: kept }), skipped))
 }

@@ -388,6 +388,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         changing: Default::default(),
         dry_run: dry_run.then(BTreeMap::new),
         logs: Default::default(),
+        merging: Default::default(),
     }));
     let outcome = run_isolated(script, host.clone(), Some(caller_gone));
     host.borrow_mut().finish();

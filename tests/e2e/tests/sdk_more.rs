@@ -16,6 +16,11 @@ const CONFIG: &str = "integrations:
         auto_start: false
         output: Item
         endpoint: GET /more/items
+      merge:
+        runs: every hour
+        auto_start: false
+        output: Merged
+        endpoint: GET /more/merged
     actions:
       locks:
         endpoint: POST /more/locks
@@ -28,6 +33,9 @@ const CONFIG: &str = "integrations:
       chain:
         endpoint: POST /more/chain
 models:
+  Merged:
+    id: string
+    v: number
   Item:
     id: string
     n: number
@@ -110,6 +118,25 @@ const CHAIN: &str = "export default async function runAction(nango: any, input: 
 }
 ";
 
+const MERGE: &str = "export default async function fetchData(nango: any): Promise<void> {
+  const metadata = await nango.getMetadata();
+  await nango.setMergingStrategy({ strategy: 'ignore_if_modified_after' }, 'Merged');
+  await nango.setMergingStrategy({ strategy: 'override' }, 'Merged');
+  if (metadata.phase === 'seed') {
+    await nango.batchSave([{ id: 'a', v: 1 }, { id: 'b', v: 1 }], 'Merged');
+    return;
+  }
+  await nango.batchSave([{ id: 'a', v: 2 }], 'Merged');
+  await nango.log('waiting');
+  await nango.get({ endpoint: '/slow', params: { ms: 2000 } });
+  await nango.batchSave([{ id: 'a', v: 3 }, { id: 'b', v: 3 }], 'Merged');
+  await nango.batchUpdate([{ id: 'b', v: 4 }], 'Merged');
+  let late = '';
+  try { await nango.setMergingStrategy({ strategy: 'override' }, 'Merged'); } catch (e: any) { late = e.message; }
+  await nango.log(late);
+}
+";
+
 fn deploy_more(client: &mut Client) {
     let files: BTreeMap<&str, &str> = [
         ("more/syncs/listing.ts", LISTING),
@@ -118,6 +145,7 @@ fn deploy_more(client: &mut Client) {
         ("more/actions/bodies.ts", BODIES),
         ("more/actions/fetch.ts", FETCH),
         ("more/actions/chain.ts", CHAIN),
+        ("more/syncs/merge.ts", MERGE),
     ]
     .into_iter()
     .collect();
@@ -362,4 +390,65 @@ fn trigger_action_returns_the_output_of_another_action_of_the_integration() {
         message.contains("nango.triggerAction: this integration has no action named 'nope'"),
         "{message}"
     );
+}
+
+#[test]
+fn ignore_if_modified_after_leaves_records_changed_by_others_during_the_run() {
+    let mut client = setup();
+    set_metadata(&mut client, "more", "more-conn", &json!({"phase": "seed"}));
+    let (_, status) = run_sync(&mut client, "more", "merge", "more-conn");
+    assert_eq!(status, "SUCCESS");
+    set_metadata(&mut client, "more", "more-conn", &json!({"phase": "go"}));
+    let job: i64 = client
+        .query_one(
+            "SELECT nango.trigger_sync('more', 'merge', 'more-conn')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // While the run waits on the API, someone else changes record b.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !job_logs(&mut client, job)
+        .iter()
+        .any(|(_, m, _)| m == "waiting")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got to its wait"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    client
+        .execute(
+            "UPDATE nango.stored_records SET data = '{\"id\": \"b\", \"v\": 99}', data_hash = md5('b99')::uuid,
+                    cursor = nextval('nango.record_cursor'), last_job = NULL, last_modified_at = now()
+             WHERE model = 'Merged' AND external_id = 'b'",
+            &[],
+        )
+        .unwrap();
+    let status: String = client
+        .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job])
+        .unwrap()
+        .get(0);
+    let logs = job_logs(&mut client, job);
+    assert_eq!(status, "SUCCESS", "{logs:?}");
+    let values: Vec<(String, Value)> = pairs(
+        &mut client,
+        "SELECT id, data -> 'v' FROM nango.records('Merged', connection_id => 'more-conn') ORDER BY id",
+        &[],
+    );
+    assert_eq!(
+        values,
+        [("a".to_string(), json!(3)), ("b".to_string(), json!(99))]
+    );
+    let messages: Vec<&str> = logs.iter().map(|(_, m, _)| m.as_str()).collect();
+    for expected in [
+        "Merging strategy set to 'ignore_if_modified_after' for model Merged.",
+        "Merging strategy for model Merged is already set. Skipping",
+        "batchSave Merged: 1 records were changed after the merging strategy was set and were not overwritten: b",
+        "batchUpdate Merged: 1 records were changed after the merging strategy was set and were not overwritten: b",
+        "nango.setMergingStrategy must be called before any proxy call",
+    ] {
+        assert!(messages.contains(&expected), "{expected}: {messages:?}");
+    }
 }

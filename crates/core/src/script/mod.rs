@@ -136,6 +136,12 @@ pub trait Host {
     fn environment_variables(&mut self) -> Result<serde_json::Value, String> {
         Err(NOT_HERE.into())
     }
+    /// Sets how the run's later writes of `model` merge: `override` (the default), or
+    /// `ignore_if_modified_after`, which leaves alone every stored record modified after this call by
+    /// anything but this run.
+    fn set_merging_strategy(&mut self, _model: &str, _strategy: &str) -> Result<(), String> {
+        Err(SYNC_ONLY.into())
+    }
     /// The entry module of action `name` of the run's integration, `None` when there is no such action.
     fn action_entry(&mut self, _name: &str) -> Result<Option<String>, String> {
         Err(NOT_HERE.into())

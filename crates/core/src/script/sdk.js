@@ -58,7 +58,10 @@ export function createNango(host, context) {
         if (scriptType !== 'sync') throw new Error(`nango.${method} can only be used in a sync`);
     }
 
+    // Whether a proxy call was made: a merging strategy must be set before any.
+    let proxyStarted = false;
     async function proxy(config) {
+        proxyStarted = true;
         if (!config || typeof config !== 'object') throw new Error('nango.proxy expects a configuration object');
         const call = {
             method: (config.method || 'GET').toUpperCase(),
@@ -276,7 +279,7 @@ export function createNango(host, context) {
         },
         getRecordsByIds,
         zodValidateInput,
-        ...moreMethods({ host, call, ensureSync, checkModel, context }),
+        ...moreMethods({ host, call, ensureSync, checkModel, context, proxyStarted: () => proxyStarted }),
     };
     return nango;
 }
@@ -370,7 +373,8 @@ function fetchResponse(host, raw) {
 // How deep actions may trigger actions.
 const MAX_TRIGGER_DEPTH = 5;
 
-function moreMethods({ host, call, ensureSync, checkModel, context }) {
+function moreMethods({ host, call, ensureSync, checkModel, context, proxyStarted }) {
+    const merging = new Set();
     return {
         getToken: async () => JSON.parse(await host.token()),
         getIntegration: async (queries) => call('getIntegration', queries ?? {}),
@@ -416,6 +420,22 @@ function moreMethods({ host, call, ensureSync, checkModel, context }) {
             const nango = createNango(host, { ...context, scriptType: 'action', models: [], triggerDepth: depth });
             const output = await run(nango, input === undefined ? undefined : JSON.parse(JSON.stringify(input)));
             return output === undefined ? null : JSON.parse(JSON.stringify(output));
+        },
+        setMergingStrategy: async (options, model) => {
+            ensureSync('setMergingStrategy');
+            checkModel(model, 'setMergingStrategy');
+            const strategy = options && options.strategy;
+            if (strategy !== 'ignore_if_modified_after' && strategy !== 'override') {
+                throw new Error(`Unsupported merging strategy: ${strategy}`);
+            }
+            if (proxyStarted()) throw new Error('nango.setMergingStrategy must be called before any proxy call');
+            if (merging.has(model)) {
+                host.log('warn', `Merging strategy for model ${model} is already set. Skipping`, null);
+                return;
+            }
+            merging.add(model);
+            call('setMergingStrategy', model, strategy);
+            host.log('info', `Merging strategy set to '${strategy}' for model ${model}.`, null);
         },
         listRecords: async function* (model, options) {
             ensureSync('listRecords');

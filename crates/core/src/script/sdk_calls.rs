@@ -1,5 +1,6 @@
 //! The SDK calls beyond proxy, records, metadata and checkpoints: `getToken`, `uncontrolledFetch`,
-//! `getIntegration`, `getEnvironmentVariables`, `listRecords`, the locks and `triggerAction`. The native functions here are
+//! `getIntegration`, `getEnvironmentVariables`, `listRecords`, `setMergingStrategy`, the locks and
+//! `triggerAction`. The native functions here are
 //! installed next to those of `host_functions`; the synchronous ones go through `dispatch`.
 
 use std::cell::RefCell;
@@ -40,6 +41,9 @@ pub(super) fn dispatch(
             .integration()
             .map(|row| public_integration(&row, args.first())),
         "getEnvironmentVariables" => host.environment_variables(),
+        "setMergingStrategy" => host
+            .set_merging_strategy(text(0).unwrap_or_default(), text(1).unwrap_or_default())
+            .map(|()| serde_json::Value::Null),
         "actionEntry" => {
             let name = text(0).unwrap_or_default();
             host.action_entry(name).and_then(|entry| {
