@@ -281,3 +281,30 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     LEFT JOIN nango.integration_secrets sec ON sec.unique_key = i.unique_key
     WHERE c.id = conn
 $$;
+
+-- Environment variables (nango.getEnvironmentVariables() in scripts).
+CREATE FUNCTION nango.set_environment_variable(name text, value text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,255}$' THEN
+        RAISE EXCEPTION 'invalid environment variable name "%"', left(name, 40)
+            USING HINT = 'Use 1 to 255 letters, digits, ., _ and -.';
+    END IF;
+    IF value IS NULL THEN
+        DELETE FROM nango.environment_variables v WHERE v.name = set_environment_variable.name;
+    ELSE
+        INSERT INTO nango.environment_variables AS v (name, value)
+        VALUES (set_environment_variable.name, set_environment_variable.value)
+        ON CONFLICT ON CONSTRAINT environment_variables_pkey DO UPDATE SET value = excluded.value;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION nango.set_environment_variable(text, text) IS
+    'Sets (or with a NULL value removes) an environment variable that scripts read with nango.getEnvironmentVariables(); values are readable by scripts and by the extension''s owner only.';
+
+CREATE FUNCTION nango.environment_variable_names() RETURNS SETOF text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.name FROM nango.environment_variables v ORDER BY v.name
+$$;
+COMMENT ON FUNCTION nango.environment_variable_names() IS
+    'The names of the environment variables set with nango.set_environment_variable (never their values).';

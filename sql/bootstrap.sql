@@ -226,6 +226,25 @@ CREATE INDEX stored_records_by_connection ON nango.stored_records (connection, m
 -- nango.records(model, delta): reads only the rows modified since `delta`.
 CREATE INDEX stored_records_by_modified ON nango.stored_records (model, last_modified_at);
 
+-- Locks a script takes with nango.tryAcquireLock({key, ttlMs}): one per connection and key, held by one run
+-- (`owner`) until that run releases it or ends, or until it expires.
+CREATE TABLE nango.locks (
+    connection  bigint NOT NULL REFERENCES nango.connections (id) ON DELETE CASCADE,
+    key         text NOT NULL,
+    owner       text NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (connection, key)
+);
+CREATE INDEX locks_by_owner ON nango.locks (owner);
+
+-- The environment's variables, which every script reads with nango.getEnvironmentVariables(); set with
+-- nango.set_environment_variable. Readable by the extension's owner only, like credentials.
+CREATE TABLE nango.environment_variables (
+    name   text PRIMARY KEY,
+    value  text NOT NULL
+);
+REVOKE ALL ON nango.locks, nango.environment_variables FROM PUBLIC;
+
 CREATE FUNCTION nango._forget_connection_records() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

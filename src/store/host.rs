@@ -2,13 +2,13 @@
 //! short transaction, so HTTP waits never hold a transaction open and what a run saved stays saved if it
 //! later fails (as in Nango).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::{Host, SaveOp};
 use serde_json::Value;
 
-use super::{deletes, exec, one_json, records};
+use super::{deletes, exec, one_json, records, sdk_state};
 use crate::txn::run_txn;
 
 /// Largest log message kept, in characters.
@@ -41,6 +41,8 @@ pub struct SpiHost {
     pub dry_run: Option<BTreeMap<String, Vec<Value>>>,
     /// Log rows written and dropped so far.
     pub logs: LogBudget,
+    /// Models set to `ignore_if_modified_after`, with the cursor their last change had then.
+    pub merging: HashMap<String, i64>,
 }
 
 impl SpiHost {
@@ -60,6 +62,7 @@ impl SpiHost {
             changing: HashSet::new(),
             dry_run: None,
             logs: LogBudget::default(),
+            merging: HashMap::new(),
         }
     }
 
@@ -104,6 +107,14 @@ impl SpiHost {
                 ],
             )
         });
+    }
+
+    /// Ends the run's side of the SDK: releases the locks it still holds and writes the count of dropped
+    /// log lines. Called once the script has ended.
+    pub fn finish(&mut self) {
+        let owner = sdk_state::lock_owner(self.job_id);
+        let _ = run_txn(|| sdk_state::release_locks(&owner));
+        self.finish_logs();
     }
 
     /// What a dry run collected, by model: one record per id, the last written, in the order of those last
@@ -191,15 +202,36 @@ impl Host for SpiHost {
         let (job, sync, connection) = (self.job()?, self.sync_id, self.connection);
         let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
         let probe_first = !self.changing.contains(model);
-        let outcome = run_txn(|| {
-            let outcome = records::write(op, model, connection, job, &batch, probe_first)?;
+        let mark = self.merging.get(model).copied();
+        let mark = mark.filter(|_| op != SaveOp::Delete);
+        let (outcome, skipped) = run_txn(|| {
+            let (kept, skipped) = match mark {
+                Some(mark) => sdk_state::unmodified(connection, model, &batch, mark, job)?,
+                None => (None, Vec::new()),
+            };
+            let written = kept.as_ref().unwrap_or(&batch);
+            let outcome = records::write(op, model, connection, job, written, probe_first)?;
             if remember {
                 let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
                 deletes::mark_seen(sync, model, &ids)?;
             }
-            Ok(outcome)
+            Ok((outcome, skipped))
         })
         .map_err(|e| format!("could not save {model} records: {e}"))?;
+        if !skipped.is_empty() {
+            let message = format!(
+                "{} {model}: {} records were changed after the merging strategy was set and were not overwritten: {}",
+                op.method(),
+                skipped.len(),
+                skipped
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            self.log("warn", &message, None);
+        }
         if op == SaveOp::Save {
             if outcome.written * 2 > outcome.records as i64 {
                 self.changing.insert(model.to_string());
@@ -360,6 +392,51 @@ impl Host for SpiHost {
         deleted.ok_or_else(|| {
             format!("No track deletes starting point found for model '{model}'; call nango.trackDeletesStart('{model}') first")
         })
+    }
+
+    fn list_records(
+        &mut self,
+        model: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Value, String> {
+        let connection = self.connection;
+        run_txn(|| sdk_state::list_records(connection, model, cursor, limit))
+    }
+
+    fn try_acquire_lock(&mut self, key: &str, ttl_ms: u64) -> Result<bool, String> {
+        let (connection, owner) = (self.connection, sdk_state::lock_owner(self.job_id));
+        run_txn(|| sdk_state::try_acquire_lock(connection, key, ttl_ms, &owner))
+    }
+
+    fn release_lock(&mut self, key: &str) -> Result<bool, String> {
+        let (connection, owner) = (self.connection, sdk_state::lock_owner(self.job_id));
+        run_txn(|| sdk_state::release_lock(connection, key, &owner))
+    }
+
+    fn integration(&mut self) -> Result<Value, String> {
+        let connection = self.connection;
+        run_txn(|| sdk_state::integration(connection))
+    }
+
+    fn environment_variables(&mut self) -> Result<Value, String> {
+        run_txn(sdk_state::environment_variables)
+    }
+
+    fn set_merging_strategy(&mut self, model: &str, strategy: &str) -> Result<(), String> {
+        if strategy == "override" || self.dry_run.is_some() {
+            self.merging.remove(model);
+            return Ok(());
+        }
+        let connection = self.connection;
+        let mark = run_txn(|| sdk_state::merging_mark(connection, model))?;
+        self.merging.insert(model.to_string(), mark);
+        Ok(())
+    }
+
+    fn action_entry(&mut self, name: &str) -> Result<Option<String>, String> {
+        let connection = self.connection;
+        run_txn(|| sdk_state::action_entry(connection, name))
     }
 
     fn records_by_ids(

@@ -1,11 +1,13 @@
 //! The SPI side of a run: [`host::SpiHost`] (records, logs, metadata, each call its own short transaction)
 //! and [`jobs`] (claiming a job, and its final transaction with the notifications), with [`records`] for
-//! batch writes and [`deletes`] for deletion detection.
+//! batch writes, [`deletes`] for deletion detection and [`sdk_state`] for locks, record listing, the
+//! integration and environment variables.
 
 pub mod deletes;
 pub mod host;
 pub mod jobs;
 pub mod records;
+pub mod sdk_state;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

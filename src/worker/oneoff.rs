@@ -388,9 +388,10 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         changing: Default::default(),
         dry_run: dry_run.then(BTreeMap::new),
         logs: Default::default(),
+        merging: Default::default(),
     }));
     let outcome = run_isolated(script, host.clone(), Some(caller_gone));
-    host.borrow_mut().finish_logs();
+    host.borrow_mut().finish();
     match outcome {
         Ok(_) if dry_run => {
             let collected = host.borrow_mut().take_dry_run();

@@ -90,7 +90,7 @@ fn run_job(job_id: i64) {
         job.last_sync_date.clone(),
     );
     let outcome = run_isolated(script, host.clone(), None);
-    host.borrow_mut().finish_logs();
+    host.borrow_mut().finish();
     match outcome {
         Ok(_) => {
             if let Err(error) = run_txn(|| jobs::finish_success(&job)) {

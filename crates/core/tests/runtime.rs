@@ -54,6 +54,9 @@ impl Host for MemoryHost {
         Ok(())
     }
     fn release_credentials(&mut self) {}
+    fn action_entry(&mut self, name: &str) -> Result<Option<String>, String> {
+        Ok((name != "missing").then(|| format!("demo/actions/{name}.js")))
+    }
 }
 
 fn server() -> &'static MockServer {
@@ -512,6 +515,19 @@ fn a_response_over_max_response_size_fails_the_call() {
     }
 }
 
+/// Makes `run` an OAuth2 connection with `credentials`, refreshable at the mock API's token endpoint.
+fn refreshable(run: &mut ScriptRun, credentials: &Value) {
+    run.provider = serde_yaml::from_str(
+        "token_url: ${connectionConfig.base_url}/oauth/token\nproxy:\n  base_url: ${connectionConfig.base_url}\n",
+    )
+    .unwrap();
+    run.connection.credentials = credentials.clone();
+    run.oauth_client = Some(OAuthClient {
+        client_id: pg_nango_mock_api::OAUTH_CLIENT_ID.into(),
+        client_secret: pg_nango_mock_api::OAUTH_CLIENT_SECRET.into(),
+    });
+}
+
 #[test]
 fn concurrent_requests_of_a_run_refresh_an_expiring_token_once() {
     let expires_soon = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
@@ -520,17 +536,7 @@ fn concurrent_requests_of_a_run_refresh_an_expiring_token_once() {
     let source = "export default async function runAction(nango) {\n  const [a, b] = await Promise.all([nango.get({ endpoint: '/echo' }), nango.get({ endpoint: '/echo' })]);\n  return [a.data.headers.authorization, b.data.headers.authorization];\n}\n";
     let (result, host) = run_action(
         source,
-        |run| {
-            run.provider = serde_yaml::from_str(
-                "token_url: ${connectionConfig.base_url}/oauth/token\nproxy:\n  base_url: ${connectionConfig.base_url}\n",
-            )
-            .unwrap();
-            run.connection.credentials = credentials.clone();
-            run.oauth_client = Some(OAuthClient {
-                client_id: pg_nango_mock_api::OAUTH_CLIENT_ID.into(),
-                client_secret: pg_nango_mock_api::OAUTH_CLIENT_SECRET.into(),
-            });
-        },
+        |run| refreshable(run, &credentials),
         MemoryHost {
             credentials: Some(credentials.clone()),
             ..MemoryHost::default()
@@ -566,4 +572,187 @@ fn a_connection_config_value_cannot_move_the_base_url_to_another_host() {
          http://${connectionConfig.subdomain}.localhost: a host may not hold / \\ ? # @ : [ ] % or whitespace"
     );
     assert!(listener.heads().is_empty());
+}
+
+#[test]
+fn compressed_text_and_binary_responses_come_as_asked() {
+    let source = "export default async function runAction(nango) {\n\
+        const gzip = await nango.get({ endpoint: '/encoded/gzip' });\n\
+        const deflate = await nango.get({ endpoint: '/encoded/deflate', decompress: true });\n\
+        const raw = await nango.get({ endpoint: '/encoded/gzip', decompress: false, responseType: 'arraybuffer' });\n\
+        const text = await nango.get({ endpoint: '/plain', responseType: 'text' });\n\
+        const jsonAsText = await nango.get({ endpoint: '/encoded/gzip', responseType: 'text' });\n\
+        const bytes = await nango.get({ endpoint: '/bytes', responseType: 'arraybuffer' });\n\
+        const chunks = [];\n\
+        for await (const chunk of (await nango.get({ endpoint: '/bytes', responseType: 'stream' })).data) chunks.push(chunk.length);\n\
+        const echo = await nango.get({ endpoint: '/echo', decompress: true });\n\
+        return { gzip: gzip.data, deflate: deflate.data.encoded, gzipHeader: gzip.headers['content-encoding'] ?? null,\n\
+                 rawMagic: [raw.data[0], raw.data[1]], text: text.data, jsonAsText: typeof jsonAsText.data,\n\
+                 bytes: [bytes.data instanceof Uint8Array, bytes.data.length, bytes.data[255]], chunks,\n\
+                 acceptEncoding: echo.data.headers['accept-encoding'] };\n}\n";
+    let (result, _) = run_action(source, |_| {}, MemoryHost::default());
+    assert_eq!(
+        result.unwrap(),
+        Some(json!({
+            "gzip": {"encoded": "gzip", "items": [1, 2, 3]},
+            "deflate": "deflate",
+            "gzipHeader": null,
+            "rawMagic": [0x1f, 0x8b],
+            "text": pg_nango_mock_api::PLAIN_TEXT,
+            "jsonAsText": "string",
+            "bytes": [true, 256, 255],
+            "chunks": [256],
+            "acceptEncoding": "gzip, deflate, br",
+        }))
+    );
+}
+
+#[test]
+fn uncontrolled_fetch_returns_a_response_without_credentials_and_keeps_the_egress_rules() {
+    let source = "export default async function runAction(nango) {\n\
+        const base = (await nango.getConnection()).connection_config.base_url;\n\
+        const r = await nango.uncontrolledFetch({ url: base + '/echo?x=1', method: 'POST', headers: { 'X-Test': 'yes' }, body: 'hi' });\n\
+        const echoed = await r.json();\n\
+        let twice;\n\
+        try { await r.text(); } catch (e) { twice = e.message; }\n\
+        const plain = await nango.uncontrolledFetch({ url: base + '/plain' });\n\
+        const missing = await nango.uncontrolledFetch({ url: base + '/status/404' });\n\
+        return { status: r.status, ok: r.ok, type: r.headers.get('Content-Type'), method: echoed.method, body: echoed.body,\n\
+                 header: echoed.headers['x-test'], authorization: echoed.headers.authorization ?? null, twice,\n\
+                 plain: await plain.text(), missing: [missing.status, missing.ok] };\n}\n";
+    let (result, _) = run_action(source, |_| {}, MemoryHost::default());
+    assert_eq!(
+        result.unwrap(),
+        Some(json!({
+            "status": 200, "ok": true, "type": "application/json", "method": "POST", "body": "hi",
+            "header": "yes", "authorization": null,
+            "twice": "Body is unusable: Body has already been read",
+            "plain": pg_nango_mock_api::PLAIN_TEXT, "missing": [404, false],
+        }))
+    );
+
+    // The provider's base URL host is not trusted for an uncontrolled fetch: a private address must be listed.
+    let (result, _) = run_action(
+        source,
+        |run| run.limits.allowed_hosts.clear(),
+        MemoryHost::default(),
+    );
+    match result {
+        Err(ScriptError::Action { payload, .. }) => {
+            assert_eq!(payload["code"], "url_not_allowed");
+            assert!(
+                payload["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("refused: it resolves to a private address (loopback)"),
+                "{payload}"
+            );
+        }
+        other => panic!("expected url_not_allowed, got {other:?}"),
+    }
+}
+
+#[test]
+fn get_token_refreshes_first_and_field_mapping_lives_in_metadata() {
+    let source = "export default async function runAction(nango) {\n\
+        await nango.setFieldMapping({ fieldMapping: { name: 'full_name' } });\n\
+        return { token: await nango.getToken(), mapping: await nango.getFieldMapping() };\n}\n";
+    let (result, _) = run_action(source, |_| {}, MemoryHost::default());
+    assert_eq!(
+        result.unwrap(),
+        Some(
+            json!({"token": {"type": "API_KEY", "apiKey": "k"}, "mapping": {"name": "full_name"}})
+        )
+    );
+
+    let expired = json!({"type": "OAUTH2", "access_token": "old", "refresh_token": "rt-0",
+                         "expires_at": (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339()});
+    let source =
+        "export default async function runAction(nango) { return await nango.getToken(); }\n";
+    let (result, host) = run_action(
+        source,
+        |run| refreshable(run, &expired),
+        MemoryHost {
+            credentials: Some(expired.clone()),
+            ..MemoryHost::default()
+        },
+    );
+    let stored = host.credentials.unwrap();
+    assert_ne!(stored["access_token"], "old");
+    assert_eq!(result.unwrap(), Some(stored["access_token"].clone()));
+}
+
+#[test]
+fn calls_a_host_does_not_offer_fail_with_a_clear_error() {
+    let source = "export default async function runAction(nango) {\n\
+        const errors = [];\n\
+        for (const f of [() => nango.tryAcquireLock({ key: 'k', ttlMs: 10 }), () => nango.getEnvironmentVariables(),\n\
+                         () => nango.tryAcquireLock({ key: '', ttlMs: 10 }), async () => { for await (const r of nango.listRecords('Ticket')) {} }]) {\n\
+            try { await f(); } catch (e) { errors.push(e.message); }\n\
+        }\n\
+        return errors;\n}\n";
+    let (result, _) = run_action(source, |_| {}, MemoryHost::default());
+    assert_eq!(
+        result.unwrap(),
+        Some(json!([
+            "this call is not available in this run",
+            "this call is not available in this run",
+            "nango.tryAcquireLock: key must be a string of 1 to 255 characters",
+            "nango.listRecords can only be used in a sync",
+        ]))
+    );
+}
+
+#[test]
+fn trigger_action_runs_an_action_of_the_same_integration_in_the_same_run() {
+    let go = "export default async function runAction(nango, input) {\n\
+        if (input && input.self) return await nango.triggerAction('demo', 'c1', 'go', input);\n\
+        const errors = [];\n\
+        for (const [key, conn, name] of [['other', 'c1', 'double'], ['demo', 'c2', 'double'], ['demo', 'c1', 'missing']]) {\n\
+            try { await nango.triggerAction(key, conn, name, {}); } catch (e) { errors.push(e.message); }\n\
+        }\n\
+        const doubled = await nango.triggerAction('demo', 'c1', 'double', { n: 21, when: new Date(0) });\n\
+        return { doubled, errors };\n}\n";
+    let double = "export default { exec: async (nango, input) => {\n\
+        let blocked; try { await nango.batchSave([{ id: 'x' }], 'Ticket'); } catch (e) { blocked = e.message; }\n\
+        return { n: input.n * 2, when: input.when, type: nango.scriptType, conn: nango.connectionId, blocked, skipped: undefined };\n} };\n";
+    let files = [
+        ("demo/actions/go.js", go),
+        ("demo/actions/double.js", double),
+    ];
+    let (result, _) = run_with(
+        &files,
+        "demo/actions/go.js",
+        ScriptKind::Action { input_json: None },
+        Duration::from_secs(10),
+        |_| {},
+        MemoryHost::default(),
+    );
+    assert_eq!(
+        result.unwrap(),
+        Some(json!({
+            "doubled": {"n": 42, "when": "1970-01-01T00:00:00.000Z", "type": "action", "conn": "c1",
+                        "blocked": "nango.batchSave can only be used in a sync"},
+            "errors": [
+                "nango.triggerAction: only actions of this integration and connection (demo, c1) can be triggered",
+                "nango.triggerAction: only actions of this integration and connection (demo, c1) can be triggered",
+                "nango.triggerAction: this integration has no action named 'missing'",
+            ],
+        }))
+    );
+
+    let (result, _) = run_with(
+        &files,
+        "demo/actions/go.js",
+        ScriptKind::Action {
+            input_json: Some("{\"self\": true}".into()),
+        },
+        Duration::from_secs(10),
+        |_| {},
+        MemoryHost::default(),
+    );
+    assert_eq!(
+        thrown_message(result),
+        "nango.triggerAction: actions trigger actions more than 5 levels deep"
+    );
 }

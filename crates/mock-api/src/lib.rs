@@ -6,6 +6,8 @@
 //! - `PUT /_admin/datasets/{name}` with a JSON array: stores a dataset; `GET /datasets/{name}?cursor=&limit=`
 //!   serves it cursor-paginated the same way;
 //! - `GET /status/{code}`: answers with that status; `GET /slow?ms=`: answers after a delay;
+//! - `GET /encoded/{gzip|deflate}`, `GET /plain`, `GET /bytes`: compressed JSON, plain text and binary
+//!   bodies (see `encoded.rs`);
 //! - `ANY /echo`: returns the request it got (method, path, query, headers, body);
 //! - `GET /redirect?to=URL&status=S`: answers `S` (302 by default) with `Location: URL`, to which it adds
 //!   the request's other query parameters (as a server that keeps the query across a redirect does);
@@ -18,7 +20,7 @@
 //! - `POST /oauth/token`: OAuth2 refresh (`grant_type=refresh_token`, form body) for client
 //!   [`OAUTH_CLIENT_ID`]/[`OAUTH_CLIENT_SECRET`]; issues `at-N`/`rt-N`, valid one hour, after a short delay.
 //!
-//! Every route outside `/_admin`, `/echo`, `/redirect`, `/status`, `/slow` and `/oauth` requires
+//! Every route outside `/_admin`, `/echo`, `/encoded`, `/plain`, `/bytes`, `/redirect`, `/status`, `/slow` and `/oauth` requires
 //! `authorization: Bearer <api key>` or a token issued by `/oauth/token`.
 
 use axum::extract::{Path, Query, Request, State};
@@ -32,6 +34,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod encoded;
+pub use encoded::PLAIN_TEXT;
 
 /// The key the demo and tests use unless they choose another.
 pub const DEFAULT_API_KEY: &str = "demo-key";
@@ -89,6 +94,9 @@ fn routes(state: AppState) -> Router {
         .route("/status/{code}", get(status))
         .route("/slow", get(slow))
         .route("/echo", any(echo))
+        .route("/encoded/{encoding}", get(encoded::encoded))
+        .route("/plain", get(encoded::plain))
+        .route("/bytes", get(encoded::bytes))
         .route("/redirect", get(redirect).post(redirect))
         .route("/_admin/datasets/{name}", put(store_dataset))
         .route("/_admin/requests", get(requests))

@@ -34,6 +34,12 @@ pub struct ProxyCall {
     pub retry_on: Vec<u16>,
     #[serde(default)]
     pub base_url_override: Option<String>,
+    /// axios' `responseType`: `json` (the default), `text`, `arraybuffer`, `blob`, `stream`.
+    #[serde(default)]
+    pub response_type: Option<String>,
+    /// Whether a compressed response is decoded; `None` decodes it, as axios does in Node.
+    #[serde(default)]
+    pub decompress: Option<bool>,
 }
 
 fn default_method() -> String {

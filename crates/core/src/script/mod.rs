@@ -7,12 +7,14 @@
 //! QuickJS' interrupt handler while JS runs and by a timer while it waits on HTTP), a heap limit, and a cancel
 //! flag the caller can raise.
 
+pub mod body;
 pub mod compile;
 pub mod http;
 pub mod json;
 pub mod modules;
 pub mod node;
 pub mod sandbox;
+pub mod sdk_calls;
 pub mod stringify;
 pub mod validate;
 
@@ -107,8 +109,47 @@ pub trait Host {
     ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
         Err(SYNC_ONLY.into())
     }
+    /// A page of at most `limit` stored records of `model` (deleted ones included) after `cursor`, in cursor
+    /// order, as `{records, next_cursor}` (`next_cursor` null on the last page).
+    fn list_records(
+        &mut self,
+        _model: &str,
+        _cursor: Option<&str>,
+        _limit: usize,
+    ) -> Result<serde_json::Value, String> {
+        Err(SYNC_ONLY.into())
+    }
+    /// Takes the connection's lock `key` for this run for `ttl_ms` (or extends it when this run holds it);
+    /// false when another run holds it unexpired.
+    fn try_acquire_lock(&mut self, _key: &str, _ttl_ms: u64) -> Result<bool, String> {
+        Err(NOT_HERE.into())
+    }
+    /// Releases the connection's lock `key` if this run holds it; false otherwise.
+    fn release_lock(&mut self, _key: &str) -> Result<bool, String> {
+        Err(NOT_HERE.into())
+    }
+    /// The run's integration: `unique_key`, `provider`, `display_name`, `auth_mode`, `client_id`,
+    /// `created_at`.
+    fn integration(&mut self) -> Result<serde_json::Value, String> {
+        Err(NOT_HERE.into())
+    }
+    /// The environment variables, as `[{name, value}]`.
+    fn environment_variables(&mut self) -> Result<serde_json::Value, String> {
+        Err(NOT_HERE.into())
+    }
+    /// Sets how the run's later writes of `model` merge: `override` (the default), or
+    /// `ignore_if_modified_after`, which leaves alone every stored record modified after this call by
+    /// anything but this run.
+    fn set_merging_strategy(&mut self, _model: &str, _strategy: &str) -> Result<(), String> {
+        Err(SYNC_ONLY.into())
+    }
+    /// The entry module of action `name` of the run's integration, `None` when there is no such action.
+    fn action_entry(&mut self, _name: &str) -> Result<Option<String>, String> {
+        Err(NOT_HERE.into())
+    }
 }
 
+const NOT_HERE: &str = "this call is not available in this run";
 const SYNC_ONLY: &str = "this call is only available in a sync";
 
 /// The synchronous host calls `sdk.js` makes through `host.call(op, argsJson)`: the arguments come as a JSON
@@ -160,7 +201,10 @@ fn dispatch(
                 .collect();
             serde_json::Value::Object(host.records_by_ids(text(0), &ids)?)
         }
-        _ => return Err(format!("unknown host call {op}")),
+        _ => match sdk_calls::dispatch(host, op, &args) {
+            Some(result) => result?,
+            None => return Err(format!("unknown host call {op}")),
+        },
     };
     Ok(result.to_string())
 }
@@ -488,6 +532,16 @@ fn host_functions<'js>(
         run.limits.retry_base_delay,
     ));
     let request_connection = connection.clone();
+    sdk_calls::install(
+        ctx,
+        &object,
+        run,
+        host.clone(),
+        client.clone(),
+        connection.clone(),
+        refreshing.clone(),
+    )?;
+    let max_response_size = run.limits.max_response_size;
 
     let request_host = host.clone();
     object.set(
@@ -515,10 +569,13 @@ fn host_functions<'js>(
                             None,
                         );
                     };
-                    let response = http::send_with_retries(&client, &request, provider, call.retries, &call.retry_on, *base_delay, &mut on_retry)
+                    let mut response = http::send_with_retries(&client, &request, provider, call.retries, &call.retry_on, *base_delay, &mut on_retry)
                         .await
                         .map_err(|e| Exception::throw_message(&ctx, &e))?;
-                    response_object(&ctx, response)
+                    if call.decompress != Some(false) {
+                        body::decompress(&mut response, max_response_size).map_err(|e| Exception::throw_message(&ctx, &e))?;
+                    }
+                    response_object(&ctx, response, body::ResponseType::parse(call.response_type.as_deref()))
                 }
             }),
         )?,
@@ -658,10 +715,13 @@ async fn fresh_connection(
     }
 }
 
-/// `{status, headers, data}` with `data` parsed as JSON by the engine when it is JSON, else text.
+/// `{status, headers, data}` with `data` as `response_type` asks: by default parsed as JSON by the engine
+/// when it is JSON, else text; the bytes as a `Uint8Array` for `arraybuffer` and `stream` (which `sdk.js`
+/// turns into an async iterable).
 fn response_object<'js>(
     ctx: &Ctx<'js>,
     response: http::HttpResponse,
+    response_type: body::ResponseType,
 ) -> rquickjs::Result<Object<'js>> {
     let object = Object::new(ctx.clone())?;
     object.set("status", response.status)?;
@@ -679,9 +739,14 @@ fn response_object<'js>(
             response.body.iter().find(|b| !b.is_ascii_whitespace()),
             Some(b'{' | b'[')
         );
-    let data: Value = if response.body.is_empty() {
+    let data: Value = if matches!(
+        response_type,
+        body::ResponseType::Bytes | body::ResponseType::Stream
+    ) {
+        sdk_calls::bytes_value(ctx, response.body)?
+    } else if response.body.is_empty() && response_type == body::ResponseType::Json {
         Value::new_undefined(ctx.clone())
-    } else if looks_json {
+    } else if looks_json && response_type == body::ResponseType::Json {
         match json::parse(ctx, &response.body) {
             Ok(value) => value,
             Err(_) => {

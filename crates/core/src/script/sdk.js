@@ -58,7 +58,10 @@ export function createNango(host, context) {
         if (scriptType !== 'sync') throw new Error(`nango.${method} can only be used in a sync`);
     }
 
+    // Whether a proxy call was made: a merging strategy must be set before any.
+    let proxyStarted = false;
     async function proxy(config) {
+        proxyStarted = true;
         if (!config || typeof config !== 'object') throw new Error('nango.proxy expects a configuration object');
         const call = {
             method: (config.method || 'GET').toUpperCase(),
@@ -68,12 +71,18 @@ export function createNango(host, context) {
             retries: config.retries || 0,
             retryOn: config.retryOn || [],
             baseUrlOverride: config.baseUrlOverride,
+            responseType: config.responseType,
+            decompress: config.decompress === undefined ? undefined : config.decompress === true || config.decompress === 'true',
         };
+        if (call.decompress && !Object.keys(call.headers).some((name) => name.toLowerCase() === 'accept-encoding')) {
+            call.headers = { ...call.headers, 'accept-encoding': 'gzip, deflate, br' };
+        }
         if (config.data !== undefined && config.data !== null) {
             call.body = typeof config.data === 'string' ? config.data : JSON.stringify(config.data);
         }
         const response = await host.request(JSON.stringify(call));
         if (response.status >= 400) throw httpError(response);
+        if (call.responseType === 'stream') response.data = byteStream(response.data);
         return response;
     }
 
@@ -270,6 +279,173 @@ export function createNango(host, context) {
         },
         getRecordsByIds,
         zodValidateInput,
+        ...moreMethods({ host, call, ensureSync, checkModel, context, proxyStarted: () => proxyStarted }),
     };
     return nango;
+}
+
+// The SDK calls beyond proxy, records, metadata and checkpoints (native side: `sdk_calls.rs`).
+
+const CHUNK = 65536;
+
+// A response body as an async iterable of Uint8Array chunks (what `responseType: 'stream'` gives).
+function byteStream(bytes) {
+    return {
+        async *[Symbol.asyncIterator]() {
+            for (let i = 0; i < bytes.length; i += CHUNK) yield bytes.subarray(i, Math.min(i + CHUNK, bytes.length));
+        },
+    };
+}
+
+// The headers of a fetch Response: case-insensitive, repeated names joined with ', '.
+class FetchHeaders {
+    constructor(pairs) {
+        this.map = new Map();
+        for (const [name, value] of pairs) {
+            const key = name.toLowerCase();
+            this.map.set(key, this.map.has(key) ? `${this.map.get(key)}, ${value}` : value);
+        }
+    }
+    get(name) {
+        const value = this.map.get(String(name).toLowerCase());
+        return value === undefined ? null : value;
+    }
+    has(name) {
+        return this.map.has(String(name).toLowerCase());
+    }
+    forEach(fn, thisArg) {
+        for (const [name, value] of this.map) fn.call(thisArg, value, name, this);
+    }
+    entries() {
+        return this.map.entries();
+    }
+    keys() {
+        return this.map.keys();
+    }
+    values() {
+        return this.map.values();
+    }
+    [Symbol.iterator]() {
+        return this.map.entries();
+    }
+}
+
+const STATUS_TEXT = { 200: 'OK', 201: 'Created', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error' };
+
+// A fetch Response over what the host's `fetch` returned; its body can be read once.
+function fetchResponse(host, raw) {
+    let used = false;
+    const take = () => {
+        if (used) throw new TypeError('Body is unusable: Body has already been read');
+        used = true;
+        return raw.body;
+    };
+    return {
+        status: raw.status,
+        statusText: STATUS_TEXT[raw.status] || '',
+        ok: raw.status >= 200 && raw.status < 300,
+        redirected: false,
+        type: 'basic',
+        url: raw.url,
+        headers: new FetchHeaders(raw.headers),
+        get bodyUsed() {
+            return used;
+        },
+        get body() {
+            return used ? null : byteStream(raw.body);
+        },
+        async arrayBuffer() {
+            const bytes = take();
+            return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+        },
+        async bytes() {
+            return take();
+        },
+        async text() {
+            return host.utf8(take());
+        },
+        async json() {
+            return JSON.parse(host.utf8(take()));
+        },
+    };
+}
+
+// How deep actions may trigger actions.
+const MAX_TRIGGER_DEPTH = 5;
+
+function moreMethods({ host, call, ensureSync, checkModel, context, proxyStarted }) {
+    const merging = new Set();
+    return {
+        getToken: async () => JSON.parse(await host.token()),
+        getIntegration: async (queries) => call('getIntegration', queries ?? {}),
+        getWebhookURL: async () => call('getIntegration', { include: ['webhook'] }).webhook_url,
+        getEnvironmentVariables: async () => call('getEnvironmentVariables'),
+        getFieldMapping: async () => {
+            const metadata = call('getMetadata');
+            return (metadata && metadata.fieldMapping) || {};
+        },
+        setFieldMapping: async (fieldMapping) => {
+            call('setMetadata', fieldMapping ?? {});
+        },
+        tryAcquireLock: async (options) => call('tryAcquireLock', options ?? {}),
+        releaseLock: async (options) => call('releaseLock', options ?? {}),
+        uncontrolledFetch: async (options) => {
+            if (!options || options.url === undefined) throw new Error('nango.uncontrolledFetch expects { url }');
+            const request = { url: String(options.url), method: options.method, headers: options.headers, body: options.body ?? undefined };
+            let raw;
+            try {
+                raw = await host.fetch(JSON.stringify(request));
+            } catch (error) {
+                const message = error && error.message ? error.message : String(error);
+                if (/ refused: /.test(message)) throw new ActionError({ code: 'url_not_allowed', message });
+                throw new TypeError(`fetch failed: ${message}`);
+            }
+            return fetchResponse(host, raw);
+        },
+        // Runs an action of this integration for this connection in this run, with its own `nango`, and
+        // returns its output as JSON (what Nango's API would return).
+        triggerAction: async (providerConfigKey, connectionId, actionName, input) => {
+            if (providerConfigKey !== context.providerConfigKey || connectionId !== context.connectionId) {
+                throw new Error(
+                    `nango.triggerAction: only actions of this integration and connection (${context.providerConfigKey}, ${context.connectionId}) can be triggered`,
+                );
+            }
+            const depth = (context.triggerDepth || 0) + 1;
+            if (depth > MAX_TRIGGER_DEPTH) throw new Error(`nango.triggerAction: actions trigger actions more than ${MAX_TRIGGER_DEPTH} levels deep`);
+            const entry = call('actionEntry', String(actionName));
+            const namespace = await import(entry);
+            const exported = namespace.default;
+            const run = typeof exported === 'function' ? exported : exported && typeof exported.exec === 'function' ? exported.exec.bind(exported) : null;
+            if (!run) throw new Error(`nango.triggerAction: ${entry} has no default export function`);
+            const nango = createNango(host, { ...context, scriptType: 'action', models: [], triggerDepth: depth });
+            const output = await run(nango, input === undefined ? undefined : JSON.parse(JSON.stringify(input)));
+            return output === undefined ? null : JSON.parse(JSON.stringify(output));
+        },
+        setMergingStrategy: async (options, model) => {
+            ensureSync('setMergingStrategy');
+            checkModel(model, 'setMergingStrategy');
+            const strategy = options && options.strategy;
+            if (strategy !== 'ignore_if_modified_after' && strategy !== 'override') {
+                throw new Error(`Unsupported merging strategy: ${strategy}`);
+            }
+            if (proxyStarted()) throw new Error('nango.setMergingStrategy must be called before any proxy call');
+            if (merging.has(model)) {
+                host.log('warn', `Merging strategy for model ${model} is already set. Skipping`, null);
+                return;
+            }
+            merging.add(model);
+            call('setMergingStrategy', model, strategy);
+            host.log('info', `Merging strategy set to '${strategy}' for model ${model}.`, null);
+        },
+        listRecords: async function* (model, options) {
+            ensureSync('listRecords');
+            checkModel(model, 'listRecords');
+            let cursor = options && options.cursor ? String(options.cursor) : null;
+            do {
+                const page = call('listRecords', model, cursor);
+                for (const record of page.records) yield record;
+                cursor = page.next_cursor;
+            } while (cursor);
+        },
+    };
 }
