@@ -68,11 +68,13 @@ fn wide_alias_bomb() -> String {
     )
 }
 
+/// Fails when `f` runs away (an unbounded expansion or loop takes minutes or forever). The bound is far
+/// above the seconds these take on a loaded two-core machine, so it measures nothing finer than that.
 fn assert_quick<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let result = f();
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(60),
         "{what} took {:?}",
         started.elapsed()
     );
