@@ -567,3 +567,58 @@ fn a_connection_config_value_cannot_move_the_base_url_to_another_host() {
     );
     assert!(listener.heads().is_empty());
 }
+
+/// Runs an action with this input (JSON text) and returns its output or error.
+fn run_action_with_input(source: &str, input: &str) -> Result<Option<Value>, ScriptError> {
+    let files = action(source);
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, s)| (*p, s.as_str())).collect();
+    run_with(
+        &files,
+        "demo/actions/go.js",
+        ScriptKind::Action {
+            input_json: Some(input.into()),
+        },
+        Duration::from_secs(10),
+        |_| {},
+        MemoryHost::default(),
+    )
+    .0
+}
+
+#[test]
+fn an_input_without_keys_reaches_the_action_as_undefined() {
+    let source = "export default async function runAction(nango, input) {\n  return { type: typeof input, input: input === undefined ? 'none' : input };\n}\n";
+    for (input, expected) in [
+        ("{}", json!({"type": "undefined", "input": "none"})),
+        ("[]", json!({"type": "undefined", "input": "none"})),
+        ("{\"a\":1}", json!({"type": "object", "input": {"a": 1}})),
+        ("[0]", json!({"type": "object", "input": [0]})),
+        ("null", json!({"type": "object", "input": null})),
+        ("0", json!({"type": "number", "input": 0})),
+    ] {
+        let output = run_action_with_input(source, input).unwrap();
+        assert_eq!(output, Some(expected), "input {input}");
+    }
+}
+
+#[test]
+fn reading_a_property_of_undefined_fails_with_nodes_message_and_location() {
+    let source = "export default async function runAction(nango, input) {\n  const n = 1;\n  return input.x + n;\n}\n";
+    match run_action_with_input(source, "{}").unwrap_err() {
+        ScriptError::Thrown {
+            message, location, ..
+        } => {
+            assert_eq!(message, "Cannot read properties of undefined (reading 'x')");
+            assert_eq!(
+                location.as_deref().map(|l| l.rsplit_once(':').unwrap().0),
+                Some("demo/actions/go.js:3")
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let source = "export default async function runAction(nango, input) {\n  input.list = null;\n  input.list.y = 1;\n}\n";
+    assert_eq!(
+        thrown_message(run_action_with_input(source, "{\"a\":1}")),
+        "Cannot set properties of null (setting 'y')"
+    );
+}
