@@ -7,6 +7,7 @@
 //! QuickJS' interrupt handler while JS runs and by a timer while it waits on HTTP), a heap limit, and a cancel
 //! flag the caller can raise.
 
+pub mod bundled;
 pub mod compile;
 pub mod http;
 pub mod json;
