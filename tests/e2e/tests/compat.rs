@@ -74,7 +74,7 @@ const PAGINATE: &[(&str, &str)] = &[
     (
         "link-header",
         "for await (const page of nango.paginate({ endpoint: '/pages/link/PATH', params: { q: 'x' },
-        paginate: { type: 'link', link_rel_in_response_header: 'next', limit: 2 } })) {
+        paginate: { type: 'link', link_rel_in_response_header: 'next', response_path: 'data', limit: 2 } })) {
         sizes.push(page.length);
         await nango.batchSave(page, 'MODEL');
     }",
@@ -82,7 +82,7 @@ const PAGINATE: &[(&str, &str)] = &[
     (
         "link-body",
         "for await (const page of nango.paginate({ endpoint: '/pages/link/PATH', params: { endless: '1' },
-        paginate: { type: 'link', link_path_in_response_body: 'paging.next', limit: 2 } })) {
+        paginate: { type: 'link', link_path_in_response_body: 'paging.next', response_path: 'data', limit: 2 } })) {
         sizes.push(page.length);
         await nango.batchSave(page, 'MODEL');
     }",
@@ -432,8 +432,7 @@ fn cursor_pagination_makes_nangos_requests() {
 
 #[test]
 fn link_pagination_makes_nangos_requests() {
-    // The Link header's absolute URL; the provider's cursor defaults lend the limit's name and the
-    // response path (`data`), as on Nango.
+    // The Link header's absolute URL; the provider's cursor defaults lend the limit's name, as on Nango.
     mock().set_dataset("link-header", items("l", 5));
     let (requests, sizes, _) = paginate("link-header");
     assert_eq!(

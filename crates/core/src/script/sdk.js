@@ -186,7 +186,11 @@ export function createNango(host, context) {
             if (inBody) request.data = expandedBody(params);
             else request.params = params;
         };
-        const pageOf = (response) => (options.response_path ? get(response.data, options.response_path) : response.data);
+        // Where a link pagination finds its pages changes none of its requests: a response_path lent by
+        // defaults of another type is not used there (Nango uses it, and yields undefined pages [quirk]).
+        const lent = options.type === 'link' && defaults && defaults.type !== 'link' && !(config.paginate && 'response_path' in config.paginate);
+        const responsePath = lent ? undefined : options.response_path;
+        const pageOf = (response) => (responsePath ? get(response.data, responsePath) : response.data);
 
         if (options.type === 'cursor') {
             let next;
