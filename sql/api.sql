@@ -308,3 +308,11 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION nango.environment_variable_names() IS
     'The names of the environment variables set with nango.set_environment_variable (never their values).';
+-- nango.trigger_action with a json input: its text, keys in the caller's order, goes to the text overload
+-- (a jsonb input has its keys sorted). Definer's rights: EXECUTE on this overload is enough.
+CREATE FUNCTION nango.trigger_action(provider_config_key text, connection_id text, action_name text, input json)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN nango.trigger_action(provider_config_key, connection_id, action_name, input::text);
+END
+$$;

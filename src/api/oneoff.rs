@@ -1,11 +1,14 @@
 //! `nango.trigger_action` and `nango.dryrun`: run a script now for one connection and return its result
 //! (see [`crate::worker::oneoff`] for where it runs).
 
+use pg_nango_core::script::json::check_action_input;
 use pgrx::prelude::*;
 
 use crate::worker::oneoff::{OneOffRequest, OneOffResponse, run_in_worker};
 
-/// Runs `runAction(nango, input)` of a deployed action and returns its output.
+/// Runs `runAction(nango, input)` of a deployed action and returns its output. A `jsonb` input reaches the
+/// script with its keys in jsonb's order (sorted); the `text` overload, and the `json` one in `api.sql`,
+/// keep the caller's.
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn trigger_action(
@@ -14,6 +17,40 @@ fn trigger_action(
     action_name: &str,
     input: default!(Option<pgrx::JsonB>, "NULL"),
 ) -> pgrx::JsonB {
+    let input = input.map(|j| j.0.to_string());
+    run_action(provider_config_key, connection_id, action_name, input)
+}
+
+/// `trigger_action` with JSON text as input (what a quoted literal such as `'{"b": 1, "a": 2}'` becomes):
+/// it reaches the script as written, keys in their order, once checked to be JSON.
+#[pg_extern(security_definer, name = "trigger_action")]
+#[search_path(pg_catalog, pg_temp)]
+fn trigger_action_text(
+    provider_config_key: &str,
+    connection_id: &str,
+    action_name: &str,
+    input: Option<&str>,
+) -> pgrx::JsonB {
+    let input = input.map(str::to_string);
+    run_action(provider_config_key, connection_id, action_name, input)
+}
+
+fn run_action(
+    provider_config_key: &str,
+    connection_id: &str,
+    action_name: &str,
+    input: Option<String>,
+) -> pgrx::JsonB {
+    let max_bytes = crate::guc::script_limits(true).max_record_size;
+    if let Some(Err(message)) = input
+        .as_deref()
+        .map(|text| check_action_input(text, max_bytes))
+    {
+        super::fail(
+            format!("action {action_name}: {message}"),
+            "Pass the input as one JSON value, e.g. '{\"id\": 1}'.",
+        );
+    }
     require(
         "SELECT EXISTS (SELECT 1 FROM nango.action_configs WHERE provider_config_key = $1 AND name = $2)",
         provider_config_key,
@@ -30,7 +67,7 @@ fn trigger_action(
         integration: provider_config_key.into(),
         connection_id: connection_id.into(),
         name: action_name.into(),
-        input: input.map(|j| j.0),
+        input,
         last_sync_date: None,
     });
     output_or_error(response, &format!("action {action_name}"))

@@ -42,7 +42,8 @@ pub struct OneOffRequest {
     pub connection_id: String,
     /// The action's or the sync's name.
     pub name: String,
-    pub input: Option<Value>,
+    /// An action's input as JSON text, passed to the script unparsed (keys in their order).
+    pub input: Option<String>,
     pub last_sync_date: Option<String>,
 }
 
@@ -370,7 +371,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         ScriptKind::Sync
     } else {
         ScriptKind::Action {
-            input_json: request.input.as_ref().map(Value::to_string),
+            input_json: request.input.clone(),
         }
     };
     let script = loaded.context.script_run(

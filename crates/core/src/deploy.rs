@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::config::{ActionConfig, NangoConfig, SyncConfig, parse_config};
+use crate::script::bundled::{self, ZOD_MANIFEST};
 use crate::script::compile::{CompiledModule, compile};
 use crate::script::modules::{is_bare, package_manifest_path, resolve_import};
 use crate::script::node::{self, Builtin};
@@ -82,7 +83,16 @@ pub fn plan_with_packages(
         .map(|s| s.entry_file.as_str())
         .chain(actions.iter().map(|a| a.entry_file.as_str()))
         .collect();
-    let modules = compile_reachable(files, packages, &entries)?;
+    // Nango's runner gives every script zod: a folder without its own gets the bundled one.
+    let own_zod = files.contains_key(ZOD_MANIFEST) || packages(ZOD_MANIFEST).is_some();
+    let with_zod = |path: &str| {
+        packages(path).or_else(|| {
+            (!own_zod)
+                .then(|| bundled::zod_file(path).map(str::to_string))
+                .flatten()
+        })
+    };
+    let modules = compile_reachable(files, &with_zod, &entries, !own_zod)?;
     Ok(DeploymentPlan {
         config,
         syncs,
@@ -123,6 +133,7 @@ fn compile_reachable(
     files: &BTreeMap<String, String>,
     packages: &dyn Fn(&str) -> Option<String>,
     entries: &[&str],
+    bundled_zod: bool,
 ) -> Result<BTreeMap<String, (String, CompiledModule)>, DeployError> {
     let read = |path: &str| {
         files.get(path).cloned().or_else(|| {
@@ -144,7 +155,13 @@ fn compile_reachable(
                     .into(),
             });
         }
-        let module = compile(&path, &source)?;
+        let module = match bundled_zod
+            .then(|| bundled::compile_zod_file(&path))
+            .flatten()
+        {
+            Some(compiled) => compiled?,
+            None => compile(&path, &source)?,
+        };
         for specifier in &module.imports {
             match node::builtin(specifier) {
                 Some(Builtin::Provided(_)) => continue,
@@ -298,13 +315,13 @@ mod tests {
         );
         let f = files(&[(
             "tickets.ts",
-            "import { z } from 'zod';\nexport default async function f() { z(); }\n",
+            "import { y } from 'yup';\nexport default async function f() { y(); }\n",
         )]);
         assert!(
             plan(YAML, &f, Duration::from_secs(30))
                 .unwrap_err()
                 .to_string()
-                .contains("package 'zod'")
+                .contains("package 'yup'")
         );
         let f = files(&[(
             "demo/syncs/tickets.ts",
@@ -369,6 +386,74 @@ mod tests {
         assert_eq!(package_of("node_modules/@a/b/lib/c.js"), Some("@a/b"));
         assert_eq!(package_of("node_modules/x/node_modules/y/i.js"), Some("y"));
         assert_eq!(package_of("demo/syncs/t.ts"), None);
+    }
+
+    #[test]
+    fn zod_comes_bundled_unless_the_folder_has_its_own() {
+        let script = "import { z } from 'zod';\nimport * as z3 from 'zod/v3';\nimport * as zm from 'zod/mini';\n\
+                      export default async function f() { z.string(); z3.string(); zm.string(); }\n";
+        let f = files(&[("tickets.ts", script)]);
+        let started = std::time::Instant::now();
+        let first = plan(YAML, &f, Duration::from_secs(30)).unwrap();
+        let first_took = started.elapsed();
+        let started = std::time::Instant::now();
+        let again = plan(YAML, &f, Duration::from_secs(30)).unwrap();
+        let again_took = started.elapsed();
+        eprintln!("a deploy importing the bundled zod took {first_took:?}, then {again_took:?}");
+        assert_eq!(
+            first.modules.keys().collect::<Vec<_>>(),
+            again.modules.keys().collect::<Vec<_>>()
+        );
+        let stored: Vec<&String> = first.modules.keys().collect();
+        assert!(stored.iter().any(|p| *p == "node_modules/zod/package.json"));
+        assert!(stored.iter().any(|p| *p == "node_modules/zod/index.js"));
+        assert!(stored.iter().any(|p| p.starts_with("node_modules/zod/v3/")));
+        assert!(
+            stored
+                .iter()
+                .any(|p| p.starts_with("node_modules/zod/v4/mini/"))
+        );
+        // Only what the imports reach: ES modules, no CommonJS twins, sources or types.
+        assert!(
+            stored
+                .iter()
+                .all(|p| p.ends_with(".js") || p.ends_with(".json") || p.ends_with(".ts"))
+        );
+        assert!(!stored.iter().any(|p| p.contains("/src/")));
+        let only_zod = files(&[(
+            "tickets.ts",
+            "import { z } from 'zod';\nexport default async function f() { z.string(); }\n",
+        )]);
+        let only_zod = plan(YAML, &only_zod, Duration::from_secs(30)).unwrap();
+        assert!(only_zod.modules.len() < first.modules.len());
+        assert!(
+            !only_zod
+                .modules
+                .keys()
+                .any(|p| p.starts_with("node_modules/zod/v3/"))
+        );
+
+        // A folder with its own zod keeps it.
+        let own = files(&[
+            (
+                "tickets.ts",
+                "import { z } from 'zod';\nexport default async function f() { z(); }\n",
+            ),
+            (
+                "node_modules/zod/package.json",
+                "{\"name\": \"zod\", \"module\": \"./own.js\"}",
+            ),
+            ("node_modules/zod/own.js", "export const z = () => 1;\n"),
+        ]);
+        let plan = plan(YAML, &own, Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            plan.modules.keys().collect::<Vec<_>>(),
+            vec![
+                "node_modules/zod/own.js",
+                "node_modules/zod/package.json",
+                "tickets.ts"
+            ]
+        );
     }
 
     #[test]

@@ -95,6 +95,18 @@ fn run_with(
             )
         })
         .collect();
+    run_modules(modules, entry, kind, timeout, adjust, host)
+}
+
+/// [`run_with`] over modules already compiled (a deploy's).
+fn run_modules(
+    modules: HashMap<String, StoredModule>,
+    entry: &str,
+    kind: ScriptKind,
+    timeout: Duration,
+    adjust: impl FnOnce(&mut ScriptRun),
+    host: MemoryHost,
+) -> (Result<Option<Value>, ScriptError>, MemoryHost) {
     let provider: Provider = serde_yaml::from_str(
         "proxy:\n  base_url: ${connectionConfig.base_url}\n  headers:\n    authorization: Bearer ${apiKey}\n  paginate:\n    type: cursor\n    cursor_path_in_response: next_cursor\n    cursor_name_in_request: cursor\n    response_path: data\n    limit_name_in_request: limit\n",
     )
@@ -754,5 +766,136 @@ fn trigger_action_runs_an_action_of_the_same_integration_in_the_same_run() {
     assert_eq!(
         thrown_message(result),
         "nango.triggerAction: actions trigger actions more than 5 levels deep"
+    );
+}
+
+/// Runs an action (deployed as `demo/actions/go.ts`) with this input (JSON text); its output or error.
+fn run_action_with_input(source: &str, input: &str) -> Result<Option<Value>, ScriptError> {
+    run_deployed_action(source, input).0
+}
+
+#[test]
+fn an_input_without_keys_reaches_the_action_as_undefined() {
+    let source = "export default async function runAction(nango, input) {\n  return { type: typeof input, input: input === undefined ? 'none' : input };\n}\n";
+    for (input, expected) in [
+        ("{}", json!({"type": "undefined", "input": "none"})),
+        ("[]", json!({"type": "undefined", "input": "none"})),
+        ("{\"a\":1}", json!({"type": "object", "input": {"a": 1}})),
+        ("[0]", json!({"type": "object", "input": [0]})),
+        ("null", json!({"type": "object", "input": null})),
+        ("0", json!({"type": "number", "input": 0})),
+    ] {
+        let output = run_action_with_input(source, input).unwrap();
+        assert_eq!(output, Some(expected), "input {input}");
+    }
+}
+
+#[test]
+fn reading_a_property_of_undefined_fails_with_nodes_message_and_location() {
+    let source = "export default async function runAction(nango, input) {\n  const n = 1;\n  return input.x + n;\n}\n";
+    match run_action_with_input(source, "{}").unwrap_err() {
+        ScriptError::Thrown {
+            message, location, ..
+        } => {
+            assert_eq!(message, "Cannot read properties of undefined (reading 'x')");
+            assert_eq!(
+                location.as_deref().map(|l| l.rsplit_once(':').unwrap().0),
+                Some("demo/actions/go.ts:3")
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let source = "export default async function runAction(nango, input) {\n  input.list = null;\n  input.list.y = 1;\n}\n";
+    assert_eq!(
+        thrown_message(run_action_with_input(source, "{\"a\":1}")),
+        "Cannot set properties of null (setting 'y')"
+    );
+}
+
+/// Runs the action `demo/actions/go.ts` of a folder deployed without node_modules, with this input.
+fn run_deployed_action(
+    source: &str,
+    input: &str,
+) -> (Result<Option<Value>, ScriptError>, MemoryHost) {
+    let yaml = "integrations:\n  demo:\n    actions:\n      go:\n        endpoint: POST /go\n";
+    let files = [("demo/actions/go.ts".to_string(), source.to_string())].into();
+    let plan = pg_nango_core::deploy::plan(yaml, &files, Duration::from_secs(30)).unwrap();
+    let modules = plan
+        .modules
+        .into_iter()
+        .map(|(path, (_, compiled))| {
+            let module = StoredModule {
+                js: compiled.js,
+                source_map: compiled.source_map,
+            };
+            (path, module)
+        })
+        .collect();
+    run_modules(
+        modules,
+        "demo/actions/go.ts",
+        ScriptKind::Action {
+            input_json: Some(input.into()),
+        },
+        Duration::from_secs(10),
+        |_| {},
+        MemoryHost::default(),
+    )
+}
+
+#[test]
+fn the_bundled_zod_validates_in_both_import_styles_and_versions() {
+    let source = "import { z } from 'zod';
+import * as zz from 'zod';
+import * as z3 from 'zod/v3';
+import * as z4 from 'zod/v4';
+import * as zm from 'zod/mini';
+
+const Input = z.object({ name: z.string(), count: zz.number().int().min(1) });
+
+export default async function runAction(nango: any, input: any) {
+    const parsed = Input.parse(input);
+    await nango.zodValidateInput({ zodSchema: z3.object({ name: z3.string() }), input });
+    const mini = zm.safeParse(zm.object({ name: zm.string() }), input).success;
+    const v4 = z4.z.string().safeParse(1).success;
+    return { parsed, mini, v4 };
+}
+";
+    let (result, _) = run_deployed_action(source, r#"{"name": "a", "count": 2}"#);
+    assert_eq!(
+        result.unwrap(),
+        Some(json!({"parsed": {"name": "a", "count": 2}, "mini": true, "v4": false}))
+    );
+
+    let (result, _) = run_deployed_action(source, r#"{"name": "a", "count": 0}"#);
+    let message = thrown_message(result);
+    assert!(
+        message.contains("too_small") || message.contains(">=1"),
+        "{message}"
+    );
+
+    let source = "import * as z from 'zod';
+export default async function runAction(nango: any, input: any) {
+    await nango.zodValidateInput({ zodSchema: z.object({ email: z.string() }), input });
+    return 'valid';
+}
+";
+    let (result, host) = run_deployed_action(source, r#"{"email": 42}"#);
+    match result.unwrap_err() {
+        ScriptError::Action { message, .. } => assert_eq!(message, "Invalid input provided"),
+        other => panic!("expected an ActionError, got {other:?}"),
+    }
+    assert!(
+        host.logs
+            .iter()
+            .any(|(level, message)| level == "error" && message.contains("at path email")),
+        "{:?}",
+        host.logs
+    );
+    assert_eq!(
+        run_deployed_action(source, r#"{"email": "a@b"}"#)
+            .0
+            .unwrap(),
+        Some(json!("valid"))
     );
 }

@@ -15,6 +15,8 @@
 //! - `GET /paged/link/{name}?page=&per_page=`: a dataset as a bare array with a `Link: <…>; rel="next"`
 //!   header; `GET /paged/link-body/{name}?page=&per_page=`: `{items, next}` with the next page's URL in the
 //!   body; `GET /paged/offset/{name}?offset=&limit=`: `{results}`;
+//! - `ANY /pages/{cursor|offset|link}/{name}`: a dataset paged by query or JSON body, each request's raw
+//!   query string and body recorded (see [`pages`]);
 //! - `GET /flaky/{key}?fail=N&status=S&retry_after=SECS&reset_in=SECS`: the first N calls for `key` answer
 //!   `S` (with a `retry-after` or an `x-ratelimit-reset` epoch header when asked), then 200;
 //! - `POST /oauth/token`: OAuth2 refresh (`grant_type=refresh_token`, form body) for client
@@ -22,6 +24,8 @@
 //!
 //! Every route outside `/_admin`, `/echo`, `/encoded`, `/plain`, `/bytes`, `/redirect`, `/status`, `/slow` and `/oauth` requires
 //! `authorization: Bearer <api key>` or a token issued by `/oauth/token`.
+
+mod pages;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -87,6 +91,7 @@ fn routes(state: AppState) -> Router {
         .route("/paged/link/{name}", get(paged_link))
         .route("/paged/link-body/{name}", get(paged_link_body))
         .route("/paged/offset/{name}", get(paged_offset))
+        .route("/pages/{mode}/{name}", any(pages::pages))
         .route("/flaky/{key}", get(flaky))
         .route("/oauth/token", axum::routing::post(oauth_token))
         .route("/tickets", get(tickets).post(create_ticket))
@@ -145,7 +150,8 @@ impl MockServer {
             .insert(name.to_string(), items_of(items));
     }
 
-    /// The requests served so far, oldest first: `{method, path, query, authorized}`.
+    /// The requests served so far, oldest first: `{method, path, query, authorized}` (`/pages/…`:
+    /// `{method, path, raw_query, body}`).
     pub fn requests(&self) -> Vec<Value> {
         self.state.requests.lock().expect("requests lock").clone()
     }

@@ -117,6 +117,7 @@ pub fn parse_models(
         names: &names,
         warnings,
         budget: MAX_MODEL_FIELDS,
+        model: String::new(),
     };
     let mut parsed = BTreeMap::new();
     for (name, mapping) in &raw {
@@ -239,6 +240,7 @@ pub fn parse_type_expression(
         names: model_names,
         warnings,
         budget: MAX_MODEL_FIELDS,
+        model: "(an output type)".into(),
     };
     parser.string_type(text).map_err(|e| e.message)
 }
@@ -257,6 +259,8 @@ struct Parser<'a> {
     warnings: &'a mut Vec<String>,
     /// Fields and types still allowed (see [`MAX_MODEL_FIELDS`]).
     budget: usize,
+    /// The model being read, named in warnings.
+    model: String,
 }
 
 struct TypeError {
@@ -281,6 +285,7 @@ impl Parser<'_> {
         all: &BTreeMap<String, &serde_yaml::Mapping>,
         extending: &mut Vec<String>,
     ) -> Result<Model, ModelError> {
+        self.model = name.to_string();
         let mut fields = Vec::new();
         let mut dynamic = None;
         for (key, value) in mapping {
@@ -303,11 +308,14 @@ impl Parser<'_> {
             };
             let ty = self.value_type(value).map_err(located)?;
             self.spend().map_err(located)?;
-            fields.push(Field {
-                name: field_name,
-                optional,
-                ty,
-            });
+            self.push_field(
+                &mut fields,
+                Field {
+                    name: field_name,
+                    optional,
+                    ty,
+                },
+            );
         }
         if let Some(parents) = mapping.get("__extends") {
             let parents = parents.as_str().unwrap_or_default();
@@ -356,6 +364,26 @@ impl Parser<'_> {
         })
     }
 
+    /// Adds a field, or replaces an earlier one of the same name (`options` then `options?`: different YAML
+    /// keys, one field) as Nango's parser does: the later declaration wins, in the earlier one's place, with a
+    /// warning naming the model and the field.
+    /// A parent model is read again for each model that extends it: its warning is given once.
+    fn push_field(&mut self, fields: &mut Vec<Field>, field: Field) {
+        match fields.iter_mut().find(|f| f.name == field.name) {
+            Some(earlier) => {
+                let warning = format!(
+                    "Model {} declares field {} more than once; the last declaration is used",
+                    self.model, field.name
+                );
+                if !self.warnings.contains(&warning) {
+                    self.warnings.push(warning);
+                }
+                *earlier = field;
+            }
+            None => fields.push(field),
+        }
+    }
+
     fn value_type(&mut self, value: &Value) -> Result<FieldType, TypeError> {
         self.spend()?;
         match value {
@@ -382,11 +410,12 @@ impl Parser<'_> {
                         Some(stripped) => (stripped.to_string(), true),
                         None => (key.clone(), false),
                     };
-                    fields.push(Field {
+                    let field = Field {
                         name,
                         optional,
                         ty: self.value_type(value)?,
-                    });
+                    };
+                    self.push_field(&mut fields, field);
                 }
                 Ok(FieldType::Nested { fields })
             }
@@ -539,6 +568,32 @@ mod tests {
             matches!(&ticket.field("state").unwrap().ty, FieldType::Union { members } if members.len() == 2)
         );
         assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_field_declared_twice_takes_the_later_declaration() {
+        let (models, warnings) = parse(
+            "Form:\n  id: string\n  options: Option[]\n  title: string\n  options?: any[]\n  \
+             nested:\n    a: string\n    a?: number\nOption:\n  id: string\nChild:\n  __extends: Form\n",
+        );
+        let form = &models["Form"];
+        let names: Vec<&str> = form.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["id", "options", "title", "nested"]);
+        let options = form.field("options").unwrap();
+        assert!(options.optional);
+        assert_eq!(
+            options.ty,
+            FieldType::Array {
+                items: Box::new(FieldType::Any)
+            }
+        );
+        assert!(
+            warnings.contains(
+                &"Model Form declares field options more than once; the last declaration is used"
+                    .into()
+            )
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 
     #[test]

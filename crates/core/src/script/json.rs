@@ -341,3 +341,41 @@ mod tests {
         });
     }
 }
+
+/// Checks an action's input given as JSON text, which reaches the script unparsed (so its keys keep their
+/// order): at most `max_bytes` long and valid JSON. (Nesting deeper than the script's stack allows fails
+/// in the script's `JSON.parse`, as an error of the run.)
+pub fn check_action_input(text: &str, max_bytes: usize) -> Result<(), String> {
+    if text.len() > max_bytes {
+        return Err(format!(
+            "the action input is {} bytes of JSON, more than the {max_bytes} bytes allowed (nango.max_record_size)",
+            text.len()
+        ));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| format!("the action input is not valid JSON: {e}"))
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::check_action_input;
+
+    #[test]
+    fn action_input_is_bounded_valid_json() {
+        assert_eq!(check_action_input(r#"{"b": 1, "a": [2]}"#, 100), Ok(()));
+        assert_eq!(
+            check_action_input("{\"a\": 1", 100).unwrap_err(),
+            "the action input is not valid JSON: EOF while parsing an object at line 1 column 7"
+        );
+        assert!(
+            check_action_input("{} x", 100)
+                .unwrap_err()
+                .contains("trailing characters")
+        );
+        assert_eq!(
+            check_action_input("\"0123456789\"", 10).unwrap_err(),
+            "the action input is 12 bytes of JSON, more than the 10 bytes allowed (nango.max_record_size)"
+        );
+    }
+}

@@ -8,9 +8,11 @@
 //! flag the caller can raise.
 
 pub mod body;
+pub mod bundled;
 pub mod compile;
 pub mod http;
 pub mod json;
+pub mod messages;
 pub mod modules;
 pub mod node;
 pub mod sandbox;
@@ -499,6 +501,15 @@ async fn execute<'js>(
                 Some(json) => ctx.json_parse(json.as_str())?,
                 None => Value::new_undefined(ctx.clone()),
             };
+            // Nango's runner passes an input with no keys (`{}`, and `[]`) as `undefined`.
+            let empty = input
+                .as_object()
+                .is_some_and(|object| object.keys::<Value>().next().is_none());
+            let input = if empty {
+                Value::new_undefined(ctx.clone())
+            } else {
+                input
+            };
             entry.call((nango, input))?
         }
     };
@@ -781,6 +792,7 @@ fn own_caught<'js>(ctx: &Ctx<'js>, caught: CaughtError<'js>) -> Caught {
                     .unwrap_or_else(|| "{}".into());
                 return Caught::Action { message, payload };
             }
+            let message = messages::node_wording(name.as_deref(), &message);
             let http_status = exception
                 .get::<_, Option<u16>>("status")
                 .ok()

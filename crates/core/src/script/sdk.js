@@ -21,14 +21,42 @@ export class ActionError extends Error {
 const LEVELS = ['debug', 'info', 'warn', 'error'];
 const LEVEL_ALIASES = { verbose: 'debug', silly: 'debug', http: 'info' };
 
+// The parts of a property path as lodash reads one: `a.b`, `a[0]`, `a["b.c"]`.
+function pathParts(path) {
+    const parts = [];
+    const re = /([^.[\]]+)|\[(?:"([^"]*)"|'([^']*)'|([^\]]*))\]/g;
+    for (let m = re.exec(path); m; m = re.exec(path)) parts.push(m[1] ?? m[2] ?? m[3] ?? m[4]);
+    return parts;
+}
+
+// lodash's `get`: a key holding dots that the object has as is wins over the path it spells.
 function get(obj, path) {
-    if (!path) return obj;
+    if (obj === null || obj === undefined) return undefined;
+    if (typeof path === 'string' && path in Object(obj)) return obj[path];
     let node = obj;
-    for (const part of String(path).split('.')) {
+    for (const part of pathParts(String(path))) {
         if (node === null || node === undefined) return undefined;
         node = node[part];
     }
     return node;
+}
+
+// lodash's `set` on a plain object: missing levels become objects, or arrays before an index.
+function set(obj, path, value) {
+    if (path in obj) {
+        obj[path] = value;
+        return;
+    }
+    const parts = pathParts(String(path));
+    let node = obj;
+    parts.forEach((part, i) => {
+        if (i === parts.length - 1) {
+            node[part] = value;
+            return;
+        }
+        if (node[part] === null || typeof node[part] !== 'object') node[part] = /^(0|[1-9]\d*)$/.test(parts[i + 1]) ? [] : {};
+        node = node[part];
+    });
 }
 
 function httpError(response) {
@@ -39,15 +67,65 @@ function httpError(response) {
     return error;
 }
 
+// The URL of the link with this `rel` in a Link header, as the parse-link-header package reads it (one
+// link may carry several space-separated rels).
 function parseLinkHeader(header, rel) {
     if (!header) return undefined;
-    for (const part of String(header).split(',')) {
-        const match = part.match(/<([^>]*)>\s*;\s*(.*)/);
+    let found;
+    for (const part of String(header).split(/,\s*</)) {
+        const match = part.match(/<?([^>]*)>(.*)/);
         if (!match) continue;
-        const rels = match[2].match(/rel="?([^";]+)"?/);
-        if (rels && rels[1].split(/\s+/).includes(rel)) return match[1];
+        for (const param of match[2].split(';')) {
+            const pair = param.match(/\s*(.+)\s*=\s*"?([^"]+)"?/);
+            if (pair && pair[1].trim() === 'rel' && pair[2].split(/\s+/).includes(rel)) found = match[1];
+        }
     }
-    return undefined;
+    return found;
+}
+
+// An absolute http(s) link split as `new URL` does: origin (host lower-cased, default port dropped) and
+// path with query; the fragment is left out. Anything else is a path for the provider's base URL.
+function absoluteLink(link) {
+    const match = String(link).match(/^(https?):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?/i);
+    if (!match) return undefined;
+    const scheme = match[1].toLowerCase();
+    const host = match[2].replace(/^[^@]*@/, '').toLowerCase().replace(scheme === 'https' ? /:443$/ : /:80$/, '');
+    return { origin: `${scheme}://${host}`, path: (match[3] || '/') + (match[4] && match[4] !== '?' ? match[4] : '') };
+}
+
+// A copy of the caller's params or data object, so that the paginator's keys never reach it: Nango
+// mutates the caller's object instead [quirk], which lends a cursor to a later paginate given the same
+// object (say users of each workspace). Anything other than a plain object is used as is.
+function ownParams(value) {
+    if (value === undefined || value === null) return {};
+    return Object.getPrototypeOf(value) === Object.prototype ? { ...value } : value;
+}
+
+// The body of an in-body pagination: every key, dotted ones expanded (`page.size` → `{ page: { size } }`).
+function expandedBody(params) {
+    if (params === null || typeof params !== 'object' || Array.isArray(params)) return params;
+    const body = {};
+    for (const key of Object.keys(params)) set(body, key, params[key]);
+    return body;
+}
+
+function checkPagination(options) {
+    if (!options.type) throw new Error('Pagination type is required');
+    if (options.type === 'cursor') {
+        if (!options.cursor_name_in_request) throw new Error('Param cursor_name_in_request is required for cursor pagination');
+        if (!options.cursor_path_in_response) throw new Error('Param cursor_path_in_response is required for cursor pagination');
+        if (options.limit && !options.limit_name_in_request) {
+            throw new Error('Param limit_name_in_request is required for cursor pagination when limit is set');
+        }
+    } else if (options.type === 'link') {
+        if (!options.link_rel_in_response_header && !options.link_path_in_response_body) {
+            throw new Error('Either param link_rel_in_response_header or link_path_in_response_body is required for link pagination');
+        }
+    } else if (options.type === 'offset') {
+        if (!options.offset_name_in_request) throw new Error('Param offset_name_in_request is required for offset pagination');
+    } else {
+        throw new Error(`Pagination type ${options.type} is not supported. Only cursor, link and offset pagination types are supported.`);
+    }
 }
 
 export function createNango(host, context) {
@@ -96,78 +174,84 @@ export function createNango(host, context) {
         return true;
     }
 
+    // Makes the requests Nango's paginator makes, in the same order with the same parameters.
     async function* paginate(config) {
-        // The provider's defaults, then the call's settings. Defaults written for another pagination type
-        // (say the provider pages by cursor and the call asks for link) do not apply; Nango merges them
-        // regardless, which lends e.g. a cursor's response_path to a link pagination.
-        const defaults = context.paginate || {};
-        const own = config.paginate || {};
-        const options = own.type && defaults.type && own.type !== defaults.type ? { ...own } : { ...defaults, ...own };
-        if (!options.type) throw new Error('nango.paginate: no pagination type is configured for this provider; pass paginate: { type }');
-        const method = (config.method || 'GET').toUpperCase();
-        const inBody = options.in_body ?? ['POST', 'PUT', 'PATCH'].includes(method);
-        const request = { ...config, method, paginate: undefined };
-        const setParam = (name, value) => {
-            if (inBody) request.data = { ...(request.data || {}), [name]: value };
-            else request.params = { ...(typeof request.params === 'object' ? request.params : {}), [name]: value };
+        const defaults = context.paginate;
+        if (!defaults && !(config.paginate && config.paginate.type)) {
+            throw new Error('There was no pagination configuration for this integration or configuration passed in.');
+        }
+        // The provider's defaults under the call's settings, whatever their types: defaults written for a
+        // cursor lend their limit_name_in_request and response_path to a call paging by link [quirk].
+        const options = { ...(defaults || {}), ...(config.paginate || {}) };
+        checkPagination(options);
+        const method = config.method || 'GET';
+        // Only the call's in_body counts, not the provider's [quirk].
+        const inBody = config.paginate?.in_body ?? ['post', 'put', 'patch'].includes(String(method).toLowerCase());
+        const params = ownParams(inBody ? config.data : config.params);
+        // A limit without limit_name_in_request is sent as `undefined=<limit>` [quirk].
+        if (options.limit) params[options.limit_name_in_request] = options.limit;
+        const request = { ...config, method };
+        const apply = () => {
+            if (inBody) request.data = expandedBody(params);
+            else request.params = params;
         };
-        if (options.limit !== undefined && options.limit_name_in_request) setParam(options.limit_name_in_request, options.limit);
-        const pageOf = (response) => {
-            const page = options.response_path ? get(response.data, options.response_path) : response.data;
-            return Array.isArray(page) ? page : page === undefined || page === null ? [] : [page];
-        };
+        // Where a link pagination finds its pages changes none of its requests: a response_path lent by
+        // defaults of another type is not used there (Nango uses it, and yields undefined pages [quirk]).
+        const lent = options.type === 'link' && defaults && defaults.type !== 'link' && !(config.paginate && 'response_path' in config.paginate);
+        const responsePath = lent ? undefined : options.response_path;
+        const pageOf = (response) => (responsePath ? get(response.data, responsePath) : response.data);
 
         if (options.type === 'cursor') {
-            if (!options.cursor_name_in_request || !options.cursor_path_in_response) {
-                throw new Error('nango.paginate: cursor pagination needs cursor_name_in_request and cursor_path_in_response');
-            }
-            let cursor;
-            for (;;) {
-                if (cursor !== undefined) setParam(options.cursor_name_in_request, cursor);
+            let next;
+            do {
+                if (next !== undefined) params[options.cursor_name_in_request] = next;
+                apply();
                 const response = await proxy(request);
                 const page = pageOf(response);
-                if (page.length === 0) return;
+                if (!page || !page.length) return;
                 yield page;
-                const next = get(response.data, options.cursor_path_in_response);
-                if (typeof next === 'string' ? next.trim() === '' : typeof next !== 'number') return;
-                cursor = typeof next === 'string' ? next.trim() : next;
-            }
+                next = get(response.data, options.cursor_path_in_response);
+                if (typeof next === 'string') next = next.trim() || undefined;
+                else if (typeof next !== 'number') next = undefined;
+                if (options.on_page) await options.on_page({ nextPageParam: next, response });
+            } while (next !== undefined);
         } else if (options.type === 'link') {
-            if (!options.link_rel_in_response_header && !options.link_path_in_response_body) {
-                throw new Error('nango.paginate: link pagination needs link_rel_in_response_header or link_path_in_response_body');
-            }
+            apply();
             let previous;
             for (;;) {
                 const response = await proxy(request);
-                yield pageOf(response);
+                // Every page is yielded, an empty one too; a missing one as [] (Nango yields undefined [quirk]).
+                yield pageOf(response) ?? [];
                 const next = options.link_rel_in_response_header
                     ? parseLinkHeader(response.headers['link'], options.link_rel_in_response_header)
                     : get(response.data, options.link_path_in_response_body);
+                if (options.on_page) await options.on_page({ nextPageParam: next, response });
                 if (!next || next === previous) return;
                 previous = next;
-                delete request.params;
-                const absolute = String(next).match(/^(https?:\/\/[^/?#]+)(.*)$/);
+                const absolute = absoluteLink(next);
                 if (absolute) {
-                    request.baseUrlOverride = absolute[1];
-                    request.endpoint = absolute[2] || '/';
+                    request.baseUrlOverride = absolute.origin;
+                    request.endpoint = absolute.path;
                 } else {
                     request.endpoint = next;
                 }
-            }
-        } else if (options.type === 'offset') {
-            if (!options.offset_name_in_request) throw new Error('nango.paginate: offset pagination needs offset_name_in_request');
-            let offset = Number(options.offset_start_value || 0);
-            for (;;) {
-                setParam(options.offset_name_in_request, inBody ? offset : String(offset));
-                const response = await proxy(request);
-                const page = pageOf(response);
-                if (page.length === 0) return;
-                yield page;
-                if (options.limit !== undefined && page.length < Number(options.limit)) return;
-                offset += options.offset_calculation_method === 'per-page' ? 1 : page.length;
+                delete request.params;
             }
         } else {
-            throw new Error(`nango.paginate: unknown pagination type '${options.type}'`);
+            const perPage = options.offset_calculation_method === 'per-page';
+            let offset = options.offset_start_value || 0;
+            for (;;) {
+                params[options.offset_name_in_request] = inBody ? offset : String(offset);
+                apply();
+                const response = await proxy(request);
+                const page = pageOf(response);
+                if (!page || !page.length) return;
+                yield page;
+                if (options.limit && page.length < Number(options.limit)) return;
+                if (options.on_page) await options.on_page({ nextPageParam: offset, response });
+                if (perPage) offset++;
+                else offset += page.length;
+            }
         }
     }
 
