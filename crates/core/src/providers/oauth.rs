@@ -100,8 +100,8 @@ pub fn refresh_request(
         .or(provider.token_params.as_ref());
     form.append_pair("grant_type", "refresh_token");
     for (name, value) in params.into_iter().flatten() {
-        if name != "grant_type" {
-            form.append_pair(name, value);
+        if name != "grant_type" && !value.is_object() && !value.is_array() {
+            form.append_pair(name, &super::param_text(value));
         }
     }
     form.append_pair("refresh_token", refresh_token);
