@@ -2,6 +2,7 @@
 //! parameters, retry and rate-limit headers, pagination defaults — and the rules that turn a script's proxy
 //! call into an HTTP request with the connection's credentials.
 
+pub mod auth;
 pub mod egress;
 pub mod oauth;
 pub mod request;
