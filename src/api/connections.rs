@@ -9,12 +9,22 @@ use pgrx::prelude::*;
 #[search_path(pg_catalog, pg_temp)]
 fn _check_credentials(credentials: Option<pgrx::JsonB>) {
     let credentials = credentials.map(|c| c.0).unwrap_or_default();
-    if let Err(refused) = pg_nango_core::providers::auth::check_credentials(&credentials) {
-        super::fail(
+    match pg_nango_core::providers::auth::check_credentials(&credentials) {
+        Ok(()) => {}
+        Err(refused) if refused.starts_with("unsupported credentials type") => super::fail(
             refused,
-            "See the credential shapes per type: API_KEY {apiKey}, BASIC {username, password}, OAUTH2 {access_token, …}, \
-             NONE {}, OAUTH2_CC {client_id?, client_secret?}, TWO_STEP and JWT {the provider's fields}, APP {private_key}.",
-        );
+            &format!(
+                "Use one of {}.",
+                pg_nango_core::providers::auth::CREDENTIAL_TYPES.join(", ")
+            ),
+        ),
+        Err(refused) => {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                refused
+            );
+        }
     }
 }
 
