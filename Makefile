@@ -20,6 +20,7 @@ demo-stop:
 	@bash scripts/demo.sh --stop "$(DEMO_DIR)"
 
 unit: setup
+	bash scripts/fetch-npm.sh @nangohq/providers
 	cargo test --release -p pg_nango_core
 
 e2e: install

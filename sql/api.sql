@@ -22,35 +22,8 @@ BEGIN
 END
 $$;
 
--- Checks a credentials object; the error names the missing field, never a value.
-CREATE FUNCTION nango._check_credentials(credentials jsonb) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    required text[];
-    field text;
-BEGIN
-    IF credentials IS NULL OR jsonb_typeof(credentials) <> 'object' THEN
-        RAISE EXCEPTION 'credentials must be a JSON object with a "type"';
-    END IF;
-    required := CASE credentials ->> 'type'
-        WHEN 'API_KEY' THEN ARRAY['apiKey']
-        WHEN 'BASIC' THEN ARRAY['username']
-        WHEN 'OAUTH2' THEN ARRAY['access_token']
-    END;
-    IF required IS NULL THEN
-        RAISE EXCEPTION 'unsupported credentials type "%"', left(credentials ->> 'type', 40)
-            USING HINT = 'Use API_KEY, BASIC or OAUTH2.';
-    END IF;
-    FOREACH field IN ARRAY required LOOP
-        IF jsonb_typeof(credentials -> field) IS DISTINCT FROM 'string' OR credentials ->> field = '' THEN
-            RAISE EXCEPTION '% credentials need a non-empty "%" string', credentials ->> 'type', field;
-        END IF;
-    END LOOP;
-    IF credentials ? 'expires_at' AND credentials ->> 'expires_at' IS NOT NULL THEN
-        PERFORM (credentials ->> 'expires_at')::timestamptz;
-    END IF;
-END
-$$;
+-- nango._check_credentials(credentials jsonb) (src/api/connections.rs) checks a credentials object per auth mode;
+-- its error names the missing field, never a value.
 
 CREATE FUNCTION nango.create_connection(provider_config_key text, connection_id text, credentials jsonb,
                                         connection_config jsonb DEFAULT '{}', metadata jsonb DEFAULT '{}')

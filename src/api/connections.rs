@@ -1,6 +1,32 @@
-//! Checks on a connection's input that need the provider's definition, made by `nango.create_connection`.
+//! Checks on a connection's input made by `nango.create_connection`: the credentials' shape per auth mode,
+//! and the connection_config values the provider's URLs use.
 
 use pgrx::prelude::*;
+
+/// Refuses credentials whose shape does not fit their `type` (see `pg_nango_core::providers::auth`); the
+/// error names the missing field, never a value.
+#[pg_extern(immutable)]
+#[search_path(pg_catalog, pg_temp)]
+fn _check_credentials(credentials: Option<pgrx::JsonB>) {
+    let credentials = credentials.map(|c| c.0).unwrap_or_default();
+    match pg_nango_core::providers::auth::check_credentials(&credentials) {
+        Ok(()) => {}
+        Err(refused) if refused.starts_with("unsupported credentials type") => super::fail(
+            refused,
+            &format!(
+                "Use one of {}.",
+                pg_nango_core::providers::auth::CREDENTIAL_TYPES.join(", ")
+            ),
+        ),
+        Err(refused) => {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                refused
+            );
+        }
+    }
+}
 
 /// Refuses a `connection_config` whose values would change the structure of the provider's URLs: a value
 /// the base URL or token URL puts into a host or port (Zendesk's `${connectionConfig.subdomain}`) may not

@@ -32,7 +32,18 @@ fn upsert_providers(yaml: &str) -> i32 {
 /// Stores catalog entries: `custom` ones (nango.upsert_providers) replace any entry of the same name;
 /// bundled ones never replace a custom entry.
 fn store_providers(yaml: &str, custom: bool) -> i32 {
-    let catalog = pg_nango_core::providers::parse_catalog(yaml).unwrap_or_else(|e| error!("{e}"));
+    // An alias of a provider the document does not hold is resolved against the stored catalog.
+    let stored = |name: &str| {
+        Spi::get_one_with_args::<pgrx::JsonB>(
+            "SELECT p.definition FROM nango.providers p WHERE p.name = $1",
+            &[name.into()],
+        )
+        .ok()
+        .flatten()
+        .map(|definition| definition.0)
+    };
+    let catalog = pg_nango_core::providers::parse_catalog_with(yaml, &stored)
+        .unwrap_or_else(|e| error!("{e}"));
     for (name, definition) in &catalog {
         Spi::run_with_args(
             "INSERT INTO nango.providers AS p (name, definition, custom) VALUES ($1, $2, $3)

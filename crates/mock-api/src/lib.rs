@@ -20,11 +20,13 @@
 //! - `GET /flaky/{key}?fail=N&status=S&retry_after=SECS&reset_in=SECS`: the first N calls for `key` answer
 //!   `S` (with a `retry-after` or an `x-ratelimit-reset` epoch header when asked), then 200;
 //! - `POST /oauth/token`: OAuth2 refresh (`grant_type=refresh_token`, form body) for client
-//!   [`OAUTH_CLIENT_ID`]/[`OAUTH_CLIENT_SECRET`]; issues `at-N`/`rt-N`, valid one hour, after a short delay.
+//!   [`OAUTH_CLIENT_ID`]/[`OAUTH_CLIENT_SECRET`]; issues `at-N`/`rt-N`, valid one hour, after a short delay;
+//! - `/auth/…`: token endpoints for the auth modes (see [`auth`]).
 //!
-//! Every route outside `/_admin`, `/echo`, `/encoded`, `/plain`, `/bytes`, `/redirect`, `/status`, `/slow` and `/oauth` requires
-//! `authorization: Bearer <api key>` or a token issued by `/oauth/token`.
+//! Every route outside `/_admin`, `/echo`, `/encoded`, `/plain`, `/bytes`, `/redirect`, `/status`, `/slow`,
+//! `/oauth` and `/auth` requires `authorization: Bearer <api key>` or a token issued by `/oauth/token`.
 
+pub mod auth;
 mod pages;
 
 use axum::extract::{Path, Query, Request, State};
@@ -61,6 +63,8 @@ struct Shared {
     flaky: Mutex<HashMap<String, u32>>,
     /// Access tokens issued by `/oauth/token`.
     tokens: Mutex<Vec<String>>,
+    /// What the `/auth/…` routes saw and issued.
+    auth: auth::AuthLog,
 }
 
 type AppState = Arc<Shared>;
@@ -105,6 +109,7 @@ fn routes(state: AppState) -> Router {
         .route("/redirect", get(redirect).post(redirect))
         .route("/_admin/datasets/{name}", put(store_dataset))
         .route("/_admin/requests", get(requests))
+        .merge(auth::routes())
         .with_state(state)
 }
 
@@ -159,6 +164,21 @@ impl MockServer {
     /// How many tokens `/oauth/token` has issued.
     pub fn tokens_issued(&self) -> usize {
         self.state.tokens.lock().expect("tokens lock").len()
+    }
+
+    /// How many tokens the `/auth/…` endpoint `kind` (`cc`, `two-step`, `app`) has issued.
+    pub fn auth_tokens_issued(&self, kind: &str) -> usize {
+        self.state.auth.issued(kind)
+    }
+
+    /// The headers and query of each `/auth/whoami` request so far.
+    pub fn auth_seen(&self) -> Vec<Value> {
+        self.state.auth.seen()
+    }
+
+    /// The PEM public key `/auth/app/…` verifies app JWTs with.
+    pub fn set_app_public_key(&self, pem: &str) {
+        *self.state.auth.app_public_key.lock().expect("auth lock") = Some(pem.to_string());
     }
 
     /// `http://127.0.0.1:<port>`

@@ -9,8 +9,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::request::template_values;
-use super::template::{interpolate_url, lookup_path, names_its_host};
+use super::auth::parse_time;
 use super::{ConnectionInfo, PreparedRequest, Provider};
 
 /// Refresh this long before expiry unless the provider says otherwise (Nango's `REFRESH_MARGIN_MS`).
@@ -51,60 +50,53 @@ pub fn needs_refresh(credentials: &Value, provider: &Provider, now: DateTime<Utc
             < margin
 }
 
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .or_else(|| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z").ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// The refresh request for `connection`: a form POST to the provider's `token_url`.
 pub fn refresh_request(
     provider: &Provider,
     connection: &ConnectionInfo,
     client: &OAuthClient,
 ) -> Result<PreparedRequest, String> {
-    let template = match &provider.token_url {
-        Some(Value::String(url)) => url.clone(),
-        Some(Value::Object(by_mode)) => by_mode
-            .get("OAUTH2")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        _ => String::new(),
-    };
-    if template.is_empty() {
-        return Err("the provider has no token_url to refresh the OAuth2 token at".into());
-    }
-    let values = template_values(connection);
-    let url = interpolate_url(&template, &|name| lookup_path(&values, name))
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!("the token_url \"{template}\" needs connection_config values this connection does not have")
-        })?;
-    // A token URL that names its host is reached as the base URL's host is; one whose host a value gives
-    // whole is checked like any other host.
-    let trusted_host = names_its_host(&template)
-        .then(|| url::Url::parse(&url).ok())
-        .flatten()
-        .and_then(|u| u.host_str().map(str::to_string));
+    let (url, trusted_host) = super::auth::token_url(provider, connection, "OAUTH2")?;
     let refresh_token = connection
         .credentials
         .get("refresh_token")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
     let params = provider
         .refresh_params
         .as_ref()
         .or(provider.token_params.as_ref());
-    form.append_pair("grant_type", "refresh_token");
+    Ok(form_token_request(
+        provider,
+        client,
+        "refresh_token",
+        params,
+        &[("refresh_token", refresh_token)],
+        (url, trusted_host),
+    ))
+}
+
+/// A form POST to a token endpoint: `grant_type`, the provider's scalar `params` (a `grant_type` among
+/// them is ignored), `extra`, and the client id and secret in the body, or as Basic auth with
+/// `token_request_auth_method: basic`.
+pub(crate) fn form_token_request(
+    provider: &Provider,
+    client: &OAuthClient,
+    grant_type: &str,
+    params: Option<&super::Params>,
+    extra: &[(&str, &str)],
+    (url, trusted_host): (String, Option<String>),
+) -> PreparedRequest {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", grant_type);
     for (name, value) in params.into_iter().flatten() {
-        if name != "grant_type" {
-            form.append_pair(name, value);
+        if name != "grant_type" && !value.is_object() && !value.is_array() {
+            form.append_pair(name, &super::param_text(value));
         }
     }
-    form.append_pair("refresh_token", refresh_token);
+    for (name, value) in extra {
+        form.append_pair(name, value);
+    }
     let mut headers = vec![
         (
             "content-type".to_string(),
@@ -120,15 +112,14 @@ pub fn refresh_request(
         form.append_pair("client_id", &client.client_id);
         form.append_pair("client_secret", &client.client_secret);
     }
-    Ok(PreparedRequest {
+    PreparedRequest {
         method: "POST".into(),
         url,
         headers,
         body: Some(form.finish()),
-        credential_headers: Vec::new(),
-        credential_params: Vec::new(),
         trusted_host,
-    })
+        ..PreparedRequest::default()
+    }
 }
 
 /// The credentials after a successful refresh response: the new access token, the new refresh token (or
@@ -138,16 +129,7 @@ pub fn refreshed_credentials(
     response_body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Value, String> {
-    let response: Value = serde_json::from_slice(response_body)
-        .ok()
-        .or_else(|| {
-            // Some providers (GitHub without an Accept header) answer form-encoded.
-            let pairs: serde_json::Map<String, Value> = url::form_urlencoded::parse(response_body)
-                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-                .collect();
-            (!pairs.is_empty()).then_some(Value::Object(pairs))
-        })
-        .ok_or("the token endpoint answered with something that is not a token")?;
+    let response = super::auth::response_json(response_body)?;
     let access_token = response
         .get("access_token")
         .and_then(Value::as_str)

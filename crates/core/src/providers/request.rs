@@ -145,7 +145,14 @@ pub fn build_request(
     }
 
     let mut headers: Vec<(String, String)> = Vec::new();
-    if let Some(auth) = default_authorization(&connection.credentials) {
+    // A TWO_STEP provider that places the token in a header of its own sends no default Bearer header.
+    let token_elsewhere = connection.credentials.get("type").and_then(Value::as_str)
+        == Some("TWO_STEP")
+        && proxy.headers.values().any(|template| {
+            template.contains("${accessToken}") || template.contains("${credentials._cookies}")
+        });
+    if let Some(auth) = default_authorization(&connection.credentials).filter(|_| !token_elsewhere)
+    {
         headers.push(("authorization".into(), auth));
     }
     let mut credential_headers = Vec::new();
@@ -221,7 +228,12 @@ pub(crate) fn template_values(connection: &ConnectionInfo) -> Value {
         for (key, value) in credentials {
             values.insert(key.clone(), value.clone());
         }
-        if let Some(token) = credentials.get("access_token") {
+        // `${accessToken}` is the OAuth2 or APP `access_token`, or the fetched or signed `token` of the
+        // other modes.
+        if let Some(token) = credentials
+            .get("access_token")
+            .or_else(|| credentials.get("token"))
+        {
             values.insert("accessToken".into(), token.clone());
         }
     }
@@ -548,6 +560,36 @@ mod tests {
         assert_eq!(
             check_connection_config(&whole, &json!({"base_url": "http://127.0.0.1:9/api?x"})),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn token_modes_default_to_bearer_and_none_sends_nothing() {
+        let p = provider("proxy:\n  base_url: https://x.example\n");
+        for kind in ["OAUTH2_CC", "TWO_STEP", "JWT"] {
+            let c = connection(json!({"type": kind, "token": "t"}), json!({}));
+            let request = build_request(&p, &c, &call("/a")).unwrap();
+            assert_eq!(
+                request.headers,
+                [("authorization".to_string(), "Bearer t".to_string())],
+                "{kind}"
+            );
+        }
+        let none = connection(json!({"type": "NONE"}), json!({}));
+        assert!(
+            build_request(&p, &none, &call("/a"))
+                .unwrap()
+                .headers
+                .is_empty()
+        );
+        let own = provider(
+            "proxy:\n  base_url: https://x.example\n  headers:\n    x-session: ${accessToken}\n",
+        );
+        let c = connection(json!({"type": "TWO_STEP", "token": "t"}), json!({}));
+        let request = build_request(&own, &c, &call("/a")).unwrap();
+        assert_eq!(
+            request.headers,
+            [("x-session".to_string(), "t".to_string())]
         );
     }
 

@@ -10,6 +10,7 @@
 pub mod body;
 pub mod bundled;
 pub mod compile;
+mod credentials;
 pub mod http;
 pub mod json;
 pub mod messages;
@@ -33,9 +34,10 @@ use rquickjs::{
 };
 use serde_json::json;
 
-use crate::providers::oauth::{OAuthClient, needs_refresh, refresh_request, refreshed_credentials};
+use crate::providers::oauth::OAuthClient;
 use crate::providers::{ConnectionInfo, Provider, ProxyCall, build_request};
 use crate::records::batch::RecordBatch;
+use credentials::fresh_connection;
 pub use modules::{ModuleMap, StoredModule};
 
 const SDK_JS: &str = include_str!("sdk.js");
@@ -662,68 +664,6 @@ fn host_functions<'js>(
         )?,
     )?;
     Ok(object)
-}
-
-/// The connection with usable credentials: an OAuth2 token about to expire is refreshed first, at most one
-/// refresh at a time per connection; a request or run that waited for another's refresh uses its result.
-///
-/// Two locks: `refreshing` orders the concurrent requests of this run (`Promise.all` of two calls), which
-/// share one session and so would both pass the host's lock, and the host's lock orders runs.
-async fn fresh_connection(
-    client: &http::HttpClient,
-    provider: &Provider,
-    oauth_client: Option<&OAuthClient>,
-    connection: &RefCell<ConnectionInfo>,
-    refreshing: &tokio::sync::Mutex<()>,
-    host: &RefCell<dyn Host>,
-) -> Result<ConnectionInfo, String> {
-    if !needs_refresh(
-        &connection.borrow().credentials,
-        provider,
-        chrono::Utc::now(),
-    ) {
-        return Ok(connection.borrow().clone());
-    }
-    let _one_refresh = refreshing.lock().await;
-    let mut current = connection.borrow().clone();
-    if !needs_refresh(&current.credentials, provider, chrono::Utc::now()) {
-        return Ok(current);
-    }
-    let oauth_client = oauth_client.ok_or(
-        "the OAuth2 token is about to expire and the integration has no client id and secret to refresh it; set them with nango.create_integration",
-    )?;
-    current.credentials = host.borrow_mut().lock_credentials()?;
-    if !needs_refresh(&current.credentials, provider, chrono::Utc::now()) {
-        host.borrow_mut().release_credentials();
-        *connection.borrow_mut() = current.clone();
-        return Ok(current);
-    }
-    let refreshed = async {
-        let request = refresh_request(provider, &current, oauth_client)?;
-        let response = http::send_once(client, &request)
-            .await
-            .map_err(|e| e.message)?;
-        if response.status >= 400 {
-            return Err(format!(
-                "refreshing the OAuth2 token failed: the token endpoint answered HTTP {}",
-                response.status
-            ));
-        }
-        refreshed_credentials(&current.credentials, &response.body, chrono::Utc::now())
-    }
-    .await;
-    match refreshed {
-        Ok(credentials) => {
-            host.borrow_mut().store_credentials(&credentials)?;
-            current.credentials = credentials;
-            *connection.borrow_mut() = current.clone();
-            Ok(current)
-        }
-        Err(error) => {
-            host.borrow_mut().release_credentials();
-            Err(error)
-        }
-    }
 }
 
 /// `{status, headers, data}` with `data` as `response_type` asks: by default parsed as JSON by the engine

@@ -1,0 +1,382 @@
+//! Provider catalogs and auth modes: Nango's own providers.yaml loads whole through
+//! `nango.upsert_providers`, and a connection of each auth mode reaches the mock API with the token its
+//! mode fetches or signs, fetched once, reused, and fetched again once expired.
+
+use pg_nango_e2e::*;
+use serde_json::{Value, json};
+
+#[path = "../../../crates/core/tests/support/nango_yaml.rs"]
+mod nango_yaml;
+use nango_yaml::nango_providers_yaml;
+
+#[test]
+fn nangos_whole_catalog_is_upserted() {
+    let mut client = connect();
+    let yaml = nango_providers_yaml();
+    let count: i32 = client
+        .query_one("SELECT nango.upsert_providers($1)", &[&yaml])
+        .expect("upsert Nango's providers.yaml")
+        .get(0);
+    assert!(count >= 1000, "{count} providers");
+    let row = client
+        .query_one(
+            "SELECT definition ->> 'auth_mode', definition -> 'proxy' ->> 'base_url'
+             FROM nango.providers WHERE name = 'netsuite-tba'",
+            &[],
+        )
+        .expect("netsuite-tba is stored");
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("TBA"));
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some(
+            "https://${connectionConfig.accountId}.suitetalk.api.netsuite.com/services/rest/record/v1"
+        )
+    );
+    // An auth-only entry loads; an integration of it can be created.
+    client
+        .execute(
+            "SELECT nango.create_integration('none-auth', 'unauthenticated')",
+            &[],
+        )
+        .expect("create an integration of an entry without credentials");
+}
+
+/// One test provider per auth mode, all reaching the mock API at the connection's `base_url`.
+const PROVIDERS: &str = r#"
+auth-none-test:
+    display_name: Auth NONE test
+    auth_mode: NONE
+    proxy:
+        base_url: ${connectionConfig.base_url}
+auth-cc-test:
+    display_name: Auth OAUTH2_CC test
+    auth_mode: OAUTH2_CC
+    token_url: ${connectionConfig.base_url}/auth/cc/token
+    token_params:
+        grant_type: client_credentials
+    proxy:
+        base_url: ${connectionConfig.base_url}
+auth-two-step-test:
+    display_name: Auth TWO_STEP test
+    auth_mode: TWO_STEP
+    token_url: ${connectionConfig.base_url}/auth/two-step/login
+    token_params:
+        user: ${credentials.username}
+        pass: ${credentials.password}
+    token_headers:
+        x-app: ${credentials.app}
+    token_response:
+        token: data.session
+        token_expiration: data.ttl
+        token_expiration_strategy: expireIn
+    proxy:
+        base_url: ${connectionConfig.base_url}
+        headers:
+            x-session: ${accessToken}
+auth-jwt-test:
+    display_name: Auth JWT test
+    auth_mode: JWT
+    signature:
+        protocol: HMAC
+    token:
+        signing_key: ${credentials.privateKey.secret}
+        expires_in_ms: 300000
+        header:
+            alg: HS256
+            kid: ${credentials.privateKey.id}
+        payload:
+            aud: /admin/
+    proxy:
+        base_url: ${connectionConfig.base_url}
+        headers:
+            authorization: Ghost ${accessToken}
+auth-app-test:
+    display_name: Auth APP test
+    auth_mode: APP
+    token_url: ${connectionConfig.base_url}/auth/app/installations/${connectionConfig.installation_id}/access_tokens
+    proxy:
+        base_url: ${connectionConfig.base_url}
+"#;
+
+const MODES: [&str; 5] = ["none", "cc", "two-step", "jwt", "app"];
+
+/// A proxied request to the mock's `/auth/whoami`, and the connection as the script sees it.
+const WHOAMI: &str = "export default async function runAction(nango: any): Promise<any> {\n\
+    const response = await nango.get({ endpoint: '/auth/whoami' });\n\
+    const connection = await nango.getConnection();\n\
+    return { headers: response.data.headers, credentials: connection.credentials };\n\
+}\n";
+
+/// Deploys the auth integrations once for the binary's tests, which run in parallel.
+fn deploy(client: &mut Client) {
+    static DEPLOYED: std::sync::Once = std::sync::Once::new();
+    DEPLOYED.call_once(|| deploy_now(client));
+}
+
+fn deploy_now(client: &mut Client) {
+    client
+        .query_one("SELECT nango.upsert_providers($1)", &[&PROVIDERS])
+        .expect("upsert the auth test providers");
+    let mut config = String::from("integrations:\n");
+    let mut files = serde_json::Map::new();
+    for mode in MODES {
+        config.push_str(&format!(
+            "    auth-{mode}:\n        provider: auth-{mode}-test\n        actions:\n            whoami:\n                \
+             output: Seen\n                endpoint: GET /whoami\n"
+        ));
+        files.insert(format!("auth-{mode}/actions/whoami.ts"), json!(WHOAMI));
+    }
+    config.push_str("models:\n    Seen:\n        headers: object\n        credentials: object\n");
+    client
+        .query_one(
+            "SELECT nango.deploy($1::text, $2::jsonb, true)",
+            &[&config, &Value::Object(files)],
+        )
+        .expect("deploy the auth integrations");
+}
+
+fn connection(client: &mut Client, mode: &str, id: &str, credentials: Value, config: Value) {
+    let mut connection_config = json!({"base_url": mock().url()});
+    connection_config
+        .as_object_mut()
+        .unwrap()
+        .extend(config.as_object().cloned().unwrap_or_default());
+    client
+        .execute(
+            "SELECT nango.create_connection($1, $2, $3, $4)",
+            &[
+                &format!("auth-{mode}"),
+                &id,
+                &credentials,
+                &connection_config,
+            ],
+        )
+        .expect("create_connection");
+}
+
+fn whoami(client: &mut Client, mode: &str, id: &str) -> Result<Value, String> {
+    client
+        .query_one(
+            "SELECT nango.trigger_action($1, $2, 'whoami')",
+            &[&format!("auth-{mode}"), &id],
+        )
+        .map(|row| row.get(0))
+        .map_err(|e| db_error(e).0)
+}
+
+/// Makes the stored token look expired, as it would be an hour later.
+fn expire(client: &mut Client, id: &str) {
+    client
+        .execute(
+            "UPDATE nango.credentials cr SET credentials = cr.credentials || '{\"expires_at\": \"2001-01-01T00:00:00Z\"}'
+             FROM nango.connections c WHERE c.id = cr.connection AND c.connection_id = $1",
+            &[&id],
+        )
+        .expect("expire the token");
+}
+
+fn stored_credentials(client: &mut Client, id: &str) -> Value {
+    client
+        .query_one(
+            "SELECT cr.credentials FROM nango.credentials cr JOIN nango.connections c ON c.id = cr.connection
+             WHERE c.connection_id = $1",
+            &[&id],
+        )
+        .expect("stored credentials")
+        .get(0)
+}
+
+#[test]
+fn none_sends_no_credentials() {
+    let mut client = connect();
+    deploy(&mut client);
+    connection(
+        &mut client,
+        "none",
+        "none-1",
+        json!({"type": "NONE"}),
+        json!({}),
+    );
+    let seen = whoami(&mut client, "none", "none-1").unwrap();
+    assert!(seen["headers"].get("authorization").is_none(), "{seen}");
+    assert_eq!(seen["credentials"], json!({"type": "NONE"}));
+}
+
+#[test]
+fn client_credentials_are_exchanged_once_reused_and_fetched_again_when_expired() {
+    use pg_nango_mock_api::auth::{CC_CLIENT_ID, CC_CLIENT_SECRET};
+    let mut client = connect();
+    deploy(&mut client);
+    let credentials =
+        json!({"type": "OAUTH2_CC", "client_id": CC_CLIENT_ID, "client_secret": CC_CLIENT_SECRET});
+    connection(&mut client, "cc", "cc-1", credentials, json!({}));
+    let before = mock().auth_tokens_issued("cc");
+    let first = whoami(&mut client, "cc", "cc-1").unwrap();
+    let token = first["credentials"]["token"].as_str().unwrap().to_string();
+    assert_eq!(first["headers"]["authorization"], format!("Bearer {token}"));
+    assert_eq!(first["credentials"]["type"], "OAUTH2_CC");
+    assert_eq!(first["credentials"]["client_id"], CC_CLIENT_ID);
+    assert!(first["credentials"]["expires_at"].is_string(), "{first}");
+    let second = whoami(&mut client, "cc", "cc-1").unwrap();
+    assert_eq!(
+        second["headers"]["authorization"],
+        format!("Bearer {token}")
+    );
+    assert_eq!(mock().auth_tokens_issued("cc"), before + 1);
+
+    expire(&mut client, "cc-1");
+    let third = whoami(&mut client, "cc", "cc-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("cc"), before + 2);
+    let renewed = third["credentials"]["token"].as_str().unwrap();
+    assert_ne!(renewed, token);
+    assert_eq!(
+        third["headers"]["authorization"],
+        format!("Bearer {renewed}")
+    );
+    assert_eq!(stored_credentials(&mut client, "cc-1")["token"], renewed);
+
+    // A wrong secret: the error says what failed, never the secret.
+    let wrong =
+        json!({"type": "OAUTH2_CC", "client_id": CC_CLIENT_ID, "client_secret": "wrong-cc-secret"});
+    connection(&mut client, "cc", "cc-wrong", wrong, json!({}));
+    let error = whoami(&mut client, "cc", "cc-wrong").unwrap_err();
+    assert_eq!(
+        error,
+        "action whoami failed: fetching the OAuth2 client credentials token failed: the token endpoint answered HTTP 401"
+    );
+    let leaked: i64 = client
+        .query_one(
+            "SELECT count(*) FROM nango.logs WHERE message LIKE '%wrong-cc-secret%' OR payload::text LIKE '%wrong-cc-secret%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0);
+}
+
+#[test]
+fn a_two_step_token_is_fetched_per_the_providers_templates() {
+    use pg_nango_mock_api::auth::{TWO_STEP_PASS, TWO_STEP_USER};
+    let mut client = connect();
+    deploy(&mut client);
+    let credentials = json!({"type": "TWO_STEP", "username": TWO_STEP_USER, "password": TWO_STEP_PASS, "app": "two-step-app"});
+    connection(&mut client, "two-step", "ts-1", credentials, json!({}));
+    let before = mock().auth_tokens_issued("two-step");
+    let first = whoami(&mut client, "two-step", "ts-1").unwrap();
+    let token = first["credentials"]["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("ts-"), "{first}");
+    // The token goes where the provider puts it, and no Bearer header is added.
+    assert_eq!(first["headers"]["x-session"], token);
+    assert!(first["headers"].get("authorization").is_none(), "{first}");
+    assert_eq!(first["credentials"]["username"], TWO_STEP_USER);
+    assert_eq!(first["credentials"]["raw"]["data"]["ttl"], 3600);
+    whoami(&mut client, "two-step", "ts-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("two-step"), before + 1);
+    expire(&mut client, "ts-1");
+    let renewed = whoami(&mut client, "two-step", "ts-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("two-step"), before + 2);
+    assert_ne!(renewed["headers"]["x-session"], token);
+
+    let wrong = json!({"type": "TWO_STEP", "username": TWO_STEP_USER, "password": "nope", "app": "two-step-app"});
+    connection(&mut client, "two-step", "ts-wrong", wrong, json!({}));
+    assert_eq!(
+        whoami(&mut client, "two-step", "ts-wrong").unwrap_err(),
+        "action whoami failed: fetching the two-step token failed: the token endpoint answered HTTP 401"
+    );
+}
+
+#[test]
+fn a_jwt_is_signed_per_the_providers_token_template() {
+    let mut client = connect();
+    deploy(&mut client);
+    let secret = "00ff10a5";
+    let credentials = json!({"type": "JWT", "privateKey": format!("key-id:{secret}")});
+    connection(&mut client, "jwt", "jwt-1", credentials, json!({}));
+    let first = whoami(&mut client, "jwt", "jwt-1").unwrap();
+    let header = first["headers"]["authorization"].as_str().unwrap();
+    let token = header.strip_prefix("Ghost ").expect("Ghost <jwt>");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["/admin/"]);
+    let decoded = jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(&[0x00, 0xff, 0x10, 0xa5]),
+        &validation,
+    )
+    .expect("the JWT verifies with the hex secret");
+    assert_eq!(decoded.header.kid.as_deref(), Some("key-id"));
+    assert_eq!(first["credentials"]["token"], token);
+    // Reused while valid.
+    let second = whoami(&mut client, "jwt", "jwt-1").unwrap();
+    assert_eq!(second["headers"]["authorization"], header);
+    expire(&mut client, "jwt-1");
+    whoami(&mut client, "jwt", "jwt-1").unwrap();
+    let stored = stored_credentials(&mut client, "jwt-1");
+    assert!(
+        stored["expires_at"].as_str().unwrap() > "2026",
+        "signed again: {stored}"
+    );
+}
+
+#[test]
+fn a_github_app_installation_token_is_fetched_with_an_app_jwt() {
+    let mut client = connect();
+    deploy(&mut client);
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
+    let private_key = std::fs::read_to_string(keys.join("github-app.pem")).unwrap();
+    let public_key = std::fs::read_to_string(keys.join("github-app.pub.pem")).unwrap();
+    mock().set_app_public_key(&public_key);
+    let credentials = json!({"type": "APP", "private_key": private_key});
+    connection(
+        &mut client,
+        "app",
+        "app-1",
+        credentials,
+        json!({"app_id": "42", "installation_id": "77"}),
+    );
+    let before = mock().auth_tokens_issued("app");
+    let first = whoami(&mut client, "app", "app-1").unwrap();
+    let token = first["credentials"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(token.starts_with("ghs-"), "{first}");
+    assert_eq!(first["headers"]["authorization"], format!("Bearer {token}"));
+    assert_eq!(first["credentials"]["type"], "APP");
+    assert_eq!(first["credentials"]["raw"]["installation"], "77");
+    whoami(&mut client, "app", "app-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("app"), before + 1);
+    expire(&mut client, "app-1");
+    let renewed = whoami(&mut client, "app", "app-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("app"), before + 2);
+    assert_ne!(renewed["credentials"]["access_token"], token);
+
+    // Another key's JWT is refused by the endpoint.
+    let other = "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----\n";
+    connection(
+        &mut client,
+        "app",
+        "app-bad",
+        json!({"type": "APP", "private_key": other}),
+        json!({"app_id": "42", "installation_id": "77"}),
+    );
+    assert_eq!(
+        whoami(&mut client, "app", "app-bad").unwrap_err(),
+        "action whoami failed: the connection's signing key is not a usable key"
+    );
+}
+
+#[test]
+fn create_connection_checks_each_modes_credentials() {
+    let mut client = connect();
+    deploy(&mut client);
+    let error = client
+        .execute(
+            "SELECT nango.create_connection('auth-app', 'app-x', '{\"type\": \"APP\"}', '{}')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(
+        db_error(error).0,
+        "APP credentials need a non-empty \"private_key\" string"
+    );
+}
