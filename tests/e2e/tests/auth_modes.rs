@@ -96,9 +96,18 @@ auth-app-test:
     token_url: ${connectionConfig.base_url}/auth/app/installations/${connectionConfig.installation_id}/access_tokens
     proxy:
         base_url: ${connectionConfig.base_url}
+auth-bill-test:
+    display_name: Auth BILL test
+    auth_mode: BILL
+    token_url: ${connectionConfig.base_url}/auth/bill/login
+    proxy:
+        base_url: ${connectionConfig.base_url}
+        headers:
+            sessionId: ${credentials.session_id}
+            devKey: ${credentials.dev_key}
 "#;
 
-const MODES: [&str; 5] = ["none", "cc", "two-step", "jwt", "app"];
+const MODES: [&str; 6] = ["none", "cc", "two-step", "jwt", "app", "bill"];
 
 /// A proxied request to the mock's `/auth/whoami`, and the connection as the script sees it.
 const WHOAMI: &str = "export default async function runAction(nango: any): Promise<any> {\n\
@@ -363,6 +372,72 @@ fn a_github_app_installation_token_is_fetched_with_an_app_jwt() {
         whoami(&mut client, "app", "app-bad").unwrap_err(),
         "action whoami failed: the connection's signing key is not a usable key"
     );
+}
+
+#[test]
+fn a_bill_session_is_logged_in_reused_and_renewed() {
+    use pg_nango_mock_api::auth::{BILL_DEV_KEY, BILL_ORG, BILL_PASS, BILL_USER};
+    let mut client = connect();
+    deploy(&mut client);
+    let credentials = json!({"type": "BILL", "username": BILL_USER, "password": BILL_PASS,
+        "organization_id": BILL_ORG, "dev_key": BILL_DEV_KEY});
+    connection(&mut client, "bill", "bill-1", credentials, json!({}));
+    let before = mock().auth_tokens_issued("bill");
+    let first = whoami(&mut client, "bill", "bill-1").unwrap();
+    let session = first["credentials"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(session.starts_with("bill-"), "{first}");
+    assert_eq!(first["headers"]["sessionid"], session);
+    assert_eq!(first["headers"]["devkey"], BILL_DEV_KEY);
+    assert!(first["headers"].get("authorization").is_none(), "{first}");
+    assert_eq!(first["credentials"]["type"], "BILL");
+    assert_eq!(first["credentials"]["user_id"], "00601user");
+    assert_eq!(first["credentials"]["organization_id"], BILL_ORG);
+    assert!(first["credentials"]["expires_at"].is_string(), "{first}");
+    whoami(&mut client, "bill", "bill-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("bill"), before + 1);
+    expire(&mut client, "bill-1");
+    let renewed = whoami(&mut client, "bill", "bill-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("bill"), before + 2);
+    assert_ne!(renewed["headers"]["sessionid"], session);
+    assert_eq!(
+        stored_credentials(&mut client, "bill-1")["session_id"],
+        renewed["headers"]["sessionid"]
+    );
+
+    let wrong = json!({"type": "BILL", "username": BILL_USER, "password": "wrong-bill-pass",
+        "organization_id": BILL_ORG, "dev_key": BILL_DEV_KEY});
+    connection(&mut client, "bill", "bill-wrong", wrong, json!({}));
+    assert_eq!(
+        whoami(&mut client, "bill", "bill-wrong").unwrap_err(),
+        "action whoami failed: logging in to BILL failed: the token endpoint answered HTTP 401"
+    );
+    assert_no_log_contains(&mut client, "wrong-bill-pass");
+
+    let error = client
+        .execute(
+            "SELECT nango.create_connection('auth-bill', 'bill-x', $1, '{}')",
+            &[&json!({"type": "BILL", "username": "u", "password": "secret-p", "organization_id": "o"})],
+        )
+        .unwrap_err();
+    assert_eq!(
+        db_error(error).0,
+        "BILL credentials need a non-empty \"dev_key\" string"
+    );
+}
+
+/// No log row holds `secret`.
+fn assert_no_log_contains(client: &mut Client, secret: &str) {
+    let leaked: i64 = client
+        .query_one(
+            "SELECT count(*) FROM nango.logs WHERE position($1 in message) > 0 OR position($1 in payload::text) > 0",
+            &[&secret],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0, "{secret} reached the logs");
 }
 
 #[test]

@@ -12,8 +12,10 @@
 //! | `TWO_STEP`         | the fields the provider's `token_params` use | the provider's own token request       |
 //! | `JWT`              | the fields the provider's `token` template uses | a JWT signed locally                |
 //! | `APP`              | `private_key` (and `app_id` in connection_config) | a GitHub App installation token  |
+//! | `BILL`             | `username`, `password`, `organization_id`, `dev_key` | a session login at `token_url`  |
 
 pub mod app;
+pub mod bill;
 pub mod client_credentials;
 pub mod jwt;
 pub mod two_step;
@@ -35,6 +37,7 @@ pub const CREDENTIAL_TYPES: &[&str] = &[
     "TWO_STEP",
     "JWT",
     "APP",
+    "BILL",
 ];
 
 /// How long before expiry a signed JWT is signed again.
@@ -62,6 +65,7 @@ pub fn check_credentials(credentials: &Value) -> Result<(), String> {
         "OAUTH2" => &["access_token"],
         "NONE" | "OAUTH2_CC" | "TWO_STEP" | "JWT" => &[],
         "APP" => &["private_key"],
+        "BILL" => &["username", "password", "organization_id", "dev_key"],
         _ => {
             let shown: String = kind.chars().take(40).collect();
             return Err(format!("unsupported credentials type \"{shown}\""));
@@ -92,7 +96,7 @@ pub fn check_credentials(credentials: &Value) -> Result<(), String> {
 pub fn needs_renewal(credentials: &Value, provider: &Provider, now: DateTime<Utc>) -> bool {
     match credential_type(credentials) {
         "OAUTH2" => oauth::needs_refresh(credentials, provider, now),
-        "OAUTH2_CC" | "TWO_STEP" | "JWT" | "APP" => {
+        "OAUTH2_CC" | "TWO_STEP" | "JWT" | "APP" | "BILL" => {
             let token = credentials
                 .get(token_field(credentials))
                 .and_then(Value::as_str)
@@ -133,6 +137,7 @@ pub fn renewal(
         "TWO_STEP" => two_step::token_request(provider, connection).map(Renewal::Fetch),
         "JWT" => jwt::credentials(provider, &connection.credentials, now).map(Renewal::Computed),
         "APP" => app::token_request(provider, connection, now).map(Renewal::Fetch),
+        "BILL" => bill::token_request(provider, connection).map(Renewal::Fetch),
         other => Err(format!("{other} credentials have no token to renew")),
     }
 }
@@ -149,6 +154,7 @@ pub fn renewed_credentials(
         "OAUTH2_CC" => client_credentials::credentials(old, body, now),
         "TWO_STEP" => two_step::credentials(provider, old, body, now),
         "APP" => app::credentials(old, body),
+        "BILL" => bill::credentials(old, body, now),
         other => Err(format!("{other} credentials are not fetched")),
     }
 }
@@ -160,6 +166,7 @@ pub fn describe(credentials: &Value) -> &'static str {
         "OAUTH2_CC" => "fetching the OAuth2 client credentials token",
         "TWO_STEP" => "fetching the two-step token",
         "APP" => "fetching the GitHub App installation token",
+        "BILL" => "logging in to BILL",
         _ => "renewing the token",
     }
 }
@@ -171,10 +178,12 @@ fn credential_type(credentials: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// The field holding the token: `access_token` for OAuth2 and APP, `token` for the others (as Nango).
+/// The field holding the token: `access_token` for OAuth2 and APP, `session_id` for BILL, `token` for the
+/// others (as Nango).
 fn token_field(credentials: &Value) -> &'static str {
     match credential_type(credentials) {
         "OAUTH2" | "APP" => "access_token",
+        "BILL" => "session_id",
         _ => "token",
     }
 }
