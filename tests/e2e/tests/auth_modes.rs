@@ -105,9 +105,42 @@ auth-bill-test:
         headers:
             sessionId: ${credentials.session_id}
             devKey: ${credentials.dev_key}
+auth-tba-test:
+    display_name: Auth TBA test
+    auth_mode: TBA
+    proxy:
+        base_url: ${connectionConfig.base_url}
+auth-signature-test:
+    display_name: Auth SIGNATURE test
+    auth_mode: SIGNATURE
+    signature:
+        protocol: WSSE
+    token:
+        expires_in_ms: 300000
+    proxy:
+        base_url: ${connectionConfig.base_url}
+        headers:
+            x-wsse: ${accessToken}
 "#;
 
-const MODES: [&str; 6] = ["none", "cc", "two-step", "jwt", "app", "bill"];
+const MODES: [&str; 8] = [
+    "none",
+    "cc",
+    "two-step",
+    "jwt",
+    "app",
+    "bill",
+    "tba",
+    "signature",
+];
+
+/// A proxied request to the mock's `/auth/verify`, which checks a per-request signature, with a query the
+/// signature covers.
+const VERIFY: &str = "export default async function runAction(nango: any): Promise<any> {\n\
+    const response = await nango.get({ endpoint: '/auth/verify', params: { q: 'a b/c*', limit: 5 } });\n\
+    const connection = await nango.getConnection();\n\
+    return { headers: response.data, credentials: connection.credentials };\n\
+}\n";
 
 /// A proxied request to the mock's `/auth/whoami`, and the connection as the script sees it.
 const WHOAMI: &str = "export default async function runAction(nango: any): Promise<any> {\n\
@@ -133,7 +166,12 @@ fn deploy_now(client: &mut Client) {
             "    auth-{mode}:\n        provider: auth-{mode}-test\n        actions:\n            whoami:\n                \
              output: Seen\n                endpoint: GET /whoami\n"
         ));
-        files.insert(format!("auth-{mode}/actions/whoami.ts"), json!(WHOAMI));
+        let script = if matches!(mode, "tba" | "signature") {
+            VERIFY
+        } else {
+            WHOAMI
+        };
+        files.insert(format!("auth-{mode}/actions/whoami.ts"), json!(script));
     }
     config.push_str("models:\n    Seen:\n        headers: object\n        credentials: object\n");
     client
@@ -426,6 +464,97 @@ fn a_bill_session_is_logged_in_reused_and_renewed() {
         db_error(error).0,
         "BILL credentials need a non-empty \"dev_key\" string"
     );
+}
+
+#[test]
+fn tba_requests_carry_an_oauth1_signature_the_api_verifies() {
+    use pg_nango_mock_api::signing::{
+        TBA_CONSUMER_KEY, TBA_CONSUMER_SECRET, TBA_TOKEN_ID, TBA_TOKEN_SECRET,
+    };
+    let mut client = connect();
+    deploy(&mut client);
+    let credentials = json!({"type": "TBA", "token_id": TBA_TOKEN_ID, "token_secret": TBA_TOKEN_SECRET,
+        "config_override": {"client_id": TBA_CONSUMER_KEY, "client_secret": TBA_CONSUMER_SECRET}});
+    connection(
+        &mut client,
+        "tba",
+        "tba-1",
+        credentials.clone(),
+        json!({"accountId": "tstdrv-123"}),
+    );
+    let first = whoami(&mut client, "tba", "tba-1").unwrap();
+    assert_eq!(first["headers"]["mode"], "TBA", "{first}");
+    assert_eq!(first["headers"]["realm"], "TSTDRV_123");
+    assert_eq!(
+        first["headers"]["query"],
+        json!({"q": "a b/c*", "limit": "5"})
+    );
+    let authorization = first["headers"]["authorization"].as_str().unwrap();
+    assert!(
+        authorization
+            .starts_with("OAuth realm=\"TSTDRV_123\", oauth_consumer_key=\"tba-consumer\""),
+        "{authorization}"
+    );
+    assert!(authorization.contains("oauth_signature_method=\"HMAC-SHA256\""));
+    assert!(!authorization.contains(TBA_TOKEN_SECRET));
+    assert_eq!(first["credentials"], credentials);
+    // Each request is signed anew.
+    let second = whoami(&mut client, "tba", "tba-1").unwrap();
+    assert_ne!(second["headers"]["nonce"], first["headers"]["nonce"]);
+
+    let mut wrong = credentials.clone();
+    wrong["token_secret"] = json!("wrong-tba-secret");
+    connection(
+        &mut client,
+        "tba",
+        "tba-wrong",
+        wrong,
+        json!({"accountId": "tstdrv-123"}),
+    );
+    let error = whoami(&mut client, "tba", "tba-wrong").unwrap_err();
+    assert!(error.contains("401"), "{error}");
+    assert!(!error.contains("wrong-tba-secret"), "{error}");
+    assert_no_log_contains(&mut client, "wrong-tba-secret");
+
+    let error = client
+        .execute(
+            "SELECT nango.create_connection('auth-tba', 'tba-x', $1, '{}')",
+            &[&json!({"type": "TBA", "token_id": "t"})],
+        )
+        .unwrap_err();
+    assert_eq!(
+        db_error(error).0,
+        "TBA credentials need a non-empty \"token_secret\" string"
+    );
+}
+
+#[test]
+fn a_wsse_signature_is_computed_reused_and_computed_again_when_expired() {
+    use pg_nango_mock_api::signing::{WSSE_PASS, WSSE_USER};
+    let mut client = connect();
+    deploy(&mut client);
+    let credentials = json!({"type": "SIGNATURE", "username": WSSE_USER, "password": WSSE_PASS});
+    connection(&mut client, "signature", "wsse-1", credentials, json!({}));
+    let first = whoami(&mut client, "signature", "wsse-1").unwrap();
+    assert_eq!(first["headers"]["mode"], "WSSE", "{first}");
+    assert_eq!(first["headers"]["username"], WSSE_USER);
+    let token = first["credentials"]["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("UsernameToken Username=\"wsse-user\", PasswordDigest=\""));
+    assert_eq!(first["headers"]["authorization"], format!("Bearer {token}"));
+    assert!(first["credentials"]["expires_at"].is_string(), "{first}");
+    let second = whoami(&mut client, "signature", "wsse-1").unwrap();
+    assert_eq!(second["credentials"]["token"], token.as_str());
+    expire(&mut client, "wsse-1");
+    let third = whoami(&mut client, "signature", "wsse-1").unwrap();
+    assert_ne!(third["credentials"]["token"], token.as_str());
+    assert_eq!(third["headers"]["mode"], "WSSE");
+
+    let wrong = json!({"type": "SIGNATURE", "username": WSSE_USER, "password": "wrong-wsse-pass"});
+    connection(&mut client, "signature", "wsse-wrong", wrong, json!({}));
+    let error = whoami(&mut client, "signature", "wsse-wrong").unwrap_err();
+    assert!(error.contains("401"), "{error}");
+    assert!(!error.contains("wrong-wsse-pass"), "{error}");
+    assert_no_log_contains(&mut client, "wrong-wsse-pass");
 }
 
 /// No log row holds `secret`.
