@@ -6,6 +6,8 @@
 //!   `x-app: two-step-app`; answers `{data: {session: "ts-N", ttl: 3600}}`;
 //! - `POST /auth/app/installations/{id}/access_tokens`: a GitHub-App-like installation token for a
 //!   `Bearer` RS256 JWT that the key set with [`MockServer::set_app_public_key`] verifies; issues `ghs-N`;
+//! - `POST /auth/bill/login`: BILL's session login, JSON `{username, password, organizationId, devKey}` =
+//!   [`BILL_USER`]/[`BILL_PASS`]/[`BILL_ORG`]/[`BILL_DEV_KEY`]; answers `{sessionId: "bill-N", …}`;
 //! - `GET /auth/whoami`: answers (and records) the request's headers and query.
 //!
 //! [`MockServer::set_app_public_key`]: crate::MockServer::set_app_public_key
@@ -26,6 +28,10 @@ pub const CC_CLIENT_ID: &str = "cc-client";
 pub const CC_CLIENT_SECRET: &str = "cc-secret";
 pub const TWO_STEP_USER: &str = "ts-user";
 pub const TWO_STEP_PASS: &str = "ts-pass";
+pub const BILL_USER: &str = "bill-user";
+pub const BILL_PASS: &str = "bill-pass";
+pub const BILL_ORG: &str = "00801bill";
+pub const BILL_DEV_KEY: &str = "bill-dev-key";
 
 /// What the auth routes saw and issued.
 #[derive(Default)]
@@ -68,6 +74,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/auth/app/installations/{id}/access_tokens",
             post(installation_token),
         )
+        .route("/auth/bill/login", post(bill_login))
         .route("/auth/whoami", get(whoami))
 }
 
@@ -115,6 +122,24 @@ async fn two_step(
     }
     let n = state.auth.issue("two-step");
     Json(json!({"data": {"session": format!("ts-{n}"), "ttl": 3600}})).into_response()
+}
+
+async fn bill_login(State(state): State<AppState>, Json(body): Json<Value>) -> Response {
+    if body["devKey"] != BILL_DEV_KEY {
+        return refused(StatusCode::UNAUTHORIZED, "BDC_1109: invalid devKey");
+    }
+    if body["username"] != BILL_USER
+        || body["password"] != BILL_PASS
+        || body["organizationId"] != BILL_ORG
+    {
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            "BDC_1102: wrong username or password",
+        );
+    }
+    let n = state.auth.issue("bill");
+    Json(json!({"sessionId": format!("bill-{n}"), "organizationId": BILL_ORG, "userId": "00601user"}))
+        .into_response()
 }
 
 async fn installation_token(

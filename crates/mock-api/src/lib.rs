@@ -28,6 +28,7 @@
 
 pub mod auth;
 mod pages;
+pub mod signing;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -110,6 +111,7 @@ fn routes(state: AppState) -> Router {
         .route("/_admin/datasets/{name}", put(store_dataset))
         .route("/_admin/requests", get(requests))
         .merge(auth::routes())
+        .merge(signing::routes())
         .with_state(state)
 }
 

@@ -96,9 +96,51 @@ auth-app-test:
     token_url: ${connectionConfig.base_url}/auth/app/installations/${connectionConfig.installation_id}/access_tokens
     proxy:
         base_url: ${connectionConfig.base_url}
+auth-bill-test:
+    display_name: Auth BILL test
+    auth_mode: BILL
+    token_url: ${connectionConfig.base_url}/auth/bill/login
+    proxy:
+        base_url: ${connectionConfig.base_url}
+        headers:
+            sessionId: ${credentials.session_id}
+            devKey: ${credentials.dev_key}
+auth-tba-test:
+    display_name: Auth TBA test
+    auth_mode: TBA
+    proxy:
+        base_url: ${connectionConfig.base_url}
+auth-signature-test:
+    display_name: Auth SIGNATURE test
+    auth_mode: SIGNATURE
+    signature:
+        protocol: WSSE
+    token:
+        expires_in_ms: 300000
+    proxy:
+        base_url: ${connectionConfig.base_url}
+        headers:
+            x-wsse: ${accessToken}
 "#;
 
-const MODES: [&str; 5] = ["none", "cc", "two-step", "jwt", "app"];
+const MODES: [&str; 8] = [
+    "none",
+    "cc",
+    "two-step",
+    "jwt",
+    "app",
+    "bill",
+    "tba",
+    "signature",
+];
+
+/// A proxied request to the mock's `/auth/verify`, which checks a per-request signature, with a query the
+/// signature covers.
+const VERIFY: &str = "export default async function runAction(nango: any): Promise<any> {\n\
+    const response = await nango.get({ endpoint: '/auth/verify', params: { q: 'a b/c*', limit: 5 } });\n\
+    const connection = await nango.getConnection();\n\
+    return { headers: response.data, credentials: connection.credentials };\n\
+}\n";
 
 /// A proxied request to the mock's `/auth/whoami`, and the connection as the script sees it.
 const WHOAMI: &str = "export default async function runAction(nango: any): Promise<any> {\n\
@@ -124,7 +166,12 @@ fn deploy_now(client: &mut Client) {
             "    auth-{mode}:\n        provider: auth-{mode}-test\n        actions:\n            whoami:\n                \
              output: Seen\n                endpoint: GET /whoami\n"
         ));
-        files.insert(format!("auth-{mode}/actions/whoami.ts"), json!(WHOAMI));
+        let script = if matches!(mode, "tba" | "signature") {
+            VERIFY
+        } else {
+            WHOAMI
+        };
+        files.insert(format!("auth-{mode}/actions/whoami.ts"), json!(script));
     }
     config.push_str("models:\n    Seen:\n        headers: object\n        credentials: object\n");
     client
@@ -363,6 +410,187 @@ fn a_github_app_installation_token_is_fetched_with_an_app_jwt() {
         whoami(&mut client, "app", "app-bad").unwrap_err(),
         "action whoami failed: the connection's signing key is not a usable key"
     );
+}
+
+#[test]
+fn a_bill_session_is_logged_in_reused_and_renewed() {
+    use pg_nango_mock_api::auth::{BILL_DEV_KEY, BILL_ORG, BILL_PASS, BILL_USER};
+    let mut client = connect();
+    deploy(&mut client);
+    let credentials = json!({"type": "BILL", "username": BILL_USER, "password": BILL_PASS,
+        "organization_id": BILL_ORG, "dev_key": BILL_DEV_KEY});
+    connection(&mut client, "bill", "bill-1", credentials, json!({}));
+    let before = mock().auth_tokens_issued("bill");
+    let first = whoami(&mut client, "bill", "bill-1").unwrap();
+    let session = first["credentials"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(session.starts_with("bill-"), "{first}");
+    assert_eq!(first["headers"]["sessionid"], session);
+    assert_eq!(first["headers"]["devkey"], BILL_DEV_KEY);
+    assert!(first["headers"].get("authorization").is_none(), "{first}");
+    assert_eq!(first["credentials"]["type"], "BILL");
+    assert_eq!(first["credentials"]["user_id"], "00601user");
+    assert_eq!(first["credentials"]["organization_id"], BILL_ORG);
+    assert!(first["credentials"]["expires_at"].is_string(), "{first}");
+    whoami(&mut client, "bill", "bill-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("bill"), before + 1);
+    expire(&mut client, "bill-1");
+    let renewed = whoami(&mut client, "bill", "bill-1").unwrap();
+    assert_eq!(mock().auth_tokens_issued("bill"), before + 2);
+    assert_ne!(renewed["headers"]["sessionid"], session);
+    assert_eq!(
+        stored_credentials(&mut client, "bill-1")["session_id"],
+        renewed["headers"]["sessionid"]
+    );
+
+    let wrong = json!({"type": "BILL", "username": BILL_USER, "password": "wrong-bill-pass",
+        "organization_id": BILL_ORG, "dev_key": BILL_DEV_KEY});
+    connection(&mut client, "bill", "bill-wrong", wrong, json!({}));
+    assert_eq!(
+        whoami(&mut client, "bill", "bill-wrong").unwrap_err(),
+        "action whoami failed: logging in to BILL failed: the token endpoint answered HTTP 401"
+    );
+    assert_no_log_contains(&mut client, "wrong-bill-pass");
+
+    let error = client
+        .execute(
+            "SELECT nango.create_connection('auth-bill', 'bill-x', $1, '{}')",
+            &[&json!({"type": "BILL", "username": "u", "password": "secret-p", "organization_id": "o"})],
+        )
+        .unwrap_err();
+    assert_eq!(
+        db_error(error).0,
+        "BILL credentials need a non-empty \"dev_key\" string"
+    );
+}
+
+#[test]
+fn tba_requests_carry_an_oauth1_signature_the_api_verifies() {
+    use pg_nango_mock_api::signing::{
+        TBA_CONSUMER_KEY, TBA_CONSUMER_SECRET, TBA_TOKEN_ID, TBA_TOKEN_SECRET,
+    };
+    let mut client = connect();
+    deploy(&mut client);
+    let credentials = json!({"type": "TBA", "token_id": TBA_TOKEN_ID, "token_secret": TBA_TOKEN_SECRET,
+        "config_override": {"client_id": TBA_CONSUMER_KEY, "client_secret": TBA_CONSUMER_SECRET}});
+    connection(
+        &mut client,
+        "tba",
+        "tba-1",
+        credentials.clone(),
+        json!({"accountId": "tstdrv-123"}),
+    );
+    let first = whoami(&mut client, "tba", "tba-1").unwrap();
+    assert_eq!(first["headers"]["mode"], "TBA", "{first}");
+    assert_eq!(first["headers"]["realm"], "TSTDRV_123");
+    assert_eq!(
+        first["headers"]["query"],
+        json!({"q": "a b/c*", "limit": "5"})
+    );
+    let authorization = first["headers"]["authorization"].as_str().unwrap();
+    assert!(
+        authorization
+            .starts_with("OAuth realm=\"TSTDRV_123\", oauth_consumer_key=\"tba-consumer\""),
+        "{authorization}"
+    );
+    assert!(authorization.contains("oauth_signature_method=\"HMAC-SHA256\""));
+    assert!(!authorization.contains(TBA_TOKEN_SECRET));
+    assert_eq!(first["credentials"], credentials);
+    // Each request is signed anew.
+    let second = whoami(&mut client, "tba", "tba-1").unwrap();
+    assert_ne!(second["headers"]["nonce"], first["headers"]["nonce"]);
+
+    let mut wrong = credentials.clone();
+    wrong["token_secret"] = json!("wrong-tba-secret");
+    connection(
+        &mut client,
+        "tba",
+        "tba-wrong",
+        wrong,
+        json!({"accountId": "tstdrv-123"}),
+    );
+    assert_eq!(
+        whoami(&mut client, "tba", "tba-wrong").unwrap_err(),
+        "action whoami failed: Request failed with status code 401"
+    );
+    assert_no_log_contains(&mut client, "wrong-tba-secret");
+
+    // Without an override, the integration's client id and secret are the consumer.
+    let bare = json!({"type": "TBA", "token_id": TBA_TOKEN_ID, "token_secret": TBA_TOKEN_SECRET});
+    connection(
+        &mut client,
+        "tba",
+        "tba-integration",
+        bare,
+        json!({"accountId": "tstdrv-123"}),
+    );
+    assert_eq!(
+        whoami(&mut client, "tba", "tba-integration").unwrap_err(),
+        "action whoami failed: TBA connections need a consumer key: config_override.client_id in the credentials, or the integration's client id"
+    );
+    client
+        .execute(
+            "SELECT nango.create_integration('auth-tba', 'auth-tba-test', $1, $2)",
+            &[&TBA_CONSUMER_KEY, &TBA_CONSUMER_SECRET],
+        )
+        .expect("set the integration's client");
+    let seen = whoami(&mut client, "tba", "tba-integration").unwrap();
+    assert_eq!(seen["headers"]["mode"], "TBA", "{seen}");
+
+    let error = client
+        .execute(
+            "SELECT nango.create_connection('auth-tba', 'tba-x', $1, '{}')",
+            &[&json!({"type": "TBA", "token_id": "t"})],
+        )
+        .unwrap_err();
+    assert_eq!(
+        db_error(error).0,
+        "TBA credentials need a non-empty \"token_secret\" string"
+    );
+}
+
+#[test]
+fn a_wsse_signature_is_computed_reused_and_computed_again_when_expired() {
+    use pg_nango_mock_api::signing::{WSSE_PASS, WSSE_USER};
+    let mut client = connect();
+    deploy(&mut client);
+    let credentials = json!({"type": "SIGNATURE", "username": WSSE_USER, "password": WSSE_PASS});
+    connection(&mut client, "signature", "wsse-1", credentials, json!({}));
+    let first = whoami(&mut client, "signature", "wsse-1").unwrap();
+    assert_eq!(first["headers"]["mode"], "WSSE", "{first}");
+    assert_eq!(first["headers"]["username"], WSSE_USER);
+    let token = first["credentials"]["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("UsernameToken Username=\"wsse-user\", PasswordDigest=\""));
+    assert_eq!(first["headers"]["authorization"], format!("Bearer {token}"));
+    assert!(first["credentials"]["expires_at"].is_string(), "{first}");
+    let second = whoami(&mut client, "signature", "wsse-1").unwrap();
+    assert_eq!(second["credentials"]["token"], token.as_str());
+    expire(&mut client, "wsse-1");
+    let third = whoami(&mut client, "signature", "wsse-1").unwrap();
+    assert_ne!(third["credentials"]["token"], token.as_str());
+    assert_eq!(third["headers"]["mode"], "WSSE");
+
+    let wrong = json!({"type": "SIGNATURE", "username": WSSE_USER, "password": "wrong-wsse-pass"});
+    connection(&mut client, "signature", "wsse-wrong", wrong, json!({}));
+    assert_eq!(
+        whoami(&mut client, "signature", "wsse-wrong").unwrap_err(),
+        "action whoami failed: Request failed with status code 401"
+    );
+    assert_no_log_contains(&mut client, "wrong-wsse-pass");
+}
+
+/// No log row holds `secret`.
+fn assert_no_log_contains(client: &mut Client, secret: &str) {
+    let leaked: i64 = client
+        .query_one(
+            "SELECT count(*) FROM nango.logs WHERE position($1 in message) > 0 OR position($1 in payload::text) > 0",
+            &[&secret],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0, "{secret} reached the logs");
 }
 
 #[test]

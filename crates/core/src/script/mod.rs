@@ -574,7 +574,9 @@ fn host_functions<'js>(
                     let connection = fresh_connection(&client, provider, oauth_client.as_ref(), &connection, &refreshing, &host)
                         .await
                         .map_err(|e| Exception::throw_message(&ctx, &e))?;
-                    let request = build_request(provider, &connection, &call).map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
+                    let mut request = build_request(provider, &connection, &call).map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
+                    crate::providers::auth::sign_request(&mut request, &connection, oauth_client.as_ref(), chrono::Utc::now())
+                        .map_err(|e| Exception::throw_message(&ctx, &e))?;
                     let mut on_retry = |reason: &str, wait: Duration, attempt: u32| {
                         host.borrow_mut().log(
                             "warn",

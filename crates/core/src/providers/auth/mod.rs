@@ -12,10 +12,16 @@
 //! | `TWO_STEP`         | the fields the provider's `token_params` use | the provider's own token request       |
 //! | `JWT`              | the fields the provider's `token` template uses | a JWT signed locally                |
 //! | `APP`              | `private_key` (and `app_id` in connection_config) | a GitHub App installation token  |
+//! | `BILL`             | `username`, `password`, `organization_id`, `dev_key` | a session login at `token_url`  |
+//! | `TBA`              | `token_id`, `token_secret` (consumer: `config_override` or the integration's) | an OAuth 1.0a signature per request |
+//! | `SIGNATURE`        | `username`, `password`                     | a WSSE UsernameToken computed locally  |
 
 pub mod app;
+pub mod bill;
 pub mod client_credentials;
 pub mod jwt;
+pub mod signature;
+pub mod tba;
 pub mod two_step;
 
 use chrono::{DateTime, Utc};
@@ -35,6 +41,9 @@ pub const CREDENTIAL_TYPES: &[&str] = &[
     "TWO_STEP",
     "JWT",
     "APP",
+    "BILL",
+    "TBA",
+    "SIGNATURE",
 ];
 
 /// How long before expiry a signed JWT is signed again.
@@ -62,6 +71,9 @@ pub fn check_credentials(credentials: &Value) -> Result<(), String> {
         "OAUTH2" => &["access_token"],
         "NONE" | "OAUTH2_CC" | "TWO_STEP" | "JWT" => &[],
         "APP" => &["private_key"],
+        "BILL" => &["username", "password", "organization_id", "dev_key"],
+        "TBA" => &["token_id", "token_secret"],
+        "SIGNATURE" => &["username", "password"],
         _ => {
             let shown: String = kind.chars().take(40).collect();
             return Err(format!("unsupported credentials type \"{shown}\""));
@@ -92,14 +104,14 @@ pub fn check_credentials(credentials: &Value) -> Result<(), String> {
 pub fn needs_renewal(credentials: &Value, provider: &Provider, now: DateTime<Utc>) -> bool {
     match credential_type(credentials) {
         "OAUTH2" => oauth::needs_refresh(credentials, provider, now),
-        "OAUTH2_CC" | "TWO_STEP" | "JWT" | "APP" => {
+        "OAUTH2_CC" | "TWO_STEP" | "JWT" | "APP" | "BILL" | "SIGNATURE" => {
             let token = credentials
                 .get(token_field(credentials))
                 .and_then(Value::as_str)
                 .is_some_and(|t| !t.is_empty());
-            // A signed JWT is cheap and short-lived (Ghost's live 5 minutes): it is signed again shortly
-            // before it expires rather than 15 minutes before.
-            let default_margin = if credential_type(credentials) == "JWT" {
+            // A signed JWT or WSSE token is cheap and short-lived (Ghost's and Emarsys' live 5 minutes): it
+            // is signed again shortly before it expires rather than 15 minutes before.
+            let default_margin = if matches!(credential_type(credentials), "JWT" | "SIGNATURE") {
                 JWT_MARGIN
             } else {
                 oauth::DEFAULT_REFRESH_MARGIN
@@ -133,6 +145,10 @@ pub fn renewal(
         "TWO_STEP" => two_step::token_request(provider, connection).map(Renewal::Fetch),
         "JWT" => jwt::credentials(provider, &connection.credentials, now).map(Renewal::Computed),
         "APP" => app::token_request(provider, connection, now).map(Renewal::Fetch),
+        "BILL" => bill::token_request(provider, connection).map(Renewal::Fetch),
+        "SIGNATURE" => {
+            signature::credentials(provider, &connection.credentials, now).map(Renewal::Computed)
+        }
         other => Err(format!("{other} credentials have no token to renew")),
     }
 }
@@ -149,8 +165,36 @@ pub fn renewed_credentials(
         "OAUTH2_CC" => client_credentials::credentials(old, body, now),
         "TWO_STEP" => two_step::credentials(provider, old, body, now),
         "APP" => app::credentials(old, body),
+        "BILL" => bill::credentials(old, body, now),
         other => Err(format!("{other} credentials are not fetched")),
     }
+}
+
+/// Signs `request` for a mode that signs each request (TBA's OAuth 1.0a header); others are left as built.
+pub fn sign_request(
+    request: &mut PreparedRequest,
+    connection: &ConnectionInfo,
+    client: Option<&OAuthClient>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    if credential_type(&connection.credentials) != "TBA" {
+        return Ok(());
+    }
+    let mut nonce = [0u8; 16];
+    getrandom::getrandom(&mut nonce)
+        .map_err(|_| "no randomness for the OAuth nonce".to_string())?;
+    let header = tba::authorization(
+        connection,
+        client,
+        &request.method,
+        &request.url,
+        &hex::encode(nonce),
+        now.timestamp(),
+    )?;
+    request.headers.retain(|(name, _)| name != "authorization");
+    request.headers.push(("authorization".into(), header));
+    request.credential_headers.push("authorization".into());
+    Ok(())
 }
 
 /// What a failed renewal is called in errors.
@@ -160,6 +204,7 @@ pub fn describe(credentials: &Value) -> &'static str {
         "OAUTH2_CC" => "fetching the OAuth2 client credentials token",
         "TWO_STEP" => "fetching the two-step token",
         "APP" => "fetching the GitHub App installation token",
+        "BILL" => "logging in to BILL",
         _ => "renewing the token",
     }
 }
@@ -171,10 +216,12 @@ fn credential_type(credentials: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// The field holding the token: `access_token` for OAuth2 and APP, `token` for the others (as Nango).
+/// The field holding the token: `access_token` for OAuth2 and APP, `session_id` for BILL, `token` for the
+/// others (as Nango).
 fn token_field(credentials: &Value) -> &'static str {
     match credential_type(credentials) {
         "OAUTH2" | "APP" => "access_token",
+        "BILL" => "session_id",
         _ => "token",
     }
 }
