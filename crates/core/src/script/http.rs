@@ -9,7 +9,7 @@ use url::Url;
 use super::Limits;
 use crate::providers::egress::{self, EgressPolicy, Route};
 use crate::providers::retry::{is_retryable, wait_before_retry};
-use crate::providers::{PreparedRequest, Provider};
+use crate::providers::{PreparedRequest, Provider, ProxyCall};
 
 /// A response as the script sees it.
 #[derive(Debug)]
@@ -19,21 +19,26 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
-/// Sends `request`, retrying up to `retries` times on retryable statuses and network errors.
+/// Sends `request`, retrying up to `call.retries` times on retryable statuses (the provider's and
+/// `call.retry_on`) and network errors; `sign` completes each attempt's copy of the request.
 /// `on_retry` is told each retry (reason, wait, attempt) so it can be logged.
 pub async fn send_with_retries(
     client: &HttpClient,
     request: &PreparedRequest,
     provider: &Provider,
-    retries: u32,
-    retry_on: &[u16],
+    call: &ProxyCall,
     base_delay: Duration,
+    sign: &dyn Fn(&mut PreparedRequest) -> Result<(), String>,
     on_retry: &mut dyn FnMut(&str, Duration, u32),
 ) -> Result<HttpResponse, String> {
+    let (retries, retry_on) = (call.retries, call.retry_on.as_slice());
     let provider_retry = provider.proxy.as_ref().and_then(|p| p.retry.as_ref());
     let mut attempt = 0;
     loop {
-        let outcome = send_once(client, request).await;
+        // Each attempt is signed afresh (a TBA signature's nonce and timestamp must not be replayed).
+        let mut signed = request.clone();
+        sign(&mut signed)?;
+        let outcome = send_once(client, &signed).await;
         let (reason, wait) = match &outcome {
             Ok(response)
                 if is_retryable(response.status, provider_retry, retry_on, &response.headers) =>

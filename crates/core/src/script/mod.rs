@@ -35,7 +35,7 @@ use rquickjs::{
 use serde_json::json;
 
 use crate::providers::oauth::OAuthClient;
-use crate::providers::{ConnectionInfo, Provider, ProxyCall, build_request};
+use crate::providers::{ConnectionInfo, PreparedRequest, Provider, ProxyCall, build_request};
 use crate::records::batch::RecordBatch;
 use credentials::fresh_connection;
 pub use modules::{ModuleMap, StoredModule};
@@ -574,9 +574,10 @@ fn host_functions<'js>(
                     let connection = fresh_connection(&client, provider, oauth_client.as_ref(), &connection, &refreshing, &host)
                         .await
                         .map_err(|e| Exception::throw_message(&ctx, &e))?;
-                    let mut request = build_request(provider, &connection, &call).map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
-                    crate::providers::auth::sign_request(&mut request, &connection, oauth_client.as_ref(), chrono::Utc::now())
-                        .map_err(|e| Exception::throw_message(&ctx, &e))?;
+                    let request = build_request(provider, &connection, &call).map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
+                    let sign = |request: &mut PreparedRequest| {
+                        crate::providers::auth::sign_request(request, &connection, oauth_client.as_ref(), chrono::Utc::now())
+                    };
                     let mut on_retry = |reason: &str, wait: Duration, attempt: u32| {
                         host.borrow_mut().log(
                             "warn",
@@ -584,7 +585,7 @@ fn host_functions<'js>(
                             None,
                         );
                     };
-                    let mut response = http::send_with_retries(&client, &request, provider, call.retries, &call.retry_on, *base_delay, &mut on_retry)
+                    let mut response = http::send_with_retries(&client, &request, provider, &call, *base_delay, &sign, &mut on_retry)
                         .await
                         .map_err(|e| Exception::throw_message(&ctx, &e))?;
                     if call.decompress != Some(false) {
