@@ -118,7 +118,7 @@ fn a_script_uses_node_globals_and_modules() {
 
     let output: Value = client
         .query_one(
-            "SELECT nango.trigger_action('node', 'node-conn', 'toolkit', $1)",
+            "SELECT nango.trigger_action('node', 'node-conn', 'toolkit', $1::jsonb)",
             &[&json!({ "key": PRIVATE_KEY })],
         )
         .expect("run the action")

@@ -172,7 +172,7 @@ fn setup() -> Client {
 fn action(client: &mut Client, name: &str, input: Value) -> Result<Value, postgres::Error> {
     client
         .query_one(
-            "SELECT nango.trigger_action('more', 'more-conn', $1, $2)",
+            "SELECT nango.trigger_action('more', 'more-conn', $1, $2::jsonb)",
             &[&name, &input],
         )
         .map(|row| row.get(0))
