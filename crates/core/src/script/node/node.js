@@ -701,7 +701,9 @@ let lastTimer = 0;
 const liveTimers = new Map();
 const TIMER_ID = Symbol('timerId');
 
-class Timeout {
+// What Timeout and Immediate share: the timer's id, and the ref calls, which mean nothing here (a run
+// ends when its script returns, not when its timers are done).
+class TimerHandle {
     constructor(id) {
         this[TIMER_ID] = id;
     }
@@ -714,6 +716,9 @@ class Timeout {
     hasRef() {
         return true;
     }
+}
+
+class Timeout extends TimerHandle {
     refresh() {
         return this;
     }
@@ -758,24 +763,11 @@ function schedule(callback, delay, args, repeat) {
 }
 
 function clearTimer(timer) {
-    const id = timer instanceof Timeout || timer instanceof Immediate ? timer[TIMER_ID] : Number(timer);
+    const id = timer instanceof TimerHandle ? timer[TIMER_ID] : Number(timer);
     if (liveTimers.delete(id)) native.cancel(id);
 }
 
-class Immediate {
-    constructor(id) {
-        this[TIMER_ID] = id;
-    }
-    ref() {
-        return this;
-    }
-    unref() {
-        return this;
-    }
-    hasRef() {
-        return true;
-    }
-}
+class Immediate extends TimerHandle {}
 
 function setTimeout(callback, delay, ...args) {
     return new Timeout(schedule(callback, delay, args, false));
