@@ -105,6 +105,8 @@ CREATE TABLE nango.sync_configs (
     endpoints            jsonb NOT NULL DEFAULT '[]',
     entry_file           text NOT NULL,
     version              text NOT NULL DEFAULT '',
+    -- The webhook subscriptions whose payloads `onWebhook` handles (nango.handle_webhook).
+    webhook_subscriptions text[] NOT NULL DEFAULT '{}',
     UNIQUE (provider_config_key, name)
 );
 
@@ -116,6 +118,17 @@ CREATE TABLE nango.action_configs (
     input                text,
     output               text[] NOT NULL DEFAULT '{}',
     endpoint             jsonb,
+    entry_file           text NOT NULL,
+    UNIQUE (provider_config_key, name)
+);
+
+-- Scripts run on a connection's events: after it is created, before it is deleted, to validate it.
+CREATE TABLE nango.on_event_configs (
+    id                   bigserial PRIMARY KEY,
+    provider_config_key  text NOT NULL REFERENCES nango.integrations (unique_key) ON DELETE CASCADE,
+    name                 text NOT NULL,
+    event                text NOT NULL
+                         CHECK (event IN ('post-connection-creation', 'pre-connection-deletion', 'validate-connection')),
     entry_file           text NOT NULL,
     UNIQUE (provider_config_key, name)
 );

@@ -9,6 +9,7 @@ use crate::config::{ActionConfig, NangoConfig, SyncConfig, parse_config};
 use crate::script::bundled::{self, ZOD_MANIFEST};
 use crate::script::compile::{CompiledModule, compile};
 use crate::script::modules::{is_bare, package_manifest_path, resolve_import};
+use crate::script::nango_module;
 use crate::script::node::{self, Builtin};
 
 /// A deploy-stopping problem, located in a file.
@@ -163,6 +164,9 @@ fn compile_reachable(
             None => compile(&path, &source)?,
         };
         for specifier in &module.imports {
+            if nango_module::is_nango_import(specifier) {
+                continue;
+            }
             match node::builtin(specifier) {
                 Some(Builtin::Provided(_)) => continue,
                 Some(Builtin::Missing) => {

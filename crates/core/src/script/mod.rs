@@ -15,6 +15,7 @@ pub mod http;
 pub mod json;
 pub mod messages;
 pub mod modules;
+pub mod nango_module;
 pub mod node;
 pub mod sandbox;
 pub mod sdk_calls;
@@ -213,11 +214,39 @@ fn dispatch(
     Ok(result.to_string())
 }
 
-/// Sync or action.
+/// What a run calls in its entry module.
 #[derive(Debug, Clone)]
 pub enum ScriptKind {
+    /// A sync: `exec(nango)` of a zero-YAML definition, or the default export function.
     Sync,
+    /// An action, with its input as JSON text.
     Action { input_json: Option<String> },
+    /// A sync's webhook handler, with the webhook's payload as JSON text: `onWebhook(nango, payload)`, or
+    /// the `onWebhookPayloadReceived` export of the yaml format.
+    Webhook { payload_json: String },
+    /// An on-event script (`post-connection-creation`, …): `exec(nango)`, or the default export function.
+    OnEvent,
+}
+
+impl ScriptKind {
+    /// The definition `type` a zero-YAML entry module must export for this kind of run.
+    fn definition_type(&self) -> &'static str {
+        match self {
+            ScriptKind::Sync | ScriptKind::Webhook { .. } => "sync",
+            ScriptKind::Action { .. } => "action",
+            ScriptKind::OnEvent => "onEvent",
+        }
+    }
+
+    /// The run's kind as Nango's messages name it.
+    fn label(&self) -> &'static str {
+        match self {
+            ScriptKind::Sync => "sync",
+            ScriptKind::Action { .. } => "action",
+            ScriptKind::Webhook { .. } => "webhook",
+            ScriptKind::OnEvent => "on-event",
+        }
+    }
 }
 
 /// The limits of one run (the `nango.*` settings of the same names).
@@ -469,7 +498,8 @@ async fn execute<'js>(
         "connectionId": run.connection.connection_id,
         "providerConfigKey": run.connection.provider_config_key,
         "provider": run.provider_name,
-        "scriptType": match run.kind { ScriptKind::Sync => "sync", ScriptKind::Action { .. } => "action" },
+        // A webhook run writes records as a sync does; an on-event script gets an action's SDK, as on Nango.
+        "scriptType": match run.kind { ScriptKind::Sync | ScriptKind::Webhook { .. } => "sync", ScriptKind::Action { .. } | ScriptKind::OnEvent => "action" },
         "lastSyncDate": run.last_sync_date,
         "models": run.models,
         "paginate": run.provider.proxy.as_ref().and_then(|p| p.paginate.clone()),
@@ -480,51 +510,97 @@ async fn execute<'js>(
     let namespace: Object = Module::import(ctx, run.entry.as_str())?
         .into_future()
         .await?;
-    let default: Value = namespace.get("default")?;
-    let entry: Function = match default.as_function() {
-        Some(f) => f.clone(),
-        None => match default
-            .as_object()
-            .and_then(|o| o.get::<_, Function>("exec").ok())
-        {
-            Some(exec) => exec,
-            None => {
-                return Err(Exception::throw_message(
-                    ctx,
-                    &format!("{} has no default export function", run.entry),
-                ));
-            }
-        },
-    };
-    let returned: Value = match &run.kind {
-        ScriptKind::Sync => entry.call((nango,))?,
-        ScriptKind::Action { input_json } => {
-            let input = match input_json {
-                Some(json) => ctx.json_parse(json.as_str())?,
-                None => Value::new_undefined(ctx.clone()),
-            };
-            // Nango's runner passes an input with no keys (`{}`, and `[]`) as `undefined`.
-            let empty = input
-                .as_object()
-                .is_some_and(|object| object.keys::<Value>().next().is_none());
-            let input = if empty {
-                Value::new_undefined(ctx.clone())
-            } else {
-                input
-            };
-            entry.call((nango, input))?
-        }
-    };
+    let returned = call_entry(ctx, run, &namespace, nango)?;
     let value: Value = match returned.as_promise() {
         Some(promise) => promise.clone().into_future::<Value>().await?,
         None => returned,
     };
     match run.kind {
-        ScriptKind::Sync => Ok(None),
+        ScriptKind::Sync | ScriptKind::Webhook { .. } | ScriptKind::OnEvent => Ok(None),
         ScriptKind::Action { .. } => Ok(Some(
             ctx.json_stringify(value)?
                 .map_or(Ok("null".to_string()), |s| s.to_string())?,
         )),
+    }
+}
+
+/// Calls what the entry module exports for this kind of run and returns what it returned (a promise, or
+/// not). A zero-YAML module exports its definition object (`createSync({…})`), whose `type` must match the
+/// run, as Nango's runner checks; a yaml-era module exports a function (and `onWebhookPayloadReceived`).
+fn call_entry<'js>(
+    ctx: &Ctx<'js>,
+    run: &ScriptRun,
+    namespace: &Object<'js>,
+    nango: Object<'js>,
+) -> rquickjs::Result<Value<'js>> {
+    let fail = |message: String| Err(Exception::throw_message(ctx, &message));
+    let default: Value = namespace.get("default")?;
+    let definition = default.as_object().filter(|_| !default.is_function());
+    let (function, this) = match (definition, &run.kind) {
+        (Some(definition), kind) => {
+            let kind_of: Value = definition.get("type")?;
+            if kind_of
+                .as_string()
+                .and_then(|s| s.to_string().ok())
+                .as_deref()
+                != Some(kind.definition_type())
+            {
+                return fail(format!("Incorrect script loaded for {}", kind.label()));
+            }
+            let member = if matches!(kind, ScriptKind::Webhook { .. }) {
+                "onWebhook"
+            } else {
+                "exec"
+            };
+            match definition.get::<_, Value>(member)?.into_function() {
+                Some(function) => (function, Value::from(definition.clone())),
+                None if member == "onWebhook" => return fail("Missing onWebhook function".into()),
+                None => return fail(format!("Missing exec function for {}", kind.label())),
+            }
+        }
+        (None, ScriptKind::Webhook { .. }) => {
+            match namespace
+                .get::<_, Value>("onWebhookPayloadReceived")?
+                .into_function()
+            {
+                Some(function) => (function, Value::new_undefined(ctx.clone())),
+                None => return fail("There is no onWebhookPayloadReceived export".into()),
+            }
+        }
+        (None, _) => match default.into_function() {
+            Some(function) => (function, Value::new_undefined(ctx.clone())),
+            None => return fail(format!("{} has no default export function", run.entry)),
+        },
+    };
+    let zero_yaml = !this.is_undefined();
+    let call = |argument: Option<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+        let mut args = rquickjs::function::Args::new(ctx.clone(), 2);
+        args.this(this.clone())?;
+        args.push_arg(nango.clone())?;
+        if let Some(argument) = argument {
+            args.push_arg(argument)?;
+        }
+        function.call_arg(args)
+    };
+    match &run.kind {
+        ScriptKind::Sync | ScriptKind::OnEvent => call(None),
+        ScriptKind::Webhook { payload_json } => call(Some(ctx.json_parse(payload_json.as_str())?)),
+        ScriptKind::Action { input_json } => {
+            let input = match input_json {
+                Some(json) => ctx.json_parse(json.as_str())?,
+                None => Value::new_undefined(ctx.clone()),
+            };
+            // Nango's runner passes a yaml-era action an input with no keys (`{}`, and `[]`) as
+            // `undefined`; a zero-YAML action gets its input as given.
+            let empty = input
+                .as_object()
+                .is_some_and(|object| object.keys::<Value>().next().is_none());
+            if empty && !zero_yaml {
+                call(Some(Value::new_undefined(ctx.clone())))
+            } else {
+                call(Some(input))
+            }
+        }
     }
 }
 

@@ -11,6 +11,8 @@ use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Error, Module, Result};
 
+use super::nango_module;
+
 /// Resolves `specifier` imported by `importer` against the set of known files. `None` for a bare specifier
 /// (`zod`) or a file that does not exist.
 pub fn resolve(importer: &str, specifier: &str, exists: &dyn Fn(&str) -> bool) -> Option<String> {
@@ -174,8 +176,14 @@ impl Resolver for MemoryResolver {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> Result<String> {
-        if self.0.contains_key(name) || super::node::is_internal(name) {
+        if self.0.contains_key(name)
+            || super::node::is_internal(name)
+            || name == nango_module::INTERNAL
+        {
             return Ok(name.to_string());
+        }
+        if nango_module::is_nango_import(name) {
+            return Ok(nango_module::INTERNAL.to_string());
         }
         if let Some(super::node::Builtin::Provided(internal)) = super::node::builtin(name) {
             return Ok(internal.to_string());
@@ -197,6 +205,9 @@ impl Loader for MemoryLoader {
     ) -> Result<Module<'js, Declared>> {
         if let Some(source) = super::node::module_source(name) {
             return Module::declare(ctx.clone(), name, source);
+        }
+        if name == nango_module::INTERNAL {
+            return Module::declare(ctx.clone(), name, nango_module::SOURCE);
         }
         let module = self.0.get(name).ok_or_else(|| Error::new_loading(name))?;
         Module::declare(ctx.clone(), name, module.js.as_str())
