@@ -2,6 +2,7 @@
 //! (by the keys of the first integration), with Nango's validation. Every error names the file and line.
 
 pub mod frequency;
+pub mod json_schema;
 mod lines;
 pub mod models;
 pub mod yaml;
