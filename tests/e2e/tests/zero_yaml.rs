@@ -370,3 +370,85 @@ export const z = {
     // Back to the project (the other tests' syncs and action).
     deploy(&mut client, &project()).expect("redeploy the project");
 }
+
+/// The repository's zero-YAML example, deployed from its folder as a user deploys one, runs its sync.
+#[test]
+fn the_example_folder_deploys_from_its_path_and_syncs() {
+    let (mut client, _serial) = setup();
+    let folder = std::env::temp_dir().join("pg_nango_e2e_zero_yaml_example");
+    let _ = std::fs::remove_dir_all(&folder);
+    copy_readable(&repo_root().join("examples/zero-yaml"), &folder);
+    client
+        .execute("SELECT nango.create_integration('github', 'github-pat')", &[])
+        .unwrap();
+    let summary: Value = client
+        .query_one(
+            "SELECT nango.deploy($1, allow_destructive => true)",
+            &[&folder.to_string_lossy().as_ref()],
+        )
+        .expect("deploy the example folder")
+        .get(0);
+    assert_eq!(summary["format"], "zero-yaml");
+    let names = |kind: &str| -> Vec<String> {
+        summary[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| format!("{}/{}", s["integration"].as_str().unwrap(), s["name"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(names("syncs"), ["demo/tickets", "github/issues"]);
+    assert_eq!(names("actions"), ["demo/create-ticket"]);
+
+    create_connection(&mut client, "demo", "zd-example");
+    let (job, status) = run_sync(&mut client, "demo", "tickets", "zd-example");
+    assert_eq!(status, "SUCCESS", "{:?}", job_outcome(&mut client, job));
+    let (count, closed): (i64, i64) = {
+        let row = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'closed')
+                 FROM nango_records.ticket WHERE _nango_connection_id = 'zd-example'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(count > 0 && closed > 0, "{count} tickets, {closed} closed");
+    let created: Value = client
+        .query_one(
+            "SELECT nango.trigger_action('demo', 'zd-example', 'create-ticket', $1::jsonb)",
+            &[&json!({"subject": "Printer on fire", "requester_name": "Ada", "requester_email": "ada@example.com"})],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(created["subject"], "Printer on fire");
+    assert_eq!(created["requester_email"], "ada@example.com");
+    let error = client
+        .query_one(
+            "SELECT nango.trigger_action('demo', 'zd-example', 'create-ticket', $1::jsonb)",
+            &[&json!({"subject": "x", "requester_name": "Ada", "requester_email": "not an address"})],
+        )
+        .unwrap_err();
+    assert!(db_error(error).0.contains("invalid input"));
+
+    client
+        .execute("SELECT nango.delete_connection('demo', 'zd-example')", &[])
+        .unwrap();
+    deploy(&mut client, &project()).expect("redeploy the project");
+}
+
+/// Copies a folder, readable by every user (the server runs as another OS user than the tests may).
+fn copy_readable(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_readable(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
