@@ -11,7 +11,8 @@
 //! | `{}`, `true`                                             | `Any`                                 |
 //! | `{not: {}}`, `false`                                     | `Undefined` (yaml's `never`)          |
 //! | `{type: object}` without `properties`                    | `Object` (a record, any object)       |
-//! | `{type: object, properties}`                             | `Nested` (fields in `properties` order, optional unless `required`) |
+//! | `{type: object, properties}`                             | `Nested` (fields in `properties` order, optional unless `required`; `additionalProperties` not kept) |
+//! | `{type: object, properties: {}, additionalProperties: X}`| `Object` (`z.looseObject({})`)        |
 //! | `{type: array, items: X}`                                | `Array` of X; no `items`: of `Any`    |
 //! | tuple (`items: [..]`, `prefixItems`)                     | `Array` of the union of the distinct item types (`Any` if none) |
 //! | `const: v`                                               | `Literal` (`null` → `Null`)           |
@@ -393,9 +394,16 @@ impl<'a> Reader<'a> {
             "number" | "integer" => FieldType::Number,
             "boolean" => FieldType::Boolean,
             "null" => FieldType::Null,
-            "object" if node.get("properties").is_some() => FieldType::Nested {
-                fields: self.object(node, depth)?.0,
-            },
+            // A nested object has no place for dynamic keys: those of one with fields are not kept, and
+            // one with no fields but dynamic keys (`z.looseObject({})`) is any object.
+            "object"
+                if has_fields(node)
+                    || node.get("properties").is_some() && !has_dynamic_keys(node) =>
+            {
+                FieldType::Nested {
+                    fields: self.object(node, depth)?.0,
+                }
+            }
             "object" => FieldType::Object,
             "array" => FieldType::Array {
                 items: Box::new(self.items(node, depth)?),
@@ -428,8 +436,8 @@ impl<'a> Reader<'a> {
             }
         }
         let dynamic = match node.get("additionalProperties") {
-            None | Some(Json::Bool(false)) => None,
-            Some(schema) => Some(self.ty(schema, depth + 1)?),
+            Some(schema) if has_dynamic_keys(node) => Some(self.ty(schema, depth + 1)?),
+            _ => None,
         };
         Ok((fields, dynamic))
     }
@@ -544,6 +552,19 @@ impl<'a> Reader<'a> {
         }
         Some(node)
     }
+}
+
+/// Whether an object schema has properties.
+fn has_fields(node: &Json) -> bool {
+    matches!(node.get("properties"), Some(Json::Object(properties)) if !properties.is_empty())
+}
+
+/// Whether an object schema allows keys besides its properties (`additionalProperties` not `false`).
+fn has_dynamic_keys(node: &Json) -> bool {
+    !matches!(
+        node.get("additionalProperties"),
+        None | Some(Json::Bool(false))
+    )
 }
 
 /// Whether a schema describes an object.
@@ -754,6 +775,10 @@ mod tests {
         assert_eq!(
             ty(&model, "empty"),
             &FieldType::Nested { fields: Vec::new() }
+        );
+        assert_eq!(ty(&model, "open"), &FieldType::Object);
+        assert!(
+            matches!(ty(&model, "counted"), FieldType::Nested { fields } if names(fields) == ["id"])
         );
     }
 
