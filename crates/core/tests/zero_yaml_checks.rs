@@ -231,6 +231,14 @@ fn an_entry_default_export_must_be_a_create_call() {
         1,
         "Invalid function parameter, should be an object",
     );
+    let imported = "import sync from './shared.js';\nexport default sync;\n";
+    assert_refusal(
+        &refused(SYNC, imported, true),
+        SYNC,
+        2,
+        1,
+        "Invalid default export: should be createAction(), createSync() or createOnEvent()",
+    );
     // Not an entry: nothing to say about its default export.
     assert!(passes(HELPER, bad, false).is_empty());
 }
@@ -350,6 +358,16 @@ fn console_use_is_a_warning() {
         )
         .is_empty()
     );
+    // Strings reach the bundle as they are.
+    assert_eq!(
+        passes(
+            HELPER,
+            "export const hint = 'use console.error to see it';\n",
+            false
+        )
+        .len(),
+        1
+    );
     // A JavaScript file reaches the bundle too.
     assert_eq!(
         passes("shop/vendor.js", "globalThis.console.info(1);\n", false).len(),
@@ -375,6 +393,15 @@ fn a_sync_with_track_deletes_true_gets_the_deprecation_warning() {
         )
         .is_empty()
     );
+    // The same through a variable, whose line the warning names.
+    let variable = source
+        .replace("export default createSync", "const sync = createSync")
+        .replace("});\n", "});\nexport default sync;\n");
+    assert_eq!(
+        passes(SYNC, &variable, true),
+        passes(SYNC, source, true),
+        "{variable}"
+    );
 }
 
 // ---- hostile input ------------------------------------------------------------------------------------
@@ -394,6 +421,28 @@ fn nesting_past_the_limit_is_refused_with_a_message() {
     );
     let error = refused(SYNC, &deep, true);
     assert!(error.message.contains("nested too deeply"), "{error}");
+}
+
+/// Nesting hidden from the guard behind a `/` it misreads crashes oxc in the child process, not here.
+#[test]
+fn nesting_hidden_from_the_guard_fails_cleanly() {
+    let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    let source = format!("{{}}\n/`/.test('');\nexport const x = {deep};\n");
+    assert_refusal(
+        &refused(SYNC, &source, true),
+        SYNC,
+        1,
+        1,
+        "the compiler could not process this file (it crashed: nesting too deep or too large); simplify the file",
+    );
+    assert!(
+        passes(
+            SYNC,
+            &sync_with("        await nango.log('still fine');"),
+            true
+        )
+        .is_empty()
+    );
 }
 
 /// The deepest file the nesting guard lets through is checked on an eighth of the stack the checks get.

@@ -167,7 +167,8 @@ fn check_here(path: &str, source: &str, entry: bool) -> Result<Vec<String>, Chec
         entry: babel && entry,
         babel,
         semantic: semantic.as_ref(),
-        ancestors: Vec::new(),
+        settling: 0,
+        in_exec: 0,
         error: None,
         order: Order::default(),
         console: None,
@@ -189,8 +190,10 @@ struct Walker<'a, 's> {
     /// Whether Nango's Babel pass sees this file (a `.ts` file).
     babel: bool,
     semantic: Option<&'s Semantic<'a>>,
-    /// The nodes enclosing the one being visited, outermost first.
-    ancestors: Vec<AstKind<'a>>,
+    /// How many of the enclosing nodes await, return or chain `.then`/`.catch` ([`settles`]).
+    settling: usize,
+    /// How many of the enclosing nodes are properties named `exec` ([`names_exec`]).
+    in_exec: usize,
     /// The first refusal met, as Babel meets them (in source order, a node before its children).
     error: Option<(u32, String)>,
     order: Order,
@@ -249,7 +252,7 @@ impl<'a> Walker<'a, '_> {
             return;
         }
         let offset = call.span.start;
-        if NEEDS_AWAIT.contains(&method) && !self.awaited() {
+        if NEEDS_AWAIT.contains(&method) && self.settling == 0 {
             self.refuse(
                 offset,
                 format!(
@@ -275,7 +278,7 @@ impl<'a> Walker<'a, '_> {
                 return;
             }
         }
-        if self.entry && self.in_exec() {
+        if self.entry && self.in_exec > 0 {
             let model = match call.arguments.first().and_then(argument) {
                 Some(Expression::StringLiteral(model)) => Some(model.value.as_str()),
                 _ => None,
@@ -286,38 +289,6 @@ impl<'a> Walker<'a, '_> {
             };
             self.order.record(method, model, at);
         }
-    }
-
-    /// Whether an ancestor awaits, returns or chains `.then`/`.catch` (Nango looks no closer than that).
-    fn awaited(&self) -> bool {
-        self.ancestors.iter().any(|kind| match kind {
-            AstKind::AwaitExpression(_) | AstKind::ReturnStatement(_) => true,
-            AstKind::StaticMemberExpression(m) => {
-                matches!(m.property.name.as_str(), "then" | "catch")
-                    && !m.optional
-                    && !in_optional_chain(&m.object)
-            }
-            AstKind::ComputedMemberExpression(m) => {
-                matches!(bare(&m.expression), Expression::Identifier(id) if matches!(id.name.as_str(), "then" | "catch"))
-                    && !m.optional
-                    && !in_optional_chain(&m.object)
-            }
-            _ => false,
-        })
-    }
-
-    /// Whether an ancestor is a property named `exec` (a property, not a method: Babel's `ObjectProperty`,
-    /// which also covers the properties of destructuring patterns).
-    fn in_exec(&self) -> bool {
-        self.ancestors.iter().any(|kind| match kind {
-            AstKind::ObjectProperty(p) => {
-                p.kind == PropertyKind::Init && !p.method && identifier_key(&p.key) == Some("exec")
-            }
-            AstKind::BindingProperty(p) => identifier_key(&p.key) == Some("exec"),
-            AstKind::AssignmentTargetPropertyProperty(p) => identifier_key(&p.name) == Some("exec"),
-            AstKind::AssignmentTargetPropertyIdentifier(p) => p.binding.name == "exec",
-            _ => false,
-        })
     }
 
     fn check_named_export(&mut self, offset: u32, names: &[&str]) {
@@ -412,12 +383,16 @@ impl<'a> Walker<'a, '_> {
 }
 
 impl<'a> Visit<'a> for Walker<'a, '_> {
+    // Babel's checks look at every ancestor of a call (`findParent`); counting the ancestors of each kind
+    // as the walk enters and leaves them answers in constant time.
     fn enter_node(&mut self, kind: AstKind<'a>) {
-        self.ancestors.push(kind);
+        self.settling += usize::from(settles(&kind));
+        self.in_exec += usize::from(names_exec(&kind));
     }
 
-    fn leave_node(&mut self, _kind: AstKind<'a>) {
-        self.ancestors.pop();
+    fn leave_node(&mut self, kind: AstKind<'a>) {
+        self.settling -= usize::from(settles(&kind));
+        self.in_exec -= usize::from(names_exec(&kind));
     }
 
     fn visit_import_declaration(&mut self, it: &ImportDeclaration<'a>) {
@@ -529,6 +504,39 @@ impl<'a> Visit<'a> for Walker<'a, '_> {
     fn visit_ts_type_alias_declaration(&mut self, _it: &TSTypeAliasDeclaration<'a>) {}
 
     fn visit_ts_interface_declaration(&mut self, _it: &TSInterfaceDeclaration<'a>) {}
+}
+
+/// Whether a node counts, for a `nango` call inside it, as awaiting its promise: an `await`, a `return`,
+/// or a member `.then`/`.catch` (not an optional one, which Babel gives another node type). Nango looks
+/// no closer than that.
+fn settles(kind: &AstKind<'_>) -> bool {
+    let then_or_catch = |name: &str| matches!(name, "then" | "catch");
+    match kind {
+        AstKind::AwaitExpression(_) | AstKind::ReturnStatement(_) => true,
+        AstKind::StaticMemberExpression(m) => {
+            then_or_catch(&m.property.name) && !m.optional && !in_optional_chain(&m.object)
+        }
+        AstKind::ComputedMemberExpression(m) => {
+            identifier_name(&m.expression).is_some_and(then_or_catch)
+                && !m.optional
+                && !in_optional_chain(&m.object)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a node is a property named `exec`: Babel's `ObjectProperty`, which is not a method and also
+/// stands for the properties of destructuring patterns.
+fn names_exec(kind: &AstKind<'_>) -> bool {
+    match kind {
+        AstKind::ObjectProperty(p) => {
+            p.kind == PropertyKind::Init && !p.method && identifier_key(&p.key) == Some("exec")
+        }
+        AstKind::BindingProperty(p) => identifier_key(&p.key) == Some("exec"),
+        AstKind::AssignmentTargetPropertyProperty(p) => identifier_key(&p.name) == Some("exec"),
+        AstKind::AssignmentTargetPropertyIdentifier(p) => p.binding.name == "exec",
+        _ => false,
+    }
 }
 
 /// The expression inside any parentheses (Babel keeps no node for them).
