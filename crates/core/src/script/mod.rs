@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod bundled;
+pub mod checks;
 pub mod compile;
 mod credentials;
 pub mod definitions;
