@@ -255,18 +255,23 @@ fn discovery_and_default_exports() {
             .contains("a script must be at <integration>/<syncs|actions|on-events>/<name>.ts")
     );
 
+    // The compiler's checks come first: a yaml-era script, or a named export, in an entry.
     let files = project(&[(
         "desk/syncs/tickets.ts",
         "export default async function fetchData(nango: any) {}\n",
     )]);
     assert_eq!(
         error(&files),
-        "desk/syncs/tickets.ts: Script should be declared using utility function (createSync, createAction, createOnEvent)"
+        "desk/syncs/tickets.ts:1:1: Invalid default export: should be createAction(), createSync() or createOnEvent()"
     );
-    let files = project(&[("desk/syncs/tickets.ts", "export const x = 1;\n")]);
+    // What the checks cannot see is refused when the definition is read.
+    let files = project(&[(
+        "desk/syncs/tickets.ts",
+        "const createSync = (f: any) => f.exec;\nexport default createSync({ exec: async () => {} });\n",
+    )]);
     assert_eq!(
         error(&files),
-        "desk/syncs/tickets.ts: Script should have a default export"
+        "desk/syncs/tickets.ts: Script should be declared using utility function (createSync, createAction, createOnEvent)"
     );
     let files = project(&[("desk/syncs/tickets.ts", ACTION)]);
     assert!(error(&files).contains("is defined with createAction but lies in desk/syncs/"));

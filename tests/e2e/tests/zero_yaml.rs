@@ -379,7 +379,10 @@ fn the_example_folder_deploys_from_its_path_and_syncs() {
     let _ = std::fs::remove_dir_all(&folder);
     copy_readable(&repo_root().join("examples/zero-yaml"), &folder);
     client
-        .execute("SELECT nango.create_integration('github', 'github-pat')", &[])
+        .execute(
+            "SELECT nango.create_integration('github', 'github-pat')",
+            &[],
+        )
         .unwrap();
     let summary: Value = client
         .query_one(
@@ -394,7 +397,13 @@ fn the_example_folder_deploys_from_its_path_and_syncs() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| format!("{}/{}", s["integration"].as_str().unwrap(), s["name"].as_str().unwrap()))
+            .map(|s| {
+                format!(
+                    "{}/{}",
+                    s["integration"].as_str().unwrap(),
+                    s["name"].as_str().unwrap()
+                )
+            })
             .collect()
     };
     assert_eq!(names("syncs"), ["demo/tickets", "github/issues"]);
@@ -450,5 +459,49 @@ fn copy_readable(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), &target).unwrap();
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
+    }
+}
+
+/// Nango's compile checks refuse a deploy with the compiler's message, at the file and line.
+#[test]
+fn compile_checks_refuse_with_the_compilers_messages() {
+    let (mut client, _serial) = setup();
+    let in_exec = |body: &str| {
+        TICKETS.replace(
+            "const settings = DeskSettings",
+            &format!("{body}\n        const settings = DeskSettings"),
+        )
+    };
+    let cases: Vec<(String, String)> = vec![
+        (
+            TICKETS.replace("import { z } from 'zod';", "import { z } from 'zod';\nimport _ from 'lodash';"),
+            "zdesk/syncs/tickets.ts:3:1: Import of package 'lodash' is not allowed. Allowed packages are: nango/experimental, url, node:url, crypto, node:crypto, nango, zod, unzipper, soap, botbuilder".into(),
+        ),
+        (
+            in_exec("nango.log('not awaited');"),
+            "zdesk/syncs/tickets.ts:15:9: nango.log() calls must be awaited in. Not awaiting can lead to unexpected results.".into(),
+        ),
+        (
+            in_exec("await nango.get({ endpoint: '/x', retryOn: [429] });"),
+            "zdesk/syncs/tickets.ts:15:15: Proxy call: 'retryOn' should not be used if 'retries' is not set.".into(),
+        ),
+        (
+            format!("{TICKETS}export const helper = 1;\n"),
+            "zdesk/syncs/tickets.ts:31:1: Named export 'helper' is not allowed. Only export default and createAction, createSync, createOnEvent, createFunction are permitted.".into(),
+        ),
+        (
+            TICKETS.replace("await nango.trackDeletesEnd('ZdTicket');", ""),
+            "zdesk/syncs/tickets.ts:17:15: trackDeletesStart for model 'ZdTicket' is called but trackDeletesEnd is never called".into(),
+        ),
+        (
+            in_exec("await nango.batchSave([], 'ZdTicket');\n        await nango.setMergingStrategy({ strategy: 'override' }, 'ZdTicket');"),
+            "zdesk/syncs/tickets.ts:16:15: setMergingStrategy should be called before any batching records function".into(),
+        ),
+    ];
+    for (source, expected) in cases {
+        let mut files = project();
+        files.insert("zdesk/syncs/tickets.ts", &source);
+        let (message, _) = db_error(deploy(&mut client, &files).unwrap_err());
+        assert_eq!(message, format!("deploy failed: {expected}"));
     }
 }

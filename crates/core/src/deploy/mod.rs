@@ -110,7 +110,7 @@ pub fn plan_with_packages(
         .chain(actions.iter().map(|a| a.entry_file.as_str()))
         .collect();
     let (zod, bundled) = with_zod(files, packages);
-    let modules = compile_reachable(files, &zod, &entries, bundled)?;
+    let modules = compile_reachable(files, &zod, &entries, bundled, &mut |_, _| Ok(()))?;
     Ok(DeploymentPlan {
         format: ProjectFormat::Yaml,
         config_text: config_text.to_string(),
@@ -166,12 +166,14 @@ fn find_script(
         })
 }
 
-/// Compiles the entry modules and every module they import, transitively.
+/// Compiles the entry modules and every module they import, transitively. `check` sees each file of the
+/// folder (not of `node_modules`) before it is compiled, and may refuse it.
 fn compile_reachable(
     files: &BTreeMap<String, String>,
     packages: &dyn Fn(&str) -> Option<String>,
     entries: &[&str],
     bundled_zod: bool,
+    check: &mut dyn FnMut(&str, &str) -> Result<(), DeployError>,
 ) -> Result<BTreeMap<String, (String, CompiledModule)>, DeployError> {
     let read = |path: &str| {
         files.get(path).cloned().or_else(|| {
@@ -192,6 +194,9 @@ fn compile_reachable(
                 message: "is a CommonJS module; only packages that ship ES modules can be imported"
                     .into(),
             });
+        }
+        if !path.starts_with("node_modules/") {
+            check(&path, &source)?;
         }
         let module = match bundled_zod
             .then(|| bundled::compile_zod_file(&path))

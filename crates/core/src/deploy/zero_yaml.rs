@@ -20,6 +20,7 @@ use crate::config::{
     SyncConfig, SyncType, check_name,
 };
 use crate::script::StoredModule;
+use crate::script::checks::check_file;
 use crate::script::definitions::{RawDefinition, read_definitions};
 
 /// The entry list of a zero-YAML project.
@@ -55,7 +56,23 @@ pub fn plan_zero_yaml(
     let entries = entry_points(index, files)?;
     let entry_files: Vec<&str> = entries.iter().map(|e| e.file.as_str()).collect();
     let (zod, bundled) = with_zod(files, packages);
-    let modules = compile_reachable(files, &zod, &entry_files, bundled)?;
+    // Nango's compile checks run on each TypeScript file of the project the entries reach, before its
+    // imports are resolved (a refused import gets the compiler's message, not "not installed").
+    let mut warnings = Vec::new();
+    let mut check = |path: &str, source: &str| {
+        if !path.ends_with(".ts") {
+            return Ok(());
+        }
+        let entry = entry_files.contains(&path);
+        warnings.extend(
+            check_file(path, source, entry).map_err(|e| DeployError::File {
+                file: format!("{}:{}:{}", e.file, e.line, e.column),
+                message: e.message,
+            })?,
+        );
+        Ok(())
+    };
+    let modules = compile_reachable(files, &zod, &entry_files, bundled, &mut check)?;
     let stored: HashMap<String, StoredModule> = modules
         .iter()
         .map(|(path, (_, module))| {
@@ -73,7 +90,10 @@ pub fn plan_zero_yaml(
         file: e.file,
         message: e.message,
     })?;
-    let mut project = Project::default();
+    let mut project = Project {
+        warnings,
+        ..Project::default()
+    };
     for definition in &raw {
         project.add(definition, min_frequency)?;
     }
