@@ -116,6 +116,22 @@ fn sample_entries_read_as_nango_means_them() {
     assert_eq!(ghost.auth_mode.as_deref(), Some("JWT"));
     assert_eq!(ghost.token.unwrap()["header"]["alg"], "HS256");
 
+    // GitHub App with user OAuth: CUSTOM, a token URL per mode, the proxy of its alias `github`.
+    let custom = provider(&catalog, "github-app-oauth");
+    assert_eq!(custom.auth_mode.as_deref(), Some("CUSTOM"));
+    let token_url = custom.token_url.unwrap();
+    assert!(
+        token_url["APP"]
+            .as_str()
+            .unwrap()
+            .contains("${connectionConfig.installation_id}")
+    );
+    assert_eq!(
+        token_url["OAUTH2"],
+        "https://github.com/login/oauth/access_token"
+    );
+    assert_eq!(custom.proxy.unwrap().base_url, "https://api.github.com");
+
     // Auth-only entries load without a proxy.
     assert!(provider(&catalog, "github-app").proxy.is_some());
     assert!(catalog.contains_key("unauthenticated"));

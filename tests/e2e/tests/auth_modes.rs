@@ -121,9 +121,17 @@ auth-signature-test:
         base_url: ${connectionConfig.base_url}
         headers:
             x-wsse: ${accessToken}
+auth-custom-test:
+    display_name: Auth CUSTOM test
+    auth_mode: CUSTOM
+    token_url:
+        OAUTH2: ${connectionConfig.base_url}/oauth/token
+        APP: ${connectionConfig.base_url}/auth/app/installations/${connectionConfig.installation_id}/access_tokens
+    proxy:
+        base_url: ${connectionConfig.base_url}
 "#;
 
-const MODES: [&str; 8] = [
+const MODES: [&str; 9] = [
     "none",
     "cc",
     "two-step",
@@ -132,6 +140,7 @@ const MODES: [&str; 8] = [
     "bill",
     "tba",
     "signature",
+    "custom",
 ];
 
 /// A proxied request to the mock's `/auth/verify`, which checks a per-request signature, with a query the
@@ -147,6 +156,15 @@ const WHOAMI: &str = "export default async function runAction(nango: any): Promi
     const response = await nango.get({ endpoint: '/auth/whoami' });\n\
     const connection = await nango.getConnection();\n\
     return { headers: response.data.headers, credentials: connection.credentials };\n\
+}\n";
+
+/// As [`WHOAMI`], with the user's token the connection_config holds and what `getToken` returns.
+const WHOAMI_CUSTOM: &str = "export default async function runAction(nango: any): Promise<any> {\n\
+    const response = await nango.get({ endpoint: '/auth/whoami' });\n\
+    const connection = await nango.getConnection();\n\
+    const token = await nango.getToken();\n\
+    return { headers: response.data.headers, credentials: connection.credentials,\n\
+        user: connection.connection_config.userCredentials ?? null, token };\n\
 }\n";
 
 /// Deploys the auth integrations once for the binary's tests, which run in parallel.
@@ -166,10 +184,10 @@ fn deploy_now(client: &mut Client) {
             "    auth-{mode}:\n        provider: auth-{mode}-test\n        actions:\n            whoami:\n                \
              output: Seen\n                endpoint: GET /whoami\n"
         ));
-        let script = if matches!(mode, "tba" | "signature") {
-            VERIFY
-        } else {
-            WHOAMI
+        let script = match mode {
+            "tba" | "signature" => VERIFY,
+            "custom" => WHOAMI_CUSTOM,
+            _ => WHOAMI,
         };
         files.insert(format!("auth-{mode}/actions/whoami.ts"), json!(script));
     }
@@ -364,15 +382,33 @@ fn a_jwt_is_signed_per_the_providers_token_template() {
     );
 }
 
+/// The test GitHub App's private key; the mock checks app JWTs with its public key.
+fn app_private_key() -> String {
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
+    let public_key = std::fs::read_to_string(keys.join("github-app.pub.pem")).unwrap();
+    mock().set_app_public_key(&public_key);
+    std::fs::read_to_string(keys.join("github-app.pem")).unwrap()
+}
+
+/// The installation token a `whoami` answer shows, checked: a token of `installation` issued by the mock,
+/// sent as `Bearer`, in credentials of type APP.
+fn installation_token_sent(seen: &Value, installation: &str) -> String {
+    let token = seen["credentials"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(token.starts_with("ghs-"), "{seen}");
+    assert_eq!(seen["headers"]["authorization"], format!("Bearer {token}"));
+    assert_eq!(seen["credentials"]["type"], "APP");
+    assert_eq!(seen["credentials"]["raw"]["installation"], installation);
+    token
+}
+
 #[test]
 fn a_github_app_installation_token_is_fetched_with_an_app_jwt() {
     let mut client = connect();
     deploy(&mut client);
-    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
-    let private_key = std::fs::read_to_string(keys.join("github-app.pem")).unwrap();
-    let public_key = std::fs::read_to_string(keys.join("github-app.pub.pem")).unwrap();
-    mock().set_app_public_key(&public_key);
-    let credentials = json!({"type": "APP", "private_key": private_key});
+    let credentials = json!({"type": "APP", "private_key": app_private_key()});
     connection(
         &mut client,
         "app",
@@ -382,14 +418,7 @@ fn a_github_app_installation_token_is_fetched_with_an_app_jwt() {
     );
     let before = mock().auth_tokens_issued("app");
     let first = whoami(&mut client, "app", "app-1").unwrap();
-    let token = first["credentials"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(token.starts_with("ghs-"), "{first}");
-    assert_eq!(first["headers"]["authorization"], format!("Bearer {token}"));
-    assert_eq!(first["credentials"]["type"], "APP");
-    assert_eq!(first["credentials"]["raw"]["installation"], "77");
+    let token = installation_token_sent(&first, "77");
     whoami(&mut client, "app", "app-1").unwrap();
     assert_eq!(mock().auth_tokens_issued("app"), before + 1);
     expire(&mut client, "app-1");
@@ -606,5 +635,167 @@ fn create_connection_checks_each_modes_credentials() {
     assert_eq!(
         db_error(error).0,
         "APP credentials need a non-empty \"private_key\" string"
+    );
+}
+
+/// Makes the stored installation token of a CUSTOM connection look expired.
+fn expire_app_token(client: &mut Client, id: &str) {
+    client
+        .execute(
+            "UPDATE nango.credentials cr
+             SET credentials = jsonb_set(cr.credentials, '{app,expires_at}', '\"2001-01-01T00:00:00Z\"')
+             FROM nango.connections c WHERE c.id = cr.connection AND c.connection_id = $1",
+            &[&id],
+        )
+        .expect("expire the installation token");
+}
+
+/// A CUSTOM connection whose user token the integration's OAuth client can refresh.
+fn custom_connection(client: &mut Client, id: &str, user: Value) {
+    use pg_nango_mock_api::{OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
+    client
+        .execute(
+            "SELECT nango.create_integration('auth-custom', 'auth-custom-test', $1, $2)",
+            &[&OAUTH_CLIENT_ID, &OAUTH_CLIENT_SECRET],
+        )
+        .expect("give the integration its OAuth client");
+    connection(
+        client,
+        "custom",
+        id,
+        json!({"type": "CUSTOM", "private_key": app_private_key(), "user": user}),
+        json!({"app_id": "42", "installation_id": "88"}),
+    );
+}
+
+#[test]
+fn a_custom_connection_proxies_with_the_installation_token_and_refreshes_the_users_with_it() {
+    let mut client = connect();
+    deploy(&mut client);
+    custom_connection(
+        &mut client,
+        "custom-1",
+        json!({"access_token": "ghu-first", "refresh_token": "rt-0", "expires_at": "2030-01-01T00:00:00Z"}),
+    );
+    let before = mock().auth_tokens_issued("app");
+    let first = whoami(&mut client, "custom", "custom-1").unwrap();
+    // As Nango: the proxy sends the installation token, the script sees the app's credentials (no private
+    // key) and the user's token in connection_config.userCredentials, and getToken returns the credentials.
+    let token = installation_token_sent(&first, "88");
+    assert!(first["credentials"].get("private_key").is_none(), "{first}");
+    assert_eq!(first["token"], first["credentials"]);
+    assert_eq!(first["user"]["type"], "OAUTH2");
+    // The user's token was refreshed with the installation token.
+    let user_token = first["user"]["access_token"].as_str().unwrap().to_string();
+    assert!(user_token.starts_with("at-"), "{first}");
+    let stored = stored_credentials(&mut client, "custom-1");
+    assert_eq!(stored["type"], "CUSTOM");
+    assert_eq!(stored["app"]["access_token"], token.as_str());
+    assert_eq!(stored["user"]["access_token"], user_token.as_str());
+    assert!(
+        stored["user"]["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("rt-")
+    );
+    assert!(
+        stored["private_key"]
+            .as_str()
+            .is_some_and(|k| k.contains("PRIVATE KEY"))
+    );
+
+    // Reused while valid (other tests fetch installation tokens at the same time: the token, not the
+    // mock's count, shows it), renewed (both tokens) once expired.
+    let again = whoami(&mut client, "custom", "custom-1").unwrap();
+    assert_eq!(again["credentials"]["access_token"], token.as_str());
+    assert_eq!(again["user"]["access_token"], user_token.as_str());
+    expire_app_token(&mut client, "custom-1");
+    let renewed = whoami(&mut client, "custom", "custom-1").unwrap();
+    assert!(mock().auth_tokens_issued("app") >= before + 2);
+    let new_token = renewed["credentials"]["access_token"].as_str().unwrap();
+    assert_ne!(new_token, token);
+    assert_eq!(
+        renewed["headers"]["authorization"],
+        format!("Bearer {new_token}")
+    );
+    assert_ne!(renewed["user"]["access_token"], user_token.as_str());
+    let stored = stored_credentials(&mut client, "custom-1");
+    assert_eq!(stored["app"]["access_token"], new_token);
+    assert_eq!(
+        stored["user"]["access_token"],
+        renewed["user"]["access_token"]
+    );
+}
+
+#[test]
+fn a_custom_connection_keeps_a_user_token_that_cannot_be_refreshed() {
+    let mut client = connect();
+    deploy(&mut client);
+    custom_connection(
+        &mut client,
+        "custom-2",
+        json!({"access_token": "ghu-kept", "refresh_token": "refused-refresh-secret"}),
+    );
+    let seen = whoami(&mut client, "custom", "custom-2").unwrap();
+    installation_token_sent(&seen, "88");
+    assert_eq!(seen["user"]["access_token"], "ghu-kept");
+    assert_eq!(
+        stored_credentials(&mut client, "custom-2")["user"]["refresh_token"],
+        "refused-refresh-secret"
+    );
+    let warning: String = client
+        .query_one(
+            "SELECT level || ': ' || message FROM nango.logs
+             WHERE run LIKE '%custom-2' AND message LIKE 'refreshing the user''s%'",
+            &[],
+        )
+        .expect("a warning about the user's token")
+        .get(0);
+    assert_eq!(
+        warning,
+        "warn: refreshing the user's OAuth2 token failed, it is kept as it was: the token endpoint answered HTTP 400"
+    );
+    assert_no_log_contains(&mut client, "refused-refresh-secret");
+
+    // Without a user token, only the installation's.
+    custom_connection(&mut client, "custom-3", Value::Null);
+    let seen = whoami(&mut client, "custom", "custom-3").unwrap();
+    installation_token_sent(&seen, "88");
+    assert_eq!(seen["user"], Value::Null);
+}
+
+#[test]
+fn create_connection_checks_custom_credentials() {
+    let mut client = connect();
+    deploy(&mut client);
+    let refused = |client: &mut Client, credentials: Value| {
+        let error = client
+            .execute(
+                "SELECT nango.create_connection('auth-custom', 'custom-x', $1, '{}')",
+                &[&credentials],
+            )
+            .unwrap_err();
+        db_error(error).0
+    };
+    assert_eq!(
+        refused(
+            &mut client,
+            json!({"type": "CUSTOM", "user": {"access_token": "ghu-secret"}})
+        ),
+        "CUSTOM credentials need a non-empty \"private_key\" string"
+    );
+    assert_eq!(
+        refused(
+            &mut client,
+            json!({"type": "CUSTOM", "private_key": "key-secret", "user": {"refresh_token": "rt-secret"}})
+        ),
+        "CUSTOM credentials need a non-empty \"user.access_token\" string"
+    );
+    assert_eq!(
+        refused(
+            &mut client,
+            json!({"type": "CUSTOM", "private_key": "key-secret", "user": "ghu-secret"})
+        ),
+        "CUSTOM credentials' \"user\" must be an object holding the user's OAuth2 token"
     );
 }

@@ -177,13 +177,16 @@ fn dispatch(
             host.set_metadata(&metadata.to_string(), op == "updateMetadata")?;
             serde_json::Value::Null
         }
-        "getConnection" => json!({
-            "connection_id": connection.connection_id,
-            "provider_config_key": connection.provider_config_key,
-            "connection_config": connection.connection_config,
-            "credentials": connection.credentials,
-            "metadata": serde_json::from_str::<serde_json::Value>(&host.metadata()?).unwrap_or_default(),
-        }),
+        "getConnection" => {
+            let seen = crate::providers::auth::as_seen(connection.clone());
+            json!({
+                "connection_id": seen.connection_id,
+                "provider_config_key": seen.provider_config_key,
+                "connection_config": seen.connection_config,
+                "credentials": seen.credentials,
+                "metadata": serde_json::from_str::<serde_json::Value>(&host.metadata()?).unwrap_or_default(),
+            })
+        }
         "getCheckpoint" => host.checkpoint()?,
         "saveCheckpoint" => {
             host.set_checkpoint(args.first())?;

@@ -1,7 +1,7 @@
 //! APP: a GitHub App installation token. The engine signs an RS256 JWT as the app (`iss` = the app id,
 //! valid 10 minutes) with the app's private key and POSTs it to the provider's APP `token_url`
 //! (`…/app/installations/${connectionConfig.installation_id}/access_tokens`); the answer's `token` and
-//! `expires_at` become the connection's `access_token`.
+//! `expires_at` become the connection's `access_token`. CUSTOM connections fetch theirs the same way.
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header};
@@ -28,8 +28,9 @@ pub fn token_request(
     connection: &ConnectionInfo,
     now: DateTime<Utc>,
 ) -> Result<PreparedRequest, String> {
-    let app_id = app_id(connection)
-        .ok_or("APP connections need an app_id in connection_config (the GitHub App's id)")?;
+    let app_id = app_id(connection).ok_or(
+        "GitHub App connections need an app_id in connection_config (the GitHub App's id)",
+    )?;
     let private_key = connection
         .credentials
         .get("private_key")

@@ -15,10 +15,12 @@
 //! | `BILL`             | `username`, `password`, `organization_id`, `dev_key` | a session login at `token_url`  |
 //! | `TBA`              | `token_id`, `token_secret` (consumer: `config_override` or the integration's) | an OAuth 1.0a signature per request |
 //! | `SIGNATURE`        | `username`, `password`                     | a WSSE UsernameToken computed locally  |
+//! | `CUSTOM`           | `private_key`, optional `user` OAuth2 token (and `app_id` in connection_config) | a GitHub App installation token, the user's token refreshed with it |
 
 pub mod app;
 pub mod bill;
 pub mod client_credentials;
+pub mod custom;
 pub mod jwt;
 pub mod signature;
 pub mod tba;
@@ -44,6 +46,7 @@ pub const CREDENTIAL_TYPES: &[&str] = &[
     "BILL",
     "TBA",
     "SIGNATURE",
+    "CUSTOM",
 ];
 
 /// How long before expiry a signed JWT is signed again.
@@ -70,7 +73,7 @@ pub fn check_credentials(credentials: &Value) -> Result<(), String> {
         "BASIC" => &["username"],
         "OAUTH2" => &["access_token"],
         "NONE" | "OAUTH2_CC" | "TWO_STEP" | "JWT" => &[],
-        "APP" => &["private_key"],
+        "APP" | "CUSTOM" => &["private_key"],
         "BILL" => &["username", "password", "organization_id", "dev_key"],
         "TBA" => &["token_id", "token_secret"],
         "SIGNATURE" => &["username", "password"],
@@ -96,6 +99,9 @@ pub fn check_credentials(credentials: &Value) -> Result<(), String> {
             .and_then(parse_time)
             .ok_or("expires_at must be a timestamp")?;
     }
+    if kind == "CUSTOM" {
+        custom::check_user(credentials)?;
+    }
     Ok(())
 }
 
@@ -104,8 +110,13 @@ pub fn check_credentials(credentials: &Value) -> Result<(), String> {
 pub fn needs_renewal(credentials: &Value, provider: &Provider, now: DateTime<Utc>) -> bool {
     match credential_type(credentials) {
         "OAUTH2" => oauth::needs_refresh(credentials, provider, now),
-        "OAUTH2_CC" | "TWO_STEP" | "JWT" | "APP" | "BILL" | "SIGNATURE" => {
-            let token = credentials
+        kind @ ("OAUTH2_CC" | "TWO_STEP" | "JWT" | "APP" | "BILL" | "SIGNATURE" | "CUSTOM") => {
+            // CUSTOM keeps its installation token under `app`.
+            let holder = match kind {
+                "CUSTOM" => credentials.get("app").unwrap_or(&Value::Null),
+                _ => credentials,
+            };
+            let token = holder
                 .get(token_field(credentials))
                 .and_then(Value::as_str)
                 .is_some_and(|t| !t.is_empty());
@@ -119,7 +130,7 @@ pub fn needs_renewal(credentials: &Value, provider: &Provider, now: DateTime<Utc
             let margin = provider
                 .token_expiration_buffer
                 .map_or(default_margin, Duration::from_secs);
-            !token || expires_within(credentials, margin, now)
+            !token || expires_within(holder, margin, now)
         }
         _ => false,
     }
@@ -144,7 +155,7 @@ pub fn renewal(
         }
         "TWO_STEP" => two_step::token_request(provider, connection).map(Renewal::Fetch),
         "JWT" => jwt::credentials(provider, &connection.credentials, now).map(Renewal::Computed),
-        "APP" => app::token_request(provider, connection, now).map(Renewal::Fetch),
+        "APP" | "CUSTOM" => app::token_request(provider, connection, now).map(Renewal::Fetch),
         "BILL" => bill::token_request(provider, connection).map(Renewal::Fetch),
         "SIGNATURE" => {
             signature::credentials(provider, &connection.credentials, now).map(Renewal::Computed)
@@ -165,6 +176,7 @@ pub fn renewed_credentials(
         "OAUTH2_CC" => client_credentials::credentials(old, body, now),
         "TWO_STEP" => two_step::credentials(provider, old, body, now),
         "APP" => app::credentials(old, body),
+        "CUSTOM" => custom::credentials(old, body),
         "BILL" => bill::credentials(old, body, now),
         other => Err(format!("{other} credentials are not fetched")),
     }
@@ -197,13 +209,40 @@ pub fn sign_request(
     Ok(())
 }
 
+/// The request that goes with a renewal of `connection`'s token, whose failure keeps what is stored: the
+/// refresh of a CUSTOM connection's user token (see [`custom`]).
+pub fn companion_refresh(
+    provider: &Provider,
+    connection: &ConnectionInfo,
+    client: Option<&OAuthClient>,
+) -> Option<PreparedRequest> {
+    (credential_type(&connection.credentials) == "CUSTOM")
+        .then(|| custom::user_refresh(provider, connection, client))
+        .flatten()
+}
+
+/// The credentials after the companion refresh answered `body` (status below 400).
+pub fn companion_refreshed(old: &Value, body: &[u8], now: DateTime<Utc>) -> Result<Value, String> {
+    custom::with_refreshed_user(old, body, now)
+}
+
+/// The connection as scripts and the proxy see it, as Nango keeps it: a CUSTOM connection shows its app
+/// credentials and its user token in `connection_config.userCredentials` (see [`custom`]); others as stored.
+pub fn as_seen(connection: ConnectionInfo) -> ConnectionInfo {
+    if credential_type(&connection.credentials) == "CUSTOM" {
+        custom::as_nango(connection)
+    } else {
+        connection
+    }
+}
+
 /// What a failed renewal is called in errors.
 pub fn describe(credentials: &Value) -> &'static str {
     match credential_type(credentials) {
         "OAUTH2" => "refreshing the OAuth2 token",
         "OAUTH2_CC" => "fetching the OAuth2 client credentials token",
         "TWO_STEP" => "fetching the two-step token",
-        "APP" => "fetching the GitHub App installation token",
+        "APP" | "CUSTOM" => "fetching the GitHub App installation token",
         "BILL" => "logging in to BILL",
         _ => "renewing the token",
     }
@@ -216,11 +255,11 @@ fn credential_type(credentials: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// The field holding the token: `access_token` for OAuth2 and APP, `session_id` for BILL, `token` for the
+/// The field holding the token: `access_token` for OAuth2, APP and CUSTOM's `app`, `session_id` for BILL, `token` for the
 /// others (as Nango).
 fn token_field(credentials: &Value) -> &'static str {
     match credential_type(credentials) {
-        "OAUTH2" | "APP" => "access_token",
+        "OAUTH2" | "APP" | "CUSTOM" => "access_token",
         "BILL" => "session_id",
         _ => "token",
     }
@@ -328,6 +367,16 @@ mod tests {
             check_credentials(&json!({"type": "JWT", "expires_at": "soon"})).unwrap_err(),
             "expires_at must be a timestamp"
         );
+        assert_eq!(
+            check_credentials(&json!({"type": "CUSTOM", "user": {"access_token": "t"}}))
+                .unwrap_err(),
+            "CUSTOM credentials need a non-empty \"private_key\" string"
+        );
+        assert_eq!(
+            check_credentials(&json!({"type": "CUSTOM", "private_key": "k", "user": {}}))
+                .unwrap_err(),
+            "CUSTOM credentials need a non-empty \"user.access_token\" string"
+        );
     }
 
     #[test]
@@ -344,6 +393,15 @@ mod tests {
         let app = json!({"type": "APP", "access_token": "t", "expires_at": "2026-01-01T13:00:00Z"});
         assert!(!needs_renewal(&app, &provider, now));
         assert!(!needs_renewal(&json!({"type": "NONE"}), &provider, now));
+        // CUSTOM: the installation token under `app`; the user's token alone never triggers a renewal.
+        let custom = json!({"type": "CUSTOM", "private_key": "k",
+            "user": {"access_token": "u", "refresh_token": "r", "expires_at": "2026-01-01T12:01:00Z"}});
+        assert!(needs_renewal(&custom, &provider, now));
+        let mut with_app = custom.clone();
+        with_app["app"] = json!({"access_token": "t", "expires_at": "2026-01-01T13:00:00Z"});
+        assert!(!needs_renewal(&with_app, &provider, now));
+        with_app["app"]["expires_at"] = json!("2026-01-01T12:10:00Z");
+        assert!(needs_renewal(&with_app, &provider, now));
         assert!(!needs_renewal(
             &json!({"type": "API_KEY", "apiKey": "k"}),
             &provider,
