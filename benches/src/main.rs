@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use pg_nango_e2e::{API_KEY, Client, Cluster, job_started_at, mock, prepare};
 use serde_json::{Value, json};
 
+mod deploy;
 mod native;
 
 const PAGE: usize = 1000;
@@ -36,6 +37,14 @@ impl Drop for Running {
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("native") {
         native::native_against_javascript();
+        return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("deploy") {
+        let entries = std::env::args()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(200);
+        deploy::zero_yaml_against_yaml(entries);
         return;
     }
     let records_count = setting("PG_NANGO_BENCH_RECORDS", 100_000);
