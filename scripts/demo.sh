@@ -26,7 +26,8 @@ echo $! >"$dir/mock-api.pid"
 sleep 0.5
 
 # The demo deploys from a path the server reads; a copy in the data directory's parent is readable by it.
-rm -rf "$dir/nango-integrations" && cp -r nango-integrations "$dir/nango-integrations"
+rm -rf "$dir/nango-integrations" "$dir/zero-yaml" && cp -r nango-integrations "$dir/nango-integrations"
+cp -r examples/zero-yaml "$dir/zero-yaml"
 [ "$(id -u)" = 0 ] && chmod -R a+rX "$dir"
 
 PSQL=(psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
@@ -58,6 +59,18 @@ SELECT nango.trigger_action('demo', 'acme', 'create-ticket',
     '{"subject": "Printer on fire", "requester_name": "Ada", "requester_email": "ada@example.com"}') AS created;
 \echo '==> nango.sync_status'
 SELECT integration, sync, connection_id, status, frequency, last_sync_date, next_run_at, record_counts FROM nango.sync_status;
+SQL
+
+echo "==> the same project in Nango's current zero-YAML format (examples/zero-yaml: index.ts, createSync, zod models)"
+"${PSQL[@]}" <<SQL
+SELECT jsonb_pretty(nango.deploy('$dir/zero-yaml') - 'views') AS deploy_summary;
+\echo '==> its sync runs over the records the yaml version saved: nothing changed upstream'
+SELECT nango.trigger_sync('demo', 'tickets', 'acme') AS job \gset
+SELECT nango.wait_for_job(:job) AS job_status;
+SELECT id, status, result FROM nango.jobs WHERE id = :job;
+\echo '==> its action checks the input with the zod schema it declares'
+SELECT nango.trigger_action('demo', 'acme', 'create-ticket',
+    '{"subject": "Printer on fire again", "requester_name": "Ada", "requester_email": "ada@example.com"}') ->> 'id' AS created_id;
 SQL
 cat <<EOF
 

@@ -203,12 +203,20 @@ CREATE FUNCTION nango.wait_for_job(job_id bigint, timeout interval DEFAULT '5 mi
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     current_status text;
+    queued_here boolean;
     deadline timestamptz := clock_timestamp() + timeout;
 BEGIN
     LOOP
-        SELECT j.status INTO current_status FROM nango.jobs j WHERE j.id = job_id;
+        -- A job queued by this very transaction (nango.wait_for_job(nango.trigger_sync(…)) in one statement)
+        -- is invisible to the workers until it commits: waiting for it could only time out.
+        SELECT j.status, j.xmin::text = (pg_catalog.pg_current_xact_id_if_assigned()::text::numeric % 4294967296)::text
+        INTO current_status, queued_here FROM nango.jobs j WHERE j.id = job_id;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'job % does not exist', job_id;
+        END IF;
+        IF current_status = 'QUEUED' AND queued_here THEN
+            RAISE EXCEPTION 'job % was queued by this transaction, and no worker can start it before it commits', job_id
+                USING HINT = 'Call nango.trigger_sync and nango.wait_for_job in separate statements, outside a transaction block.';
         END IF;
         IF current_status IN ('SUCCESS', 'ERROR', 'CANCELLED') THEN
             RETURN current_status;

@@ -385,3 +385,38 @@ fn deleting_a_connection_stops_its_syncs_and_removes_its_records() {
         .get(0);
     assert_eq!(jobs, 1, "nothing runs for it any more");
 }
+
+#[test]
+fn waiting_for_a_job_queued_by_the_same_transaction_fails_at_once() {
+    let mut client = connect();
+    create_connection(&mut client, "e2e", "life-same-txn");
+    // The new connection's first run is over, so the trigger below queues a new job.
+    wait_first_job(&mut client, "life-same-txn");
+    let started = Instant::now();
+    let error = client
+        .query_one(
+            "SELECT nango.wait_for_job(nango.trigger_sync('e2e', 'records', 'life-same-txn'), '60 seconds')",
+            &[],
+        )
+        .unwrap_err();
+    let db = error.as_db_error().expect("a database error");
+    assert!(
+        db.message().ends_with(
+            "was queued by this transaction, and no worker can start it before it commits"
+        ),
+        "{}",
+        db.message()
+    );
+    assert!(
+        db.hint()
+            .unwrap_or_default()
+            .contains("separate statements")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it did not wait for the timeout"
+    );
+    // In two statements the same job runs.
+    let (job, status) = run_sync(&mut client, "e2e", "records", "life-same-txn");
+    assert_eq!(status, "SUCCESS", "job {job}");
+}

@@ -42,6 +42,8 @@ pub struct IntegrationConfig {
     pub provider: Option<String>,
     pub syncs: Vec<SyncConfig>,
     pub actions: Vec<ActionConfig>,
+    /// `on-events:` (and the deprecated `post-connection-scripts:`), in the order written.
+    pub on_events: Vec<OnEventConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -271,11 +273,13 @@ impl Ctx<'_> {
                 actions.push(self.action(&name, body, &path, true)?);
             }
         }
+        let on_events = self.on_events(key, integration)?;
         Ok(IntegrationConfig {
             key: key.to_string(),
             provider,
             syncs,
             actions,
+            on_events,
         })
     }
 
@@ -305,6 +309,7 @@ impl Ctx<'_> {
             provider: None,
             syncs,
             actions,
+            on_events: Vec::new(),
         })
     }
 
@@ -474,6 +479,67 @@ impl Ctx<'_> {
             version: self.version(body, path)?,
             json_schema: None,
         })
+    }
+
+    /// `on-events: {post-connection-creation: [name, …], …}`, or `post-connection-scripts: [name, …]` (the
+    /// deprecated spelling of `post-connection-creation`).
+    fn on_events(
+        &self,
+        key: &str,
+        integration: &Mapping,
+    ) -> Result<Vec<OnEventConfig>, ConfigError> {
+        let mut on_events = Vec::new();
+        if let Some(names) = integration.get("post-connection-scripts") {
+            let path = ["integrations", key, "post-connection-scripts"];
+            for name in string_list(Some(names)).map_err(|_| {
+                self.error(
+                    &path,
+                    "post-connection-scripts must be a list of script names",
+                )
+            })? {
+                check_name(&name).map_err(|m| self.error(&path, &m))?;
+                on_events.push(OnEventConfig {
+                    name,
+                    event: ON_EVENTS[0].to_string(),
+                });
+            }
+        }
+        let Some(section) = integration.get("on-events") else {
+            return Ok(on_events);
+        };
+        let path = ["integrations", key, "on-events"];
+        let section = section.as_mapping().ok_or_else(|| {
+            self.error(
+                &path,
+                "`on-events` must be a mapping of event: [script names]",
+            )
+        })?;
+        for (event, names) in section {
+            let event = event.as_str().unwrap_or_default();
+            let path = ["integrations", key, "on-events", event];
+            if !ON_EVENTS.contains(&event) {
+                return Err(self.error(
+                    &path,
+                    &format!(
+                        "unknown event \"{event}\"; the events are {}",
+                        ON_EVENTS.join(", ")
+                    ),
+                ));
+            }
+            for name in string_list(Some(names)).map_err(|_| {
+                self.error(
+                    &path,
+                    &format!("on-events: {event} must be a list of script names"),
+                )
+            })? {
+                check_name(&name).map_err(|m| self.error(&path, &m))?;
+                on_events.push(OnEventConfig {
+                    name,
+                    event: event.to_string(),
+                });
+            }
+        }
+        Ok(on_events)
     }
 
     fn scopes(&self, body: &Mapping, path: &[&str]) -> Result<Vec<String>, ConfigError> {
@@ -818,6 +884,44 @@ models:
         );
         let err = parse_config(&missing_model, MIN).unwrap_err();
         assert_eq!(err.line, 6, "{err}");
+    }
+
+    #[test]
+    fn on_events_in_both_spellings() {
+        let sync = "    syncs:\n      contacts:\n        runs: every hour\n        output: Contact\n        endpoint: GET /contacts\n";
+        let models = "models:\n  Contact:\n    id: string\n";
+        let text = format!(
+            "integrations:\n  crm:\n{sync}    on-events:\n      post-connection-creation: [setup, welcome]\n      validate-connection: check\n{models}"
+        );
+        let config = parse_config(&text, MIN).unwrap();
+        let events: Vec<(&str, &str)> = config.integrations[0]
+            .on_events
+            .iter()
+            .map(|e| (e.name.as_str(), e.event.as_str()))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("setup", "post-connection-creation"),
+                ("welcome", "post-connection-creation"),
+                ("check", "validate-connection")
+            ]
+        );
+        let old =
+            format!("integrations:\n  crm:\n{sync}    post-connection-scripts: [setup]\n{models}");
+        let config = parse_config(&old, MIN).unwrap();
+        assert_eq!(
+            config.integrations[0].on_events[0].event,
+            "post-connection-creation"
+        );
+        let bad =
+            format!("integrations:\n  crm:\n{sync}    on-events:\n      on-sunday: [x]\n{models}");
+        let err = parse_config(&bad, MIN).unwrap_err();
+        assert_eq!(err.line, 9, "{err}");
+        assert!(
+            err.message.starts_with("unknown event \"on-sunday\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -86,7 +86,16 @@ pub fn plan_with_packages(
     let config = parse_config(config_text, min_frequency)?;
     let mut syncs = Vec::new();
     let mut actions = Vec::new();
+    let mut on_events = Vec::new();
     for integration in &config.integrations {
+        for on_event in &integration.on_events {
+            let entry_file = find_script(files, &integration.key, "on-events", &on_event.name)?;
+            on_events.push(Scripted {
+                integration: integration.key.clone(),
+                config: on_event.clone(),
+                entry_file,
+            });
+        }
         for sync in &integration.syncs {
             let entry_file = find_script(files, &integration.key, "syncs", &sync.name)?;
             syncs.push(Scripted {
@@ -108,6 +117,7 @@ pub fn plan_with_packages(
         .iter()
         .map(|s| s.entry_file.as_str())
         .chain(actions.iter().map(|a| a.entry_file.as_str()))
+        .chain(on_events.iter().map(|e| e.entry_file.as_str()))
         .collect();
     let (zod, bundled) = with_zod(files, packages);
     let modules = compile_reachable(files, &zod, &entries, bundled, &mut |_, _| Ok(()))?;
@@ -117,7 +127,7 @@ pub fn plan_with_packages(
         config,
         syncs,
         actions,
-        on_events: Vec::new(),
+        on_events,
         modules,
     })
 }
@@ -139,19 +149,23 @@ fn with_zod<'a>(
     (read, !own_zod)
 }
 
-/// `<integration>/<kind>/<name>.ts`, else `<name>.ts` at the root (`.js` accepted for both).
+/// `<integration>/<kind>/<name>.ts`, else `<name>.ts` at the root (`.js` accepted for both); an on-event
+/// script may also be in the older `<integration>/post-connection-scripts/`.
 fn find_script(
     files: &BTreeMap<String, String>,
     integration: &str,
     kind: &str,
     name: &str,
 ) -> Result<String, DeployError> {
-    let candidates = [
+    let mut candidates = vec![
         format!("{integration}/{kind}/{name}.ts"),
         format!("{integration}/{kind}/{name}.js"),
         format!("{name}.ts"),
         format!("{name}.js"),
     ];
+    if kind == "on-events" {
+        candidates.push(format!("{integration}/post-connection-scripts/{name}.ts"));
+    }
     candidates
         .iter()
         .find(|c| files.contains_key(c.as_str()))

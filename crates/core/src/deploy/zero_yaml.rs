@@ -393,6 +393,7 @@ impl Project {
             provider: None,
             syncs: Vec::new(),
             actions: Vec::new(),
+            on_events: Vec::new(),
         });
         self.integrations.last_mut().expect("just pushed")
     }
