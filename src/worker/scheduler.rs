@@ -143,7 +143,7 @@ fn queue_due_syncs() -> Result<(), String> {
          JOIN nango.syncs s ON s.id = m.id
          JOIN nango.sync_configs sc ON sc.id = s.sync_config
          JOIN nango.connections c ON c.id = s.connection
-         ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') DO NOTHING",
+         ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') AND type <> 'WEBHOOK' DO NOTHING",
         &[],
     )
 }
