@@ -247,6 +247,7 @@ BEGIN
             UPDATE nango.jobs SET status = 'CANCELLED', ended_at = now(),
                    error = jsonb_build_object('type', 'script_aborted', 'description', 'the run was cancelled')
             WHERE id = job.id;
+            DELETE FROM nango.webhook_payloads p WHERE p.job = job.id;
         ELSE
             PERFORM pg_terminate_backend(job.pid);
         END IF;

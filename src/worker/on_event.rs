@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::oneoff::{OneOffRequest, OneOffResponse, caller_gone, failed, start_request};
-use super::run::{claimed_or_ended, end_failed, run_isolated};
+use super::run::{claimed_or_ended, end_failed, run_isolated, set_application_name};
 use crate::store::host::SpiHost;
 use crate::store::jobs::ScriptContext;
 use crate::store::pending::PendingHost;
@@ -28,6 +28,7 @@ use crate::txn::run_txn;
 /// An on-event script and what its run needs.
 #[derive(Deserialize)]
 struct Loaded {
+    name: String,
     entry_file: String,
     on_event: i64,
     #[serde(flatten)]
@@ -41,7 +42,7 @@ pub fn run_queued(job_id: i64) {
             "WITH claimed AS (
                  UPDATE nango.jobs j SET status = 'RUNNING', pid = pg_backend_pid(), started_at = now()
                  WHERE j.id = $1 AND j.status = 'QUEUED' AND j.type = 'ON_EVENT' RETURNING j.*)
-             SELECT jsonb_build_object('entry_file', oc.entry_file, 'on_event', oc.id) || nango._script_context(c.id)
+             SELECT jsonb_build_object('name', oc.name, 'entry_file', oc.entry_file, 'on_event', oc.id) || nango._script_context(c.id)
              FROM claimed j
              JOIN nango.on_event_configs oc ON oc.provider_config_key = j.integration AND oc.name = j.sync_name
              JOIN nango.connections c ON c.provider_config_key = j.integration AND c.connection_id = j.connection_id",
@@ -57,6 +58,10 @@ pub fn run_queued(job_id: i64) {
     let Some(loaded) = claimed_or_ended(job_id, loaded, gone) else {
         return;
     };
+    set_application_name(&format!(
+        "pg_nango on-event {}/{} {}",
+        loaded.context.provider_config_key, loaded.name, loaded.context.connection_id
+    ));
     let host = SpiHost::for_job(job_id, 0, loaded.context.connection, Vec::new());
     let host = Rc::new(RefCell::new(host));
     let _ = execute(job_id, &loaded, host.clone(), None);
@@ -115,14 +120,14 @@ fn start(request: &OneOffRequest) -> Result<Option<(i64, Loaded)>, String> {
     ];
     let loaded = match &request.connection {
         None => one_json(
-            "SELECT jsonb_build_object('entry_file', oc.entry_file, 'on_event', oc.id) || nango._script_context(c.id)
+            "SELECT jsonb_build_object('name', oc.name, 'entry_file', oc.entry_file, 'on_event', oc.id) || nango._script_context(c.id)
              FROM nango.on_event_configs oc
              JOIN nango.connections c ON c.provider_config_key = oc.provider_config_key
              WHERE oc.provider_config_key = $1 AND oc.name = $2 AND c.connection_id = $3",
             &args,
         )?,
         Some(pending) => one_json(
-            "SELECT jsonb_build_object('entry_file', oc.entry_file, 'on_event', oc.id, 'connection', 0,
+            "SELECT jsonb_build_object('name', oc.name, 'entry_file', oc.entry_file, 'on_event', oc.id, 'connection', 0,
                                        'connection_id', $3::text, 'provider_config_key', $1::text)
                     || nango._integration_context($1)
              FROM nango.on_event_configs oc
