@@ -107,6 +107,10 @@ CREATE TABLE nango.sync_configs (
     version              text NOT NULL DEFAULT '',
     -- The webhook subscriptions whose payloads `onWebhook` handles (nango.handle_webhook).
     webhook_subscriptions text[] NOT NULL DEFAULT '{}',
+    -- The model of the connection metadata it reads (zero-YAML `metadata`: SyncMetadata_<integration>_<name>).
+    metadata_model       text,
+    -- Zero-YAML: `{definitions: {Model: JSON Schema}}` of its models and metadata, as zod wrote them.
+    json_schema          jsonb,
     UNIQUE (provider_config_key, name)
 );
 
@@ -119,6 +123,8 @@ CREATE TABLE nango.action_configs (
     output               text[] NOT NULL DEFAULT '{}',
     endpoint             jsonb,
     entry_file           text NOT NULL,
+    -- Zero-YAML: `{definitions: {ActionInput_…, ActionOutput_…}}` of its input and output, as zod wrote them.
+    json_schema          jsonb,
     UNIQUE (provider_config_key, name)
 );
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use pg_nango_core::deploy::zero_yaml::{DefinitionLimits, INDEX_FILE, plan_zero_yaml};
 use pg_nango_core::deploy::{DeploymentPlan, is_script_path, plan_with_packages};
 use pg_nango_core::records::views::{self, ViewChange, ViewPlan};
 use pgrx::prelude::*;
@@ -27,8 +28,17 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
         );
     }
     let root = Path::new(path);
-    let config = std::fs::read_to_string(root.join("nango.yaml"))
-        .unwrap_or_else(|e| error!("cannot read {}: {e}", root.join("nango.yaml").display()));
+    // A folder with nango.yaml is the yaml format; one with only index.ts is zero-YAML.
+    let config = match std::fs::read_to_string(root.join("nango.yaml")) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && root.join(INDEX_FILE).is_file() => {
+            None
+        }
+        Err(e) => error!(
+            "cannot read {}: {e} (a project has a nango.yaml, or an index.ts for Nango's zero-YAML format)",
+            root.join("nango.yaml").display()
+        ),
+    };
     let mut files = BTreeMap::new();
     collect_files(root, root, &mut files);
     // Packages are read from the folder's node_modules only as far as the scripts import them.
@@ -41,18 +51,19 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
             .then(|| std::fs::read_to_string(root.join(relative)).ok())
             .flatten()
     };
-    deploy_content(&config, files, allow_destructive, &packages)
+    deploy_content(config.as_deref(), files, allow_destructive, &packages)
 }
 
-/// Deploys `config` (nango.yaml) with `files` (`{"github/syncs/issues.ts": "<source>", …}`).
+/// Deploys `config` (nango.yaml) with `files` (`{"github/syncs/issues.ts": "<source>", …}`); with `config`
+/// NULL or empty, `files` is a zero-YAML project (`index.ts` and the scripts it lists).
 #[pg_extern(name = "deploy", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn deploy_files(
-    config: &str,
-    files: pgrx::JsonB,
+    config: Option<&str>,
+    files: Option<pgrx::JsonB>,
     allow_destructive: default!(bool, false),
 ) -> pgrx::JsonB {
-    let Value::Object(map) = files.0 else {
+    let Some(pgrx::JsonB(Value::Object(map))) = files else {
         error!("files must be a JSON object of path: source");
     };
     let mut sources = BTreeMap::new();
@@ -64,6 +75,7 @@ fn deploy_files(
             _ => error!("files: the value of \"{path}\" must be the file's source text"),
         }
     }
+    let config = config.filter(|c| !c.trim().is_empty());
     deploy_content(config, sources, allow_destructive, &|_| None)
 }
 
@@ -93,21 +105,35 @@ fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) 
 }
 
 fn deploy_content(
-    config: &str,
+    config: Option<&str>,
     files: BTreeMap<String, String>,
     allow_destructive: bool,
     packages: &dyn Fn(&str) -> Option<String>,
 ) -> pgrx::JsonB {
-    let plan =
-        plan_with_packages(config, &files, guc::min_frequency(), packages).unwrap_or_else(|e| {
-            super::fail(
-                format!("deploy failed: {e}"),
-                "nothing was deployed; the previous deployment keeps running",
-            )
-        });
+    let planned = match config {
+        Some(config) => plan_with_packages(config, &files, guc::min_frequency(), packages),
+        None => {
+            let limits = guc::script_limits(true);
+            let definitions = DefinitionLimits {
+                timeout: limits.timeout,
+                memory_bytes: limits.memory_bytes,
+                // A cancelled statement (Ctrl-C, statement_timeout) stops the definitions' code; the
+                // ERROR is raised once it has stopped, outside the engine.
+                cancelled: || unsafe { pg_sys::InterruptPending != 0 },
+            };
+            plan_zero_yaml(&files, guc::min_frequency(), packages, definitions)
+        }
+    };
+    pgrx::check_for_interrupts!();
+    let plan = planned.unwrap_or_else(|e| {
+        super::fail(
+            format!("deploy failed: {e}"),
+            "nothing was deployed; the previous deployment keeps running",
+        )
+    });
     check_removals(&plan, allow_destructive);
     ensure_integrations(&plan);
-    let summary = write(&plan, config);
+    let summary = write(&plan);
     pgrx::JsonB(summary)
 }
 
@@ -182,7 +208,7 @@ fn ensure_integrations(plan: &DeploymentPlan) {
     }
 }
 
-fn write(plan: &DeploymentPlan, config: &str) -> Value {
+fn write(plan: &DeploymentPlan) -> Value {
     // Planned before anything is written: a model whose names Postgres cannot store fails the deploy here.
     let (view_plans, view_warnings, gone_views) = plan_views(plan);
     run("DELETE FROM nango.files", &[]);
@@ -206,13 +232,15 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
         sync_keys.push(json!([sync.integration, c.name]));
         run(
             "INSERT INTO nango.sync_configs AS sc (provider_config_key, name, description, runs, frequency, models, sync_type,
-                                                   track_deletes, auto_start, endpoints, entry_file, version)
-             VALUES ($1, $2, $3, $4, make_interval(secs => $5), $6, $7, $8, $9, $10, $11, $12)
+                                                   track_deletes, auto_start, endpoints, entry_file, version,
+                                                   webhook_subscriptions, metadata_model, json_schema)
+             VALUES ($1, $2, $3, $4, make_interval(secs => $5), $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (provider_config_key, name) DO UPDATE SET
                  description = excluded.description, runs = excluded.runs, frequency = excluded.frequency,
                  models = excluded.models, sync_type = excluded.sync_type, track_deletes = excluded.track_deletes,
                  auto_start = excluded.auto_start, endpoints = excluded.endpoints, entry_file = excluded.entry_file,
-                 version = excluded.version",
+                 version = excluded.version, webhook_subscriptions = excluded.webhook_subscriptions,
+                 metadata_model = excluded.metadata_model, json_schema = excluded.json_schema",
             &[
                 sync.integration.as_str().into(),
                 c.name.as_str().into(),
@@ -226,6 +254,9 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
                 pgrx::JsonB(serde_json::to_value(&c.endpoints).unwrap_or_default()).into(),
                 sync.entry_file.as_str().into(),
                 c.version.as_str().into(),
+                c.webhook_subscriptions.clone().into(),
+                c.input.as_deref().into(),
+                c.json_schema.clone().map(pgrx::JsonB).into(),
             ],
         );
     }
@@ -234,11 +265,12 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
         let c = &action.config;
         action_keys.push(json!([action.integration, c.name]));
         run(
-            "INSERT INTO nango.action_configs AS ac (provider_config_key, name, description, input, output, endpoint, entry_file)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO nango.action_configs AS ac (provider_config_key, name, description, input, output, endpoint, entry_file,
+                                                     json_schema)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (provider_config_key, name) DO UPDATE SET
                  description = excluded.description, input = excluded.input, output = excluded.output,
-                 endpoint = excluded.endpoint, entry_file = excluded.entry_file",
+                 endpoint = excluded.endpoint, entry_file = excluded.entry_file, json_schema = excluded.json_schema",
             &[
                 action.integration.as_str().into(),
                 c.name.as_str().into(),
@@ -247,6 +279,7 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
                 c.output.clone().into(),
                 pgrx::JsonB(serde_json::to_value(&c.endpoint).unwrap_or_default()).into(),
                 action.entry_file.as_str().into(),
+                c.json_schema.clone().map(pgrx::JsonB).into(),
             ],
         );
     }
@@ -260,19 +293,37 @@ fn write(plan: &DeploymentPlan, config: &str) -> Value {
              SELECT 1 FROM jsonb_array_elements($1) k WHERE k ->> 0 = ac.provider_config_key AND k ->> 1 = ac.name)",
         &[pgrx::JsonB(Value::Array(action_keys)).into()],
     );
+    // On-event scripts carry no state: the deployed set replaces the previous one.
+    run("DELETE FROM nango.on_event_configs", &[]);
+    for on_event in &plan.on_events {
+        run(
+            "INSERT INTO nango.on_event_configs (provider_config_key, name, event, entry_file) VALUES ($1, $2, $3, $4)",
+            &[
+                on_event.integration.as_str().into(),
+                on_event.config.name.as_str().into(),
+                on_event.config.event.as_str().into(),
+                on_event.entry_file.as_str().into(),
+            ],
+        );
+    }
     run("SELECT nango._ensure_syncs()", &[]);
 
     let summary = json!({
+        "format": plan.format.as_str(),
         "integrations": plan.config.integrations.iter().map(|i| i.key.clone()).collect::<Vec<_>>(),
         "syncs": plan.syncs.iter().map(|s| json!({"integration": s.integration, "name": s.config.name, "runs": s.config.runs, "models": s.config.output, "file": s.entry_file})).collect::<Vec<_>>(),
         "actions": plan.actions.iter().map(|a| json!({"integration": a.integration, "name": a.config.name, "file": a.entry_file})).collect::<Vec<_>>(),
+        "on_events": plan.on_events.iter().map(|e| json!({"integration": e.integration, "name": e.config.name, "event": e.config.event, "file": e.entry_file})).collect::<Vec<_>>(),
         "models": plan.config.models.keys().collect::<Vec<_>>(),
         "views": views,
         "warnings": plan.config.warnings.iter().chain(&view_warnings).collect::<Vec<_>>(),
     });
     run(
         "INSERT INTO nango.deployments (config, summary) VALUES ($1, $2)",
-        &[config.into(), pgrx::JsonB(summary.clone()).into()],
+        &[
+            plan.config_text.as_str().into(),
+            pgrx::JsonB(summary.clone()).into(),
+        ],
     );
     summary
 }

@@ -899,3 +899,47 @@ export default async function runAction(nango: any, input: any) {
         Some(json!("valid"))
     );
 }
+
+/// The JSON Schema a zero-YAML deploy takes from zod, made by the bundled zod in this runtime: the same as
+/// zod writes under Node (crates/core/tests/fixtures/zod-json-schema.json, from
+/// scripts/zod-json-schema-fixtures.mjs), and read into the model the equivalent nango.yaml declares.
+#[test]
+fn zod_json_schema_made_in_this_runtime_reads_as_the_yaml_model() {
+    let source = format!(
+        "import {{ z }} from 'zod';\n{}\n
+export default async function runAction(nango: any, input: any) {{
+    const out: any = {{}};
+    for (const [name, schema] of Object.entries(cases(z))) {{
+        out[name] = JSON.stringify(modelSchema(z, schema));
+    }}
+    return out;
+}}
+",
+        include_str!("fixtures/zod-json-schema-cases.mjs")
+    );
+    let (result, _) = run_deployed_action(&source, "{}");
+    let made = result.unwrap().unwrap();
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/zod-json-schema.json")).unwrap();
+    let made = made.as_object().unwrap();
+    assert_eq!(made.len(), fixture.as_object().unwrap().len());
+    for (case, text) in made {
+        let schema: Value = serde_json::from_str(text.as_str().unwrap()).unwrap();
+        assert_eq!(schema, fixture[case], "{case}");
+    }
+
+    // The schema's text, as JSON.stringify writes it here, keeps zod's field order.
+    let from_zod = pg_nango_core::config::json_schema::model_from_json_schema_text(
+        "Issue",
+        made["issue"].as_str().unwrap(),
+    )
+    .unwrap();
+    let yaml: serde_yaml::Mapping = serde_yaml::from_str(
+        "Issue:\n  id: string\n  number: integer\n  title: string\n  closed?: boolean\n  created_at: date\n  \
+         labels: string[]\n  state: open | closed\n  repo:\n    owner: string\n    name: string\n  \
+         assignee: string | null\n  meta: object\n  kind: issue\n",
+    )
+    .unwrap();
+    let from_yaml = pg_nango_core::config::models::parse_models(&yaml, &mut Vec::new()).unwrap();
+    assert_eq!(from_zod, from_yaml["Issue"]);
+}

@@ -2,6 +2,7 @@
 //! (by the keys of the first integration), with Nango's validation. Every error names the file and line.
 
 pub mod frequency;
+pub mod json_schema;
 mod lines;
 pub mod models;
 pub mod yaml;
@@ -82,6 +83,10 @@ pub struct SyncConfig {
     pub input: Option<String>,
     pub scopes: Vec<String>,
     pub version: String,
+    /// The webhook subscriptions whose payloads the sync's webhook handler takes.
+    pub webhook_subscriptions: Vec<String>,
+    /// `{definitions: {Model: JSON Schema}}` of its models and metadata, for a zero-YAML sync.
+    pub json_schema: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,7 +98,24 @@ pub struct ActionConfig {
     pub endpoint: Option<Endpoint>,
     pub scopes: Vec<String>,
     pub version: String,
+    /// `{definitions: {…}}` of its input and output, for a zero-YAML action.
+    pub json_schema: Option<serde_json::Value>,
 }
+
+/// A script run on a connection's event (`on-events:`, or `createOnEvent`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OnEventConfig {
+    pub name: String,
+    /// `post-connection-creation`, `pre-connection-deletion` or `validate-connection`.
+    pub event: String,
+}
+
+/// The events an on-event script may run on.
+pub const ON_EVENTS: [&str; 3] = [
+    "post-connection-creation",
+    "pre-connection-deletion",
+    "validate-connection",
+];
 
 /// Parses and validates `nango.yaml`. `min_frequency` is the smallest `runs:` interval accepted.
 pub fn parse_config(text: &str, min_frequency: Duration) -> Result<NangoConfig, ConfigError> {
@@ -402,6 +424,15 @@ impl Ctx<'_> {
                 .map(str::to_string),
             scopes: self.scopes(body, path)?,
             version: self.version(body, path)?,
+            webhook_subscriptions: string_list(body.get("webhook-subscriptions")).map_err(
+                |_| {
+                    self.error(
+                        &child(path, "webhook-subscriptions"),
+                        "webhook-subscriptions must be a string or an array of strings.",
+                    )
+                },
+            )?,
+            json_schema: None,
         })
     }
 
@@ -441,6 +472,7 @@ impl Ctx<'_> {
             endpoint,
             scopes: self.scopes(body, path)?,
             version: self.version(body, path)?,
+            json_schema: None,
         })
     }
 
@@ -628,7 +660,7 @@ fn child<'a>(path: &[&'a str], key: &'a str) -> Vec<&'a str> {
     path.iter().copied().chain(std::iter::once(key)).collect()
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty()
         || !name
             .chars()

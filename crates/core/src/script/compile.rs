@@ -8,13 +8,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use oxc::allocator::Allocator;
-use oxc::ast::ast::Statement;
+use oxc::ast::ast::{Program, Statement};
 use oxc::codegen::{Codegen, CodegenOptions};
 use oxc::diagnostics::OxcDiagnostic;
 use oxc::parser::Parser;
 use oxc::semantic::SemanticBuilder;
 use oxc::span::SourceType;
 use oxc::transformer::{HelperLoaderMode, TransformOptions, Transformer};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::records::batch::spawn_without_signals;
 use crate::script::sandbox::{self, Limits, SandboxError};
@@ -69,31 +72,40 @@ const SANDBOX: Limits = Limits {
 /// crashes the compiler, or exhausts its memory or CPU time, kills the child, never the caller (a Postgres
 /// backend that crashes restarts the cluster), and comes back as an error naming the file.
 pub fn compile(path: &str, source: &str) -> Result<CompiledModule, CompileError> {
+    // The JavaScript, and a source map holding the source and its mappings, JSON-escaped (a control
+    // character becomes six bytes).
+    let max_output = source.len().saturating_mul(32).saturating_add(1 << 20);
+    isolated(path, source, max_output, || compile_here(path, source))
+}
+
+/// Runs `work`, which runs oxc on `source`, the way [`compile`] does: refused when nested deeper than
+/// [`MAX_NESTING`], otherwise in a forked child process on a thread with [`COMPILE_STACK`] of stack, so that
+/// a file that crashes oxc comes back as an error naming the file. `max_output` bounds the serialized
+/// result.
+pub(crate) fn isolated<T: Serialize + DeserializeOwned + Send>(
+    path: &str,
+    source: &str,
+    max_output: usize,
+    work: impl FnOnce() -> Result<T, CompileError> + Send,
+) -> Result<T, CompileError> {
     check_nesting(path, source)?;
     let limits = Limits {
-        // The JavaScript, and a source map holding the source and its mappings, JSON-escaped (a control
-        // character becomes six bytes).
-        max_output: source.len().saturating_mul(32).saturating_add(1 << 20),
+        max_output,
         ..SANDBOX
     };
-    let fail = |message: String| CompileError {
-        file: path.to_string(),
-        line: 1,
-        column: 1,
-        message,
-    };
-    sandbox::run_isolated(&limits, || {
-        compile_on_thread(path, source, COMPILE_STACK)
-    })
-    .map_err(|error| {
-        fail(match error {
-            SandboxError::Start(e) => format!("could not start the compiler's process: {e}"),
-            SandboxError::Crashed(_) | SandboxError::NoResult(_) => "the compiler could not process this file (it crashed: nesting too deep or too large); simplify the file".into(),
-            SandboxError::OutOfTime => format!("the compiler could not process this file (it ran out of time, {} s); simplify the file", SANDBOX.cpu_seconds),
-            SandboxError::Interrupted(_) => "the compile was interrupted".into(),
-            SandboxError::OutputTooLarge(_) => "the compiled output is too large; simplify the file".into(),
-        })
-    })?
+    sandbox::run_isolated(&limits, || on_thread(path, COMPILE_STACK, work))
+        .map_err(|error| {
+            whole_file_error(
+                path,
+                match error {
+                    SandboxError::Start(e) => format!("could not start the compiler's process: {e}"),
+                    SandboxError::Crashed(_) | SandboxError::NoResult(_) => "the compiler could not process this file (it crashed: nesting too deep or too large); simplify the file".into(),
+                    SandboxError::OutOfTime => format!("the compiler could not process this file (it ran out of time, {} s); simplify the file", SANDBOX.cpu_seconds),
+                    SandboxError::Interrupted(_) => "the compile was interrupted".into(),
+                    SandboxError::OutputTooLarge(_) => "the compiled output is too large; simplify the file".into(),
+                },
+            )
+        })?
 }
 
 /// [`compile`] in this process, on a thread with `stack_size` bytes of stack: nothing protects the
@@ -105,11 +117,11 @@ pub fn compile_on_stack(
     stack_size: usize,
 ) -> Result<CompiledModule, CompileError> {
     check_nesting(path, source)?;
-    compile_on_thread(path, source, stack_size)
+    on_thread(path, stack_size, || compile_here(path, source))
 }
 
 /// Refuses a file that [`too_deep`] finds nested deeper than [`MAX_NESTING`].
-fn check_nesting(path: &str, source: &str) -> Result<(), CompileError> {
+pub(crate) fn check_nesting(path: &str, source: &str) -> Result<(), CompileError> {
     match too_deep(source, MAX_NESTING) {
         None => Ok(()),
         Some(offset) => {
@@ -126,46 +138,66 @@ fn check_nesting(path: &str, source: &str) -> Result<(), CompileError> {
     }
 }
 
-/// [`compile_here`] on a new thread with `stack_size` bytes of stack, whatever stack the caller has left.
-fn compile_on_thread(
+/// `work` on a new thread with `stack_size` bytes of stack, whatever stack the caller has left; a panic
+/// becomes an error naming the file.
+pub(crate) fn on_thread<T: Send>(
     path: &str,
-    source: &str,
     stack_size: usize,
-) -> Result<CompiledModule, CompileError> {
-    let fail = |message: String| CompileError {
-        file: path.to_string(),
-        line: 1,
-        column: 1,
-        message,
-    };
+    work: impl FnOnce() -> Result<T, CompileError> + Send,
+) -> Result<T, CompileError> {
     let builder = std::thread::Builder::new()
         .name("pg_nango compile".into())
         .stack_size(stack_size);
     std::thread::scope(|scope| {
-        let compiling = spawn_without_signals(scope, builder, || {
-            std::panic::catch_unwind(|| compile_here(path, source))
+        let running = spawn_without_signals(scope, builder, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
         })
-        .map_err(|e| fail(format!("could not start the compiler's thread: {e}")))?;
-        match compiling.join() {
+        .map_err(|e| {
+            whole_file_error(path, format!("could not start the compiler's thread: {e}"))
+        })?;
+        match running.join() {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) | Err(_) => Err(fail("the TypeScript compiler failed on this file".into())),
+            Ok(Err(_)) | Err(_) => Err(whole_file_error(
+                path,
+                "the TypeScript compiler failed on this file".into(),
+            )),
         }
     })
 }
 
-/// [`compile`] on the caller's stack, unguarded.
-fn compile_here(path: &str, source: &str) -> Result<CompiledModule, CompileError> {
-    let allocator = Allocator::default();
+/// An error about the file as a whole, placed at its start.
+fn whole_file_error(path: &str, message: String) -> CompileError {
+    CompileError {
+        file: path.to_string(),
+        line: 1,
+        column: 1,
+        message,
+    }
+}
+
+/// Parses a `.ts`/`.mts` file as a TypeScript module and anything else as a JavaScript module; a syntax
+/// error comes back located in the source.
+pub(crate) fn parse<'a>(
+    allocator: &'a Allocator,
+    path: &str,
+    source: &'a str,
+) -> Result<Program<'a>, CompileError> {
     let source_type = if path.ends_with(".ts") || path.ends_with(".mts") {
         SourceType::ts().with_module(true)
     } else {
         SourceType::mjs()
     };
-    let parsed = Parser::new(&allocator, source, source_type).parse();
+    let parsed = Parser::new(allocator, source, source_type).parse();
     if parsed.panicked || parsed.diagnostics.has_errors() {
         return Err(first_error(path, source, parsed.diagnostics.into_vec()));
     }
-    let mut program = parsed.program;
+    Ok(parsed.program)
+}
+
+/// [`compile`] on the caller's stack, unguarded.
+fn compile_here(path: &str, source: &str) -> Result<CompiledModule, CompileError> {
+    let allocator = Allocator::default();
+    let mut program = parse(&allocator, path, source)?;
     let semantic = SemanticBuilder::new()
         .with_excess_capacity(2.0)
         .with_enum_eval(true)

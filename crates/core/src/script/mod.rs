@@ -9,8 +9,10 @@
 
 pub mod body;
 pub mod bundled;
+pub mod checks;
 pub mod compile;
 mod credentials;
+pub mod definitions;
 pub mod http;
 pub mod json;
 pub mod messages;
@@ -46,7 +48,7 @@ const SDK_JS: &str = include_str!("sdk.js");
 /// The stack QuickJS may use, counted from where the run starts. A backend's stack is 8 MB (the usual
 /// `ulimit -s`); Rust code called from JS (record writing, at most [`stringify::MAX_RECORD_DEPTH`] levels
 /// of a few hundred bytes) runs below this, so 1 MB leaves several megabytes spare.
-const JS_STACK_SIZE: usize = 1 << 20;
+pub(crate) const JS_STACK_SIZE: usize = 1 << 20;
 const SDK_MODULE: &str = "pg_nango:sdk";
 
 /// What a script's record call asks for.
@@ -383,7 +385,7 @@ pub fn run_script(
 }
 
 /// An error caught inside the engine, turned into owned data before leaving it.
-enum Caught {
+pub(crate) enum Caught {
     Thrown {
         message: String,
         stack: String,
@@ -492,7 +494,11 @@ async fn execute<'js>(
     let (sdk, evaluated) = Module::declare(ctx.clone(), SDK_MODULE, SDK_JS)?.eval()?;
     evaluated.into_future::<()>().await?;
     let create_nango: Function = sdk.get("createNango")?;
-    node::install(ctx, run.limits.memory_bytes, host.clone()).await?;
+    let console_host = host.clone();
+    let console = Rc::new(move |level: &str, message: &str| {
+        console_host.borrow_mut().log(level, message, None)
+    });
+    node::install(ctx, run.limits.memory_bytes, console).await?;
     let host_object = host_functions(ctx, run, host, client)?;
     let context = json!({
         "connectionId": run.connection.connection_id,
@@ -793,7 +799,7 @@ fn response_object<'js>(
     Ok(object)
 }
 
-fn own_caught<'js>(ctx: &Ctx<'js>, caught: CaughtError<'js>) -> Caught {
+pub(crate) fn own_caught<'js>(ctx: &Ctx<'js>, caught: CaughtError<'js>) -> Caught {
     match caught {
         CaughtError::Exception(exception) => {
             let message = exception.message().unwrap_or_default();
@@ -846,7 +852,10 @@ fn own_caught<'js>(ctx: &Ctx<'js>, caught: CaughtError<'js>) -> Caught {
 
 /// Rewrites `(file:line:col)` positions of a QuickJS stack to the TypeScript sources and returns the first
 /// position inside a deployed module, which is where the error was thrown.
-fn map_stack(stack: &str, modules: &HashMap<String, StoredModule>) -> (Option<String>, String) {
+pub(crate) fn map_stack(
+    stack: &str,
+    modules: &HashMap<String, StoredModule>,
+) -> (Option<String>, String) {
     let mut location = None;
     let mut lines = Vec::new();
     for line in stack.lines() {

@@ -13,7 +13,6 @@ mod crypto;
 mod timers;
 mod url;
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
@@ -22,8 +21,6 @@ use rquickjs::{Ctx, Function, Module, Object, Result, TypedArray};
 
 pub use buffer::{decode, encode};
 pub use crypto::{Algorithm, random_uuid, rsa_sign, rsa_verify};
-
-use super::Host;
 
 const NODE_JS: &str = include_str!("node.js");
 /// The internal module of `node.js`.
@@ -165,11 +162,11 @@ pub(crate) fn is_internal(name: &str) -> bool {
 }
 
 /// Evaluates `node.js` and installs the globals. `memory_limit` bounds the sizes of buffers a script may
-/// ask for (`Buffer.alloc`, `randomBytes`); `console` writes through `host`.
+/// ask for (`Buffer.alloc`, `randomBytes`); `console` writes through `log` (level, message).
 pub(crate) async fn install<'js>(
     ctx: &Ctx<'js>,
     memory_limit: usize,
-    host: Rc<RefCell<dyn Host>>,
+    log: Rc<dyn Fn(&str, &str)>,
 ) -> Result<()> {
     let (module, evaluated) = declare_node_module(ctx)?.eval()?;
     evaluated.into_future::<()>().await?;
@@ -183,7 +180,7 @@ pub(crate) async fn install<'js>(
     native.set(
         "log",
         Function::new(ctx.clone(), move |level: String, message: String| {
-            host.borrow_mut().log(&level, &message, None);
+            log(&level, &message);
         })?,
     )?;
     install.call::<_, ()>((native,))

@@ -1,11 +1,14 @@
 //! Planning a deployment without touching Postgres: parse `nango.yaml`, find each sync's and action's script
 //! where Nango puts it, compile every module reachable from those scripts, and refuse imports that do not
-//! resolve. The extension writes the plan in one transaction.
+//! resolve. A project without `nango.yaml` is Nango's zero-YAML format ([`zero_yaml`]). The extension writes
+//! the plan in one transaction.
+
+pub mod zero_yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::config::{ActionConfig, NangoConfig, SyncConfig, parse_config};
+use crate::config::{ActionConfig, NangoConfig, OnEventConfig, SyncConfig, parse_config};
 use crate::script::bundled::{self, ZOD_MANIFEST};
 use crate::script::compile::{CompiledModule, compile};
 use crate::script::modules::{is_bare, package_manifest_path, resolve_import};
@@ -31,12 +34,34 @@ pub struct Scripted<T> {
     pub entry_file: String,
 }
 
+/// The two project formats Nango has had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectFormat {
+    /// `nango.yaml` with scripts exporting functions.
+    Yaml,
+    /// `index.ts` listing scripts that export `createSync`/`createAction`/`createOnEvent` definitions.
+    ZeroYaml,
+}
+
+impl ProjectFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectFormat::Yaml => "yaml",
+            ProjectFormat::ZeroYaml => "zero-yaml",
+        }
+    }
+}
+
 /// Everything a deployment stores.
 #[derive(Debug)]
 pub struct DeploymentPlan {
+    pub format: ProjectFormat,
+    /// The text the deploy was configured by: `nango.yaml`, or `index.ts` for a zero-YAML project.
+    pub config_text: String,
     pub config: NangoConfig,
     pub syncs: Vec<Scripted<SyncConfig>>,
     pub actions: Vec<Scripted<ActionConfig>>,
+    pub on_events: Vec<Scripted<OnEventConfig>>,
     /// Compiled modules by path, with their source.
     pub modules: BTreeMap<String, (String, CompiledModule)>,
 }
@@ -84,22 +109,34 @@ pub fn plan_with_packages(
         .map(|s| s.entry_file.as_str())
         .chain(actions.iter().map(|a| a.entry_file.as_str()))
         .collect();
-    // Nango's runner gives every script zod: a folder without its own gets the bundled one.
+    let (zod, bundled) = with_zod(files, packages);
+    let modules = compile_reachable(files, &zod, &entries, bundled)?;
+    Ok(DeploymentPlan {
+        format: ProjectFormat::Yaml,
+        config_text: config_text.to_string(),
+        config,
+        syncs,
+        actions,
+        on_events: Vec::new(),
+        modules,
+    })
+}
+
+/// `packages`, with the bundled zod for a folder without its own (Nango's runner gives every script zod),
+/// and whether the bundled one is used.
+fn with_zod<'a>(
+    files: &BTreeMap<String, String>,
+    packages: &'a dyn Fn(&str) -> Option<String>,
+) -> (impl Fn(&str) -> Option<String> + 'a, bool) {
     let own_zod = files.contains_key(ZOD_MANIFEST) || packages(ZOD_MANIFEST).is_some();
-    let with_zod = |path: &str| {
+    let read = move |path: &str| {
         packages(path).or_else(|| {
             (!own_zod)
                 .then(|| bundled::zod_file(path).map(str::to_string))
                 .flatten()
         })
     };
-    let modules = compile_reachable(files, &with_zod, &entries, !own_zod)?;
-    Ok(DeploymentPlan {
-        config,
-        syncs,
-        actions,
-        modules,
-    })
+    (read, !own_zod)
 }
 
 /// `<integration>/<kind>/<name>.ts`, else `<name>.ts` at the root (`.js` accepted for both).
