@@ -111,41 +111,12 @@ fn deploy(client: &mut Client) {
         );
     }
     files.insert("index.ts".into(), json!(index));
-    dev_deploy(client, files);
-}
-
-fn dev_deploy(client: &mut Client, files: serde_json::Map<String, Value>) {
-    let mut config = format!("integrations:\n  {INTEGRATION}:\n    provider: demo\n    syncs:\n");
-    let mut models = String::from("models:\n");
-    for (name, model, _, _) in HOOKS {
-        config.push_str(&format!("      {name}:\n        runs: every day\n        auto_start: false\n        output: {model}\n        endpoint: GET /{name}\n"));
-        models.push_str(&format!("  {model}:\n    id: string\n    title: string\n"));
-    }
-    config.push_str(&models);
-    let syncs: serde_json::Map<String, Value> = files
-        .iter()
-        .filter(|(k, _)| k.contains("/syncs/"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     client
         .query_one(
-            "SELECT nango.deploy($1::text, $2::jsonb, true)",
-            &[&config, &Value::Object(syncs)],
+            "SELECT nango.deploy(NULL, $1::jsonb, allow_destructive => true)",
+            &[&Value::Object(files)],
         )
         .unwrap_or_else(|e| panic!("deploy: {:?}", e.as_db_error()));
-    for (name, event, _) in ON_EVENTS {
-        let path = format!("{INTEGRATION}/on-events/{name}.ts");
-        let source = files[&path].as_str().unwrap();
-        client
-            .execute(
-                "INSERT INTO nango.files (path, source, js) VALUES ($1, $2, $2)",
-                &[&path, &source],
-            )
-            .unwrap();
-        client.execute("INSERT INTO nango.on_event_configs (provider_config_key, name, event, entry_file) VALUES ($1, $2, $3, $4)", &[&INTEGRATION, name, event, &path]).unwrap();
-    }
-    client.execute("UPDATE nango.sync_configs SET webhook_subscriptions = '{ticket.created,ticket.updated}' WHERE name = 'ticket-hooks'", &[]).unwrap();
-    client.execute("UPDATE nango.sync_configs SET webhook_subscriptions = '{user.created}' WHERE name = 'user-hooks'", &[]).unwrap();
 }
 
 /// Creates a connection to the mock API with this API key and metadata.
