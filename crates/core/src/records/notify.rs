@@ -186,4 +186,29 @@ mod tests {
         assert_eq!(body["model"], "A,B");
         assert_eq!(body["success"], false);
     }
+
+    #[test]
+    fn on_event_failure_names_the_script_and_fits() {
+        let run = OnEventIdentity {
+            connection_id: "c1".into(),
+            provider_config_key: "demo".into(),
+            name: "welcome".into(),
+            event: "post-connection-creation".into(),
+            job_id: 9,
+        };
+        let long = "é\\".repeat(10_000);
+        let body = on_event_failure_body(&run, "script_internal_error", &long, "s", "f");
+        assert!(body.len() <= MAX_PAYLOAD_BYTES);
+        let body = parse(&body).unwrap();
+        assert_eq!(body["type"], "on-event");
+        assert_eq!(body["name"], "welcome");
+        assert_eq!(body["event"], "post-connection-creation");
+        assert_eq!(body["jobId"], 9);
+        assert!(
+            body["error"]["description"]
+                .as_str()
+                .unwrap()
+                .ends_with('…')
+        );
+    }
 }
