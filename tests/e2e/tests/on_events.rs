@@ -10,6 +10,7 @@ use pg_nango_e2e::*;
 use serde_json::{Value, json};
 
 const INTEGRATION: &str = "events";
+const OAUTH_INTEGRATION: &str = "events-oauth";
 
 /// `exec` of the validate-connection script: the API must accept the key (the mock API echoes the
 /// request's headers), and the metadata may ask for a refusal; a valid connection is marked in its
@@ -110,6 +111,25 @@ fn deploy(client: &mut Client) {
             )),
         );
     }
+    // A second integration, on OAuth2: its validate-connection script makes a request, which refreshes an
+    // expiring token first.
+    client
+        .execute(
+            "SELECT nango.create_integration($1, 'e2e-echo', $2, $3)",
+            &[
+                &OAUTH_INTEGRATION,
+                &pg_nango_mock_api::OAUTH_CLIENT_ID,
+                &pg_nango_mock_api::OAUTH_CLIENT_SECRET,
+            ],
+        )
+        .expect("create_integration");
+    index.push_str(&format!(
+        "import './{OAUTH_INTEGRATION}/on-events/call-api.js';\n"
+    ));
+    files.insert(
+        format!("{OAUTH_INTEGRATION}/on-events/call-api.ts"),
+        json!("import { createOnEvent } from 'nango';\n\nexport default createOnEvent({\n    description: 'calls the API',\n    event: 'validate-connection',\n    exec: async (nango) => {\n        await nango.get({ endpoint: '/echo' });\n    }\n});\n"),
+    );
     files.insert("index.ts".into(), json!(index));
     client
         .query_one(
@@ -511,4 +531,44 @@ fn handle_webhook_needs_a_connection_and_its_grant() {
         )
         .expect("handle_webhook with the grant");
     assert!(jobs.is_empty());
+}
+
+#[test]
+fn a_token_refreshed_by_validation_is_the_one_stored() {
+    let mut client = setup();
+    let expires_soon = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
+    let credentials = json!({"type": "OAUTH2", "access_token": "at-0", "refresh_token": "rt-0", "expires_at": expires_soon});
+    client
+        .execute(
+            "SELECT nango.create_connection($1, 'ev-oauth', $2, $3)",
+            &[
+                &OAUTH_INTEGRATION,
+                &credentials,
+                &json!({"base_url": mock().url(), "tenant": "acme"}),
+            ],
+        )
+        .expect("create_connection");
+    let job: i64 = client
+        .query_one(
+            "SELECT max(id) FROM nango.jobs WHERE integration = $1 AND connection_id = 'ev-oauth' AND sync_name = 'call-api'",
+            &[&OAUTH_INTEGRATION],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(job_outcome(&mut client, job).0, "SUCCESS");
+    // The refresh rotated the refresh token: the connection keeps the new pair, not the one it was given.
+    let stored: Value = client
+        .query_one(
+            "SELECT cr.credentials FROM nango.credentials cr JOIN nango.connections c ON c.id = cr.connection
+             WHERE c.provider_config_key = $1 AND c.connection_id = 'ev-oauth'",
+            &[&OAUTH_INTEGRATION],
+        )
+        .unwrap()
+        .get(0);
+    let access = stored["access_token"].as_str().unwrap();
+    assert_ne!(access, "at-0", "{stored}");
+    assert_eq!(
+        stored["refresh_token"].as_str().unwrap(),
+        access.replace("at-", "rt-")
+    );
 }
