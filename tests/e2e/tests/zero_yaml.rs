@@ -379,10 +379,7 @@ fn the_example_folder_deploys_from_its_path_and_syncs() {
     let _ = std::fs::remove_dir_all(&folder);
     copy_readable(&repo_root().join("examples/zero-yaml"), &folder);
     client
-        .execute(
-            "SELECT nango.create_integration('github', 'github-pat')",
-            &[],
-        )
+        .execute("SELECT nango.create_integration('github', 'github-pat')", &[])
         .unwrap();
     let summary: Value = client
         .query_one(
@@ -397,13 +394,7 @@ fn the_example_folder_deploys_from_its_path_and_syncs() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| {
-                format!(
-                    "{}/{}",
-                    s["integration"].as_str().unwrap(),
-                    s["name"].as_str().unwrap()
-                )
-            })
+            .map(|s| format!("{}/{}", s["integration"].as_str().unwrap(), s["name"].as_str().unwrap()))
             .collect()
     };
     assert_eq!(names("syncs"), ["demo/tickets", "github/issues"]);
