@@ -30,6 +30,7 @@ CREATE FUNCTION nango.create_connection(provider_config_key text, connection_id 
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     conn bigint;
+    validated jsonb;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM nango.integrations i WHERE i.unique_key = create_connection.provider_config_key) THEN
         RAISE EXCEPTION 'integration "%" does not exist', provider_config_key
@@ -43,15 +44,29 @@ BEGIN
     END IF;
     PERFORM nango._check_credentials(credentials);
     PERFORM nango._check_connection_config(provider_config_key, coalesce(connection_config, '{}'));
+    -- The integration's validate-connection scripts run first, each in a worker that is handed the
+    -- connection (nothing is stored yet); one that throws refuses it. They may refresh its token or set its
+    -- metadata: what they leave is what is stored.
+    validated := nango._validate_connection(provider_config_key, connection_id, credentials,
+                                            coalesce(connection_config, '{}'), coalesce(metadata, '{}'));
     INSERT INTO nango.connections AS c (provider_config_key, connection_id, connection_config, metadata)
     VALUES (create_connection.provider_config_key, create_connection.connection_id,
-            coalesce(create_connection.connection_config, '{}'), coalesce(create_connection.metadata, '{}'))
+            coalesce(create_connection.connection_config, '{}'),
+            coalesce(validated -> 'metadata', create_connection.metadata, '{}'))
     ON CONFLICT ON CONSTRAINT connections_provider_config_key_connection_id_key
     DO UPDATE SET connection_config = excluded.connection_config, metadata = excluded.metadata, updated_at = now()
     RETURNING c.id INTO conn;
-    INSERT INTO nango.credentials AS cr (connection, credentials) VALUES (conn, create_connection.credentials)
+    INSERT INTO nango.credentials AS cr (connection, credentials)
+    VALUES (conn, coalesce(validated -> 'credentials', create_connection.credentials))
     ON CONFLICT ON CONSTRAINT credentials_pkey DO UPDATE SET credentials = excluded.credentials, updated_at = now();
     PERFORM nango._ensure_syncs();
+    -- Its post-connection-creation scripts run once this commits (as on Nango, also when the call replaces
+    -- an existing connection's credentials): queued jobs become visible to the scheduler only then.
+    INSERT INTO nango.jobs (sync, on_event, integration, connection_id, sync_name, type)
+    SELECT NULL, oc.id, oc.provider_config_key, create_connection.connection_id, oc.name, 'ON_EVENT'
+    FROM nango.on_event_configs oc
+    WHERE oc.provider_config_key = create_connection.provider_config_key AND oc.event = 'post-connection-creation'
+    ORDER BY oc.name;
 END
 $$;
 
@@ -84,11 +99,55 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     conn bigint := nango._connection(provider_config_key, connection_id);
 BEGIN
-    -- Stop its runs first; their jobs stay in nango.jobs as history.
+    -- Its pre-connection-deletion scripts run first, each in a worker, and are waited for. As on Nango, one
+    -- that fails is logged (its job, and a WARNING here) and the connection is deleted all the same.
+    PERFORM nango._run_pre_connection_deletion(provider_config_key, connection_id);
+    -- Stop its runs; their jobs stay in nango.jobs as history.
     PERFORM nango._cancel_jobs(array_agg(s.id)) FROM nango.syncs s WHERE s.connection = conn;
+    UPDATE nango.jobs j SET status = 'CANCELLED', ended_at = now(),
+           error = jsonb_build_object('type', 'script_aborted', 'description', 'the connection was deleted')
+    WHERE j.type = 'ON_EVENT' AND j.status = 'QUEUED'
+      AND j.integration = delete_connection.provider_config_key AND j.connection_id = delete_connection.connection_id;
     DELETE FROM nango.connections c WHERE c.id = conn;
 END
 $$;
+
+-- Runs onWebhook(nango, payload) of each sync of the integration subscribed to `subscription` (a sync
+-- subscribed to '*' takes every one; a NULL subscription goes to every sync that has subscriptions), for one
+-- connection. As on Nango, each is a queued run (type WEBHOOK), which may run beside the sync's scheduled
+-- one: its records are saved and notified as a sync run's. Returns the queued jobs' ids.
+CREATE FUNCTION nango.handle_webhook(provider_config_key text, connection_id text, payload jsonb,
+                                     subscription text DEFAULT NULL)
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    conn bigint := nango._connection(provider_config_key, connection_id);
+    target record;
+    job_id bigint;
+BEGIN
+    IF octet_length(coalesce(payload, 'null')::text) > nango._max_webhook_payload() THEN
+        RAISE EXCEPTION 'the webhook payload is larger than nango.max_response_size';
+    END IF;
+    PERFORM nango._ensure_syncs();
+    FOR target IN
+        SELECT s.id, sc.name FROM nango.sync_configs sc
+        JOIN nango.syncs s ON s.sync_config = sc.id AND s.connection = conn
+        WHERE sc.provider_config_key = handle_webhook.provider_config_key
+          AND cardinality(sc.webhook_subscriptions) > 0
+          AND (handle_webhook.subscription IS NULL
+               OR handle_webhook.subscription = ANY (sc.webhook_subscriptions)
+               OR '*' = ANY (sc.webhook_subscriptions))
+        ORDER BY sc.name
+    LOOP
+        INSERT INTO nango.jobs (sync, integration, connection_id, sync_name, type)
+        VALUES (target.id, handle_webhook.provider_config_key, handle_webhook.connection_id, target.name, 'WEBHOOK')
+        RETURNING id INTO job_id;
+        INSERT INTO nango.webhook_payloads (job, payload) VALUES (job_id, coalesce(payload, 'null'));
+        RETURN NEXT job_id;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION nango.handle_webhook(text, text, jsonb, text) IS
+    'Queues a run of onWebhook(nango, payload) of each sync of the integration subscribed to the subscription (all subscribed syncs when NULL) for one connection; returns their job ids.';
 
 CREATE FUNCTION nango.set_metadata(provider_config_key text, connection_id text, metadata jsonb) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -151,10 +210,11 @@ BEGIN
         SELECT s.id, c.provider_config_key, c.connection_id, sc.name, trigger_sync.full_resync
         FROM nango.syncs s JOIN nango.sync_configs sc ON sc.id = s.sync_config JOIN nango.connections c ON c.id = s.connection
         WHERE s.id = sync_id
-        ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') DO NOTHING
+        ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') AND type <> 'WEBHOOK' DO NOTHING
         RETURNING id INTO job_id;
         IF job_id IS NULL THEN
-            SELECT j.id INTO job_id FROM nango.jobs j WHERE j.sync = sync_id AND j.status IN ('QUEUED', 'RUNNING');
+            SELECT j.id INTO job_id FROM nango.jobs j
+            WHERE j.sync = sync_id AND j.status IN ('QUEUED', 'RUNNING') AND j.type <> 'WEBHOOK';
         END IF;
         RETURN NEXT job_id;
         job_id := NULL;
@@ -187,6 +247,7 @@ BEGIN
             UPDATE nango.jobs SET status = 'CANCELLED', ended_at = now(),
                    error = jsonb_build_object('type', 'script_aborted', 'description', 'the run was cancelled')
             WHERE id = job.id;
+            DELETE FROM nango.webhook_payloads p WHERE p.job = job.id;
         ELSE
             PERFORM pg_terminate_backend(job.pid);
         END IF;
@@ -243,23 +304,32 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     END
 $$;
 
--- What running a script of a connection needs besides the script's own settings: the connection, its
--- credentials, the provider, the integration's OAuth client and every deployed file. Only for the
--- extension's workers (it returns secrets).
-CREATE FUNCTION nango._script_context(conn bigint) RETURNS jsonb
+-- What running a script of an integration needs besides the script's own settings and the connection: the
+-- provider, the integration's OAuth client and every deployed file. Only for the extension's workers (it
+-- returns secrets).
+CREATE FUNCTION nango._integration_context(provider_config_key text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
-        'connection', c.id, 'connection_id', c.connection_id, 'provider_config_key', c.provider_config_key,
-        'connection_config', c.connection_config, 'credentials', cr.credentials,
         'provider_name', i.provider, 'provider', p.definition,
         'client_id', i.client_id, 'client_secret', sec.client_secret,
         'files', (SELECT jsonb_object_agg(f.path, jsonb_build_object('js', f.js, 'source_map', f.source_map))
                   FROM nango.files f))
-    FROM nango.connections c
-    JOIN nango.integrations i ON i.unique_key = c.provider_config_key
+    FROM nango.integrations i
     JOIN nango.providers p ON p.name = i.provider
-    LEFT JOIN nango.credentials cr ON cr.connection = c.id
     LEFT JOIN nango.integration_secrets sec ON sec.unique_key = i.unique_key
+    WHERE i.unique_key = _integration_context.provider_config_key
+$$;
+
+-- What running a script of a connection needs besides the script's own settings: the connection, its
+-- credentials, and the integration's context (above). Only for the extension's workers (it returns secrets).
+CREATE FUNCTION nango._script_context(conn bigint) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'connection', c.id, 'connection_id', c.connection_id, 'provider_config_key', c.provider_config_key,
+        'connection_config', c.connection_config, 'credentials', cr.credentials)
+        || nango._integration_context(c.provider_config_key)
+    FROM nango.connections c
+    LEFT JOIN nango.credentials cr ON cr.connection = c.id
     WHERE c.id = conn
 $$;
 

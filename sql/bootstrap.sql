@@ -151,13 +151,15 @@ CREATE TABLE nango.syncs (
     UNIQUE (sync_config, connection)
 );
 
+-- A run: of a sync (INITIAL or INCREMENTAL, see SPEC), of a sync's `onWebhook` (WEBHOOK, nango.handle_webhook),
+-- or of an on-event script (ON_EVENT: `sync` is NULL, `on_event` its script, `sync_name` the script's name).
 CREATE TABLE nango.jobs (
     id             bigserial PRIMARY KEY,
     sync           bigint REFERENCES nango.syncs (id) ON DELETE SET NULL,
     integration    text NOT NULL,
     connection_id  text NOT NULL,
     sync_name      text NOT NULL,
-    type           text NOT NULL DEFAULT 'INITIAL' CHECK (type IN ('INITIAL', 'INCREMENTAL')),
+    type           text NOT NULL DEFAULT 'INITIAL' CHECK (type IN ('INITIAL', 'INCREMENTAL', 'WEBHOOK', 'ON_EVENT')),
     status         text NOT NULL DEFAULT 'QUEUED' CHECK (status IN ('QUEUED', 'RUNNING', 'SUCCESS', 'ERROR', 'CANCELLED')),
     full_resync    boolean NOT NULL DEFAULT false,
     created_at     timestamptz NOT NULL DEFAULT now(),
@@ -165,11 +167,21 @@ CREATE TABLE nango.jobs (
     ended_at       timestamptz,
     result         jsonb NOT NULL DEFAULT '{}',
     error          jsonb,
-    pid            integer
+    pid            integer,
+    on_event       bigint REFERENCES nango.on_event_configs (id) ON DELETE SET NULL
 );
--- One run per sync and connection at a time.
-CREATE UNIQUE INDEX jobs_one_active_per_sync ON nango.jobs (sync) WHERE status IN ('QUEUED', 'RUNNING');
+-- One scheduled or triggered run per sync and connection at a time. Webhook runs are not counted: as on
+-- Nango, they run as their webhooks arrive, beside the sync's own runs.
+CREATE UNIQUE INDEX jobs_one_active_per_sync ON nango.jobs (sync)
+    WHERE status IN ('QUEUED', 'RUNNING') AND type <> 'WEBHOOK';
 CREATE INDEX jobs_by_sync ON nango.jobs (sync, id);
+
+-- The payload of a queued webhook run (nango.handle_webhook), taken by the run when it starts.
+CREATE TABLE nango.webhook_payloads (
+    job      bigint PRIMARY KEY REFERENCES nango.jobs (id) ON DELETE CASCADE,
+    payload  jsonb NOT NULL
+);
+REVOKE ALL ON nango.webhook_payloads FROM PUBLIC;
 
 CREATE TABLE nango.logs (
     id       bigserial PRIMARY KEY,
@@ -400,8 +412,11 @@ SELECT sc.provider_config_key AS integration,
 FROM nango.syncs s
 JOIN nango.sync_configs sc ON sc.id = s.sync_config
 JOIN nango.connections c ON c.id = s.connection
-LEFT JOIN LATERAL (SELECT j.id, j.status FROM nango.jobs j WHERE j.sync = s.id ORDER BY j.id DESC LIMIT 1) lj ON true
+-- The sync's own runs: webhook runs (type WEBHOOK) have their rows in nango.jobs but do not make its status.
+LEFT JOIN LATERAL (SELECT j.id, j.status FROM nango.jobs j
+                   WHERE j.sync = s.id AND j.type IN ('INITIAL', 'INCREMENTAL') ORDER BY j.id DESC LIMIT 1) lj ON true
 LEFT JOIN LATERAL (SELECT j.status, j.error FROM nango.jobs j
-                   WHERE j.sync = s.id AND j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
+                   WHERE j.sync = s.id AND j.type IN ('INITIAL', 'INCREMENTAL')
+                     AND j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
                    ORDER BY j.id DESC LIMIT 1) fj ON true;
 COMMENT ON VIEW nango.sync_status IS 'One row per sync and connection: where it stands, its schedule and last run.';

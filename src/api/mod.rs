@@ -3,6 +3,7 @@
 
 pub mod connections;
 pub mod deploy;
+pub mod on_events;
 pub mod oneoff;
 
 use pgrx::prelude::*;

@@ -69,6 +69,7 @@ fn run_action(
         name: action_name.into(),
         input,
         last_sync_date: None,
+        connection: None,
     });
     output_or_error(response, &format!("action {action_name}"))
 }
@@ -101,6 +102,7 @@ fn dryrun(
         name: sync_name.into(),
         input: None,
         last_sync_date,
+        connection: None,
     });
     output_or_error(response, &format!("dry run of sync {sync_name}"))
 }

@@ -8,7 +8,9 @@ use std::rc::Rc;
 use pg_nango_core::providers::oauth::OAuthClient;
 use pg_nango_core::providers::{ConnectionInfo, Provider};
 use pg_nango_core::records::ModelCounts;
-use pg_nango_core::records::notify::{RunIdentity, failure_body, success_body};
+use pg_nango_core::records::notify::{
+    OnEventIdentity, RunIdentity, failure_body, on_event_failure_body, success_body,
+};
 use pg_nango_core::script::{ScriptKind, ScriptRun, StoredModule};
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,6 +31,9 @@ pub struct ClaimedJob {
     pub job_type: String,
     pub last_sync_date: Option<String>,
     pub started_at: String,
+    /// A webhook run's payload as JSON text (taken from `nango.webhook_payloads` by the claim).
+    #[serde(default)]
+    pub payload: Option<String>,
     #[serde(flatten)]
     pub context: ScriptContext,
 }
@@ -50,6 +55,11 @@ pub struct ScriptContext {
 }
 
 impl ClaimedJob {
+    /// A run of the sync's `onWebhook` (`nango.handle_webhook`), not of the sync itself.
+    pub fn is_webhook(&self) -> bool {
+        self.job_type == "WEBHOOK"
+    }
+
     pub fn identity(&self) -> RunIdentity {
         RunIdentity {
             connection_id: self.context.connection_id.clone(),
@@ -61,13 +71,17 @@ impl ClaimedJob {
     }
 }
 
-/// Marks a queued job RUNNING by this process and loads it. `None` when it is not queued any more (another
-/// worker took it, or it was cancelled) or when its sync, connection or provider is gone.
+/// Marks a queued sync or webhook job RUNNING by this process and loads it. `None` when it is not queued any
+/// more (another worker took it, or it was cancelled) or when its sync, connection or provider is gone.
+/// A webhook run takes its payload, and leaves the sync's `lastSyncDate`, checkpoint and windows alone.
 pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
     let claimed = one_json(
         "WITH claimed AS (
              UPDATE nango.jobs j SET status = 'RUNNING', pid = pg_backend_pid(), started_at = now()
-             WHERE j.id = $1 AND j.status = 'QUEUED' RETURNING j.*),
+             WHERE j.id = $1 AND j.status = 'QUEUED' AND j.type <> 'ON_EVENT' RETURNING j.*),
+         payload AS (
+             DELETE FROM nango.webhook_payloads p USING claimed j WHERE p.job = j.id
+             RETURNING p.payload::text AS text),
          reset AS (
              UPDATE nango.syncs s SET last_sync_date = NULL FROM claimed j WHERE s.id = j.sync AND j.full_resync
              RETURNING s.id),
@@ -78,10 +92,12 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
          SELECT jsonb_build_object(
              'job_id', j.id, 'sync_id', s.id, 'sync_name', sc.name, 'models', to_jsonb(sc.models),
              'track_deletes', sc.track_deletes, 'entry_file', sc.entry_file,
-             'job_type', CASE WHEN sc.sync_type = 'incremental' AND s.last_sync_date IS NOT NULL AND NOT j.full_resync
+             'job_type', CASE WHEN j.type = 'WEBHOOK' THEN 'WEBHOOK'
+                              WHEN sc.sync_type = 'incremental' AND s.last_sync_date IS NOT NULL AND NOT j.full_resync
                               THEN 'INCREMENTAL' ELSE 'INITIAL' END,
              'last_sync_date', CASE WHEN j.full_resync THEN NULL ELSE to_json(s.last_sync_date) #>> '{}' END,
-             'started_at', to_json(j.started_at) #>> '{}') || ctx.context
+             'started_at', to_json(j.started_at) #>> '{}',
+             'payload', (SELECT p.text FROM payload p)) || ctx.context
          FROM claimed j
          JOIN nango.syncs s ON s.id = j.sync
          JOIN nango.sync_configs sc ON sc.id = s.sync_config
@@ -98,25 +114,29 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
         "UPDATE nango.jobs SET type = $2 WHERE id = $1",
         &[job_id.into(), job.job_type.as_str().into()],
     )?;
-    if job.track_deletes {
+    if job.track_deletes && !job.is_webhook() {
         deletes::open_implicit_windows(job.sync_id, &job.models, job_id)?;
     }
     Ok(Some(job))
 }
 
 /// The successful end of a run: deletions of `track_deletes`, SUCCESS, `lastSyncDate` = the run's start, one
-/// notification per model.
+/// notification per model. A webhook run only ends SUCCESS and notifies (syncType `WEBHOOK`).
 pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
-    deletes::close_implicit_windows(job.sync_id, job.context.connection, job.job_id)?;
+    if !job.is_webhook() {
+        deletes::close_implicit_windows(job.sync_id, job.context.connection, job.job_id)?;
+    }
     let result = one_json(
         "UPDATE nango.jobs SET status = 'SUCCESS', ended_at = now() WHERE id = $1 AND status = 'RUNNING' RETURNING result",
         &[job.job_id.into()],
     )?
     .ok_or_else(|| format!("job {} is no longer running", job.job_id))?;
-    exec(
-        "UPDATE nango.syncs SET last_sync_date = (SELECT started_at FROM nango.jobs WHERE id = $2) WHERE id = $1",
-        &[job.sync_id.into(), job.job_id.into()],
-    )?;
+    if !job.is_webhook() {
+        exec(
+            "UPDATE nango.syncs SET last_sync_date = (SELECT started_at FROM nango.jobs WHERE id = $2) WHERE id = $1",
+            &[job.sync_id.into(), job.job_id.into()],
+        )?;
+    }
     let identity = job.identity();
     for model in &job.models {
         let counts: ModelCounts = result
@@ -128,6 +148,15 @@ pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
     Ok(())
 }
 
+/// A job's `type` (`None` when there is no such job).
+pub fn job_type(job_id: i64) -> Result<Option<String>, String> {
+    Ok(one_json(
+        "SELECT to_jsonb(type) FROM nango.jobs WHERE id = $1",
+        &[job_id.into()],
+    )?
+    .and_then(|t| t.as_str().map(str::to_string)))
+}
+
 /// True when this process holds `job_id` RUNNING (it claimed the job but could not load it).
 pub fn held_by_this_process(job_id: i64) -> Result<bool, String> {
     Ok(one_json(
@@ -136,7 +165,8 @@ pub fn held_by_this_process(job_id: i64) -> Result<bool, String> {
     )? == Some(Value::Bool(true)))
 }
 
-/// The failed end of a run (`CANCELLED` when `error_type` is `script_aborted`), with its notification.
+/// The failed end of a run (`CANCELLED` when `error_type` is `script_aborted`), with its notification: a
+/// sync's failure body, or for an on-event script [`on_event_failure_body`].
 pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Result<(), String> {
     let status = if error_type == "script_aborted" {
         "CANCELLED"
@@ -149,6 +179,8 @@ pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Resul
          WHERE j.id = $1 AND j.status IN ('QUEUED', 'RUNNING')
          RETURNING jsonb_build_object('connection_id', j.connection_id, 'provider_config_key', j.integration,
                                       'sync_name', j.sync_name, 'type', j.type,
+                                      'event', (SELECT oc.event FROM nango.on_event_configs oc
+                                                WHERE oc.provider_config_key = j.integration AND oc.name = j.sync_name),
                                       'models', (SELECT coalesce(to_jsonb(sc.models), '[]') FROM nango.sync_configs sc
                                                  WHERE sc.provider_config_key = j.integration AND sc.name = j.sync_name),
                                       'started_at', to_json(coalesce(j.started_at, j.created_at)) #>> '{}',
@@ -165,6 +197,22 @@ pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Resul
             .unwrap_or_default()
             .to_string()
     };
+    if text("type") == "ON_EVENT" {
+        let identity = OnEventIdentity {
+            connection_id: text("connection_id"),
+            provider_config_key: text("provider_config_key"),
+            name: text("sync_name"),
+            event: text("event"),
+            job_id,
+        };
+        return notify(&on_event_failure_body(
+            &identity,
+            error_type,
+            description,
+            &text("started_at"),
+            &text("failed_at"),
+        ));
+    }
     let identity = RunIdentity {
         connection_id: text("connection_id"),
         provider_config_key: text("provider_config_key"),
@@ -218,7 +266,8 @@ impl ScriptContext {
                     .collect()
             })
             .unwrap_or_default();
-        let action = matches!(kind, ScriptKind::Action { .. });
+        // An on-event script runs under an action's limits: its caller may be waiting for it.
+        let action = matches!(kind, ScriptKind::Action { .. } | ScriptKind::OnEvent);
         ScriptRun {
             kind,
             entry: entry.to_string(),

@@ -36,7 +36,8 @@ use crate::worker::run::{harden_session, run_isolated, set_application_name, sto
 /// What a caller asks a one-off worker to run.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OneOffRequest {
-    /// `action` or `dryrun`.
+    /// `action`, `dryrun`, `on-event` (an on-event script of a stored connection) or `validate-connection`
+    /// (a validate-connection script of the connection in `connection`).
     pub kind: String,
     pub integration: String,
     pub connection_id: String,
@@ -45,6 +46,9 @@ pub struct OneOffRequest {
     /// An action's input as JSON text, passed to the script unparsed (keys in their order).
     pub input: Option<String>,
     pub last_sync_date: Option<String>,
+    /// A connection that is not stored yet (`validate-connection`): credentials, connection_config, metadata.
+    #[serde(default)]
+    pub connection: Option<Value>,
 }
 
 /// How a one-off run ended.
@@ -226,7 +230,7 @@ fn create_handover_dir() -> std::io::Result<()> {
 
 /// True once the backend that started this worker (and waits for it) has exited: a caller terminated
 /// while waiting cannot stop its worker itself. Checked at most every 100 ms.
-fn caller_gone() -> bool {
+pub fn caller_gone() -> bool {
     static LAST_CHECK_MS: AtomicU64 = AtomicU64::new(0);
     static START: OnceLock<Instant> = OnceLock::new();
     let now = START.get_or_init(Instant::now).elapsed().as_millis() as u64;
@@ -294,7 +298,7 @@ pub extern "C-unwind" fn pg_nango_oneoff_worker_main(argument: pg_sys::Datum) {
     }
 }
 
-fn failed(error_type: &str, message: String) -> OneOffResponse {
+pub fn failed(error_type: &str, message: String) -> OneOffResponse {
     OneOffResponse::Failed {
         error_type: error_type.into(),
         message,
@@ -343,28 +347,37 @@ fn load(request: &OneOffRequest) -> Result<Option<Loaded>, String> {
         .transpose()
 }
 
-fn serve(request: &OneOffRequest) -> OneOffResponse {
+/// Names the run (`action github/write-file acme`, also in `pg_stat_activity`) and loads what it needs with
+/// `load`; the answer to send instead when that is not found or fails.
+pub fn start_request<T>(
+    request: &OneOffRequest,
+    load: impl FnOnce(&OneOffRequest) -> Result<Option<T>, String>,
+) -> Result<(String, T), OneOffResponse> {
     let label = format!(
         "{} {}/{} {}",
         request.kind, request.integration, request.name, request.connection_id
     );
     set_application_name(&format!("pg_nango {label}"));
-    let loaded = match load(request) {
-        Ok(Some(loaded)) => loaded,
-        Ok(None) => {
-            return failed(
-                "script_internal_error",
-                format!(
-                    "{label}: not found among committed data (the run happens in another session)"
-                ),
-            );
-        }
-        Err(error) => {
-            return failed(
-                "script_internal_error",
-                format!("could not load {label}: {error}"),
-            );
-        }
+    match load(request) {
+        Ok(Some(loaded)) => Ok((label, loaded)),
+        Ok(None) => Err(failed(
+            "script_internal_error",
+            format!("{label}: not found among committed data (the run happens in another session)"),
+        )),
+        Err(error) => Err(failed(
+            "script_internal_error",
+            format!("could not load {label}: {error}"),
+        )),
+    }
+}
+
+fn serve(request: &OneOffRequest) -> OneOffResponse {
+    if matches!(request.kind.as_str(), "on-event" | "validate-connection") {
+        return super::on_event::serve(request);
+    }
+    let (label, loaded) = match start_request(request, load) {
+        Ok(started) => started,
+        Err(response) => return response,
     };
     let dry_run = request.kind != "action";
     let kind = if dry_run {

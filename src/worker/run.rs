@@ -50,26 +50,14 @@ pub fn harden_session() {
 }
 
 fn run_job(job_id: i64) {
-    let job = match run_txn(|| jobs::claim(job_id)) {
-        Ok(Some(job)) => job,
-        Ok(None) => {
-            if run_txn(|| jobs::held_by_this_process(job_id)).unwrap_or(false) {
-                end_failed(
-                    job_id,
-                    "script_internal_error",
-                    "the sync, its connection or its provider no longer exists",
-                );
-            }
-            return;
-        }
-        Err(error) => {
-            end_failed(
-                job_id,
-                "script_internal_error",
-                &format!("could not load the job: {error}"),
-            );
-            return;
-        }
+    if run_txn(|| jobs::job_type(job_id)).ok().flatten().as_deref() == Some("ON_EVENT") {
+        super::on_event::run_queued(job_id);
+        return;
+    }
+    let claimed = run_txn(|| jobs::claim(job_id));
+    let gone = "the sync, its connection or its provider no longer exists";
+    let Some(job) = claimed_or_ended(job_id, claimed, gone) else {
+        return;
     };
     set_application_name(&format!(
         "pg_nango {}/{} {}",
@@ -83,8 +71,22 @@ fn run_job(job_id: i64) {
         job.context.connection,
         open_windows,
     )));
+    let kind = match (&job.payload, job.is_webhook()) {
+        (_, false) => ScriptKind::Sync,
+        (Some(payload), true) => ScriptKind::Webhook {
+            payload_json: payload.clone(),
+        },
+        (None, true) => {
+            end_failed(
+                job_id,
+                "script_internal_error",
+                "the webhook's payload is gone (the run was queued before a restore?)",
+            );
+            return;
+        }
+    };
     let script = job.context.script_run(
-        ScriptKind::Sync,
+        kind,
         &job.entry_file,
         job.models.clone(),
         job.last_sync_date.clone(),
@@ -102,6 +104,32 @@ fn run_job(job_id: i64) {
             }
         }
         Err(error) => end_failed(job_id, error.error_type(), &error.message()),
+    }
+}
+
+/// What a claim of `job_id` loaded; `None` when there is nothing to run, after ending the job as failed if
+/// this process holds it (`gone` says why) or could not load it.
+pub fn claimed_or_ended<T>(
+    job_id: i64,
+    claimed: Result<Option<T>, String>,
+    gone: &str,
+) -> Option<T> {
+    match claimed {
+        Ok(Some(claimed)) => Some(claimed),
+        Ok(None) => {
+            if run_txn(|| jobs::held_by_this_process(job_id)).unwrap_or(false) {
+                end_failed(job_id, "script_internal_error", gone);
+            }
+            None
+        }
+        Err(error) => {
+            end_failed(
+                job_id,
+                "script_internal_error",
+                &format!("could not load the job: {error}"),
+            );
+            None
+        }
     }
 }
 
@@ -138,7 +166,7 @@ pub fn stop_requested() -> bool {
 
 /// Ends the job as failed; if even that transaction fails, logs it (the scheduler will find the job's
 /// worker gone and end it).
-fn end_failed(job_id: i64, error_type: &str, description: &str) {
+pub fn end_failed(job_id: i64, error_type: &str, description: &str) {
     if let Err(error) = run_txn(|| jobs::finish_failure(job_id, error_type, description)) {
         warning!("pg_nango: could not end job {job_id}: {error}");
     }

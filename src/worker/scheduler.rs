@@ -143,7 +143,7 @@ fn queue_due_syncs() -> Result<(), String> {
          JOIN nango.syncs s ON s.id = m.id
          JOIN nango.sync_configs sc ON sc.id = s.sync_config
          JOIN nango.connections c ON c.id = s.connection
-         ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') DO NOTHING",
+         ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') AND type <> 'WEBHOOK' DO NOTHING",
         &[],
     )
 }
@@ -208,13 +208,14 @@ fn start_queued_jobs(database: &str, launched: &mut HashMap<i64, Instant>) -> Re
 /// finished job of each sync is kept, so `nango.sync_status` still shows how its last run ended.
 fn delete_expired_jobs() -> Result<(), String> {
     let retention_secs = guc::job_retention().as_secs_f64();
-    // Finished jobs past the retention, but each sync's last one ($1: the retention in seconds).
+    // Finished jobs past the retention, but each sync's last run of its own (not a webhook run), which
+    // `nango.sync_status` shows ($1: the retention in seconds).
     let expired_jobs = "SELECT j.id FROM nango.jobs j
          WHERE j.status IN ('SUCCESS', 'ERROR', 'CANCELLED')
            AND j.ended_at < now() - make_interval(secs => $1)
-           AND (j.sync IS NULL OR EXISTS (
+           AND (j.sync IS NULL OR j.type = 'WEBHOOK' OR EXISTS (
                 SELECT 1 FROM nango.jobs newer
-                WHERE newer.sync = j.sync AND newer.id > j.id
+                WHERE newer.sync = j.sync AND newer.id > j.id AND newer.type <> 'WEBHOOK'
                   AND newer.status IN ('SUCCESS', 'ERROR', 'CANCELLED')))";
     let steps = [
         // Logs of expired jobs first, so that deleting a job never cascades to an unbounded number of rows.

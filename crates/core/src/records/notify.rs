@@ -68,6 +68,50 @@ pub fn failure_body(
         })
         .to_string()
     };
+    fitted(description, build)
+}
+
+/// Who an on-event script (`post-connection-creation`, …) ran for.
+#[derive(Debug, Clone)]
+pub struct OnEventIdentity {
+    pub connection_id: String,
+    pub provider_config_key: String,
+    /// The script's name.
+    pub name: String,
+    /// Its event; empty when its script is no longer deployed.
+    pub event: String,
+    pub job_id: i64,
+}
+
+/// The body sent when an on-event script fails (Nango has no webhook for it; this one follows the shape of
+/// a sync's failure).
+pub fn on_event_failure_body(
+    run: &OnEventIdentity,
+    error_type: &str,
+    description: &str,
+    started_at: &str,
+    failed_at: &str,
+) -> String {
+    fitted(description, |description| {
+        json!({
+            "from": "nango",
+            "type": "on-event",
+            "success": false,
+            "connectionId": run.connection_id,
+            "providerConfigKey": run.provider_config_key,
+            "name": run.name,
+            "event": run.event,
+            "error": {"type": error_type, "description": description},
+            "startedAt": started_at,
+            "failedAt": failed_at,
+            "jobId": run.job_id,
+        })
+        .to_string()
+    })
+}
+
+/// `build(description)`, with the description shortened until the body fits in a notification.
+fn fitted(description: &str, build: impl Fn(&str) -> String) -> String {
     let body = build(description);
     if body.len() <= MAX_PAYLOAD_BYTES {
         return body;
@@ -141,5 +185,30 @@ mod tests {
         let body = parse(&body).unwrap();
         assert_eq!(body["model"], "A,B");
         assert_eq!(body["success"], false);
+    }
+
+    #[test]
+    fn on_event_failure_names_the_script_and_fits() {
+        let run = OnEventIdentity {
+            connection_id: "c1".into(),
+            provider_config_key: "demo".into(),
+            name: "welcome".into(),
+            event: "post-connection-creation".into(),
+            job_id: 9,
+        };
+        let long = "é\\".repeat(10_000);
+        let body = on_event_failure_body(&run, "script_internal_error", &long, "s", "f");
+        assert!(body.len() <= MAX_PAYLOAD_BYTES);
+        let body = parse(&body).unwrap();
+        assert_eq!(body["type"], "on-event");
+        assert_eq!(body["name"], "welcome");
+        assert_eq!(body["event"], "post-connection-creation");
+        assert_eq!(body["jobId"], 9);
+        assert!(
+            body["error"]["description"]
+                .as_str()
+                .unwrap()
+                .ends_with('…')
+        );
     }
 }
