@@ -390,8 +390,7 @@ fn deleting_a_connection_stops_its_syncs_and_removes_its_records() {
 fn waiting_for_a_job_queued_by_the_same_transaction_fails_at_once() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "life-same-txn");
-    // The new connection's first run is over, so the trigger below queues a new job.
-    wait_first_job(&mut client, "life-same-txn");
+    // `records` does not start by itself (auto_start: false): the trigger below queues a new job.
     let started = Instant::now();
     let error = client
         .query_one(

@@ -161,12 +161,15 @@ pub(crate) fn is_internal(name: &str) -> bool {
     name == NODE_MODULE || PROVIDED.iter().any(|(_, internal, _)| *internal == name)
 }
 
+/// Where `console.*` output goes: (level, message).
+pub(crate) type ConsoleLog = Rc<dyn Fn(&str, &str)>;
+
 /// Evaluates `node.js` and installs the globals. `memory_limit` bounds the sizes of buffers a script may
 /// ask for (`Buffer.alloc`, `randomBytes`); `console` writes through `log` (level, message).
 pub(crate) async fn install<'js>(
     ctx: &Ctx<'js>,
     memory_limit: usize,
-    log: Rc<dyn Fn(&str, &str)>,
+    log: ConsoleLog,
 ) -> Result<()> {
     let (module, evaluated) = declare_node_module(ctx)?.eval()?;
     evaluated.into_future::<()>().await?;
