@@ -64,7 +64,7 @@ SQL
 echo "==> the same project in Nango's current zero-YAML format (examples/zero-yaml: index.ts, createSync, zod models)"
 "${PSQL[@]}" <<SQL
 SELECT jsonb_pretty(nango.deploy('$dir/zero-yaml') - 'views') AS deploy_summary;
-\echo '==> its sync runs over the records the yaml version saved: nothing changed upstream'
+\echo '==> its sync runs over the records the yaml version saved: only the ticket the action created is new'
 SELECT nango.trigger_sync('demo', 'tickets', 'acme') AS job \gset
 SELECT nango.wait_for_job(:job) AS job_status;
 SELECT id, status, result FROM nango.jobs WHERE id = :job;

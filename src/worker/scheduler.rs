@@ -124,13 +124,17 @@ fn end_orphaned_jobs() -> Result<(), String> {
 }
 
 /// Queues a run for every due sync; moves its next run to the next point of its schedule grid.
+///
+/// The due rows are locked FOR NO KEY UPDATE, not FOR UPDATE: a `nango.trigger_sync` inserting a job for the
+/// same sync holds its job row (the one-active index) while its foreign key takes KEY SHARE on the sync's
+/// row; FOR UPDATE would wait for that insert while it waits for us, a deadlock.
 fn queue_due_syncs() -> Result<(), String> {
     exec(
         "WITH due AS (
              SELECT s.id, sc.frequency, s.schedule_anchor FROM nango.syncs s
              JOIN nango.sync_configs sc ON sc.id = s.sync_config
              WHERE NOT s.paused AND s.next_run_at <= now()
-             FOR UPDATE OF s SKIP LOCKED),
+             FOR NO KEY UPDATE OF s SKIP LOCKED),
          moved AS (
              UPDATE nango.syncs s
              SET next_run_at = d.schedule_anchor
