@@ -943,3 +943,56 @@ export default async function runAction(nango: any, input: any) {{
     let from_yaml = pg_nango_core::config::models::parse_models(&yaml, &mut Vec::new()).unwrap();
     assert_eq!(from_zod, from_yaml["Issue"]);
 }
+
+/// What a run calls in its entry module: a zero-YAML definition's `exec`/`onWebhook` (its kind checked as
+/// Nango's runner checks it), or the yaml format's exports.
+#[test]
+fn runs_call_what_each_format_exports() {
+    let zero_yaml = "import { createSync, createAction } from 'nango';\n\
+        export default createSync({ description: 'd', frequency: 'every hour', models: {},\n\
+          exec: async (nango: any) => { await nango.batchSave([{ id: 'from-exec' }], 'Ticket'); },\n\
+          onWebhook: async (nango: any, payload: any) => { await nango.batchSave([{ id: payload.ticket }], 'Ticket'); } });\n";
+    let yaml_era = "export default async function fetchData(nango: any) {}\n\
+        export async function onWebhookPayloadReceived(nango: any, payload: any) { await nango.batchSave([{ id: `yaml-${payload.ticket}` }], 'Ticket'); }\n";
+    let action = "import { createAction } from 'nango';\n\
+        export default createAction({ description: 'd', input: null, output: null, exec: async (nango: any, input: any) => ({ input }) });\n";
+    let webhook = || ScriptKind::Webhook {
+        payload_json: "{\"ticket\": \"t7\"}".into(),
+    };
+    let saved_ids = |host: &MemoryHost| -> Vec<Value> {
+        host.saved
+            .iter()
+            .map(|(_, _, records)| records[0]["id"].clone())
+            .collect()
+    };
+    let timeout = Duration::from_secs(10);
+
+    let (result, host) = run(&[("s.ts", zero_yaml)], "s.ts", ScriptKind::Sync, timeout);
+    result.unwrap();
+    assert_eq!(saved_ids(&host), [json!("from-exec")]);
+    let (result, host) = run(&[("s.ts", zero_yaml)], "s.ts", webhook(), timeout);
+    result.unwrap();
+    assert_eq!(saved_ids(&host), [json!("t7")]);
+    let (result, host) = run(&[("y.ts", yaml_era)], "y.ts", webhook(), timeout);
+    result.unwrap();
+    assert_eq!(saved_ids(&host), [json!("yaml-t7")]);
+
+    // A zero-YAML action gets its input as given, `{}` included; a yaml-era one gets `undefined` for `{}`.
+    let empty = || ScriptKind::Action {
+        input_json: Some("{}".into()),
+    };
+    let (result, _) = run(&[("a.ts", action)], "a.ts", empty(), timeout);
+    assert_eq!(result.unwrap(), Some(json!({"input": {}})));
+    let yaml_action = "export default async function runAction(nango: any, input: any) { return { undefined: input === undefined }; }\n";
+    let (result, _) = run(&[("a.ts", yaml_action)], "a.ts", empty(), timeout);
+    assert_eq!(result.unwrap(), Some(json!({"undefined": true})));
+
+    // The wrong kind, and a sync without onWebhook, fail with the runner's messages.
+    let (result, _) = run(&[("a.ts", action)], "a.ts", ScriptKind::Sync, timeout);
+    assert!(thrown_message(result).starts_with("Incorrect script loaded for sync"));
+    let no_hook = "import { createSync } from 'nango';\nexport default createSync({ exec: async () => {} });\n";
+    let (result, _) = run(&[("s.ts", no_hook)], "s.ts", webhook(), timeout);
+    assert!(thrown_message(result).starts_with("Missing onWebhook function"));
+    let (result, _) = run(&[("y.ts", yaml_action)], "y.ts", webhook(), timeout);
+    assert!(thrown_message(result).starts_with("There is no onWebhookPayloadReceived export"));
+}
