@@ -6,12 +6,19 @@ use pg_nango_core::script::compile::{COMPILE_STACK, MAX_NESTING};
 const SYNC: &str = "shop/syncs/orders.ts";
 const HELPER: &str = "shop/helpers.ts";
 
+/// The checks, in this process: a test binary forks from many threads at once, and a child forked while
+/// another thread holds a lock of the runtime may never get it (a backend, which forks in
+/// [`check_file`], has one thread). [`the_isolated_check_answers_the_same`] covers the forked path.
+fn check(path: &str, source: &str, entry: bool) -> Result<Vec<String>, CheckError> {
+    check_file_on_stack(path, source, entry, COMPILE_STACK)
+}
+
 fn passes(path: &str, source: &str, entry: bool) -> Vec<String> {
-    check_file(path, source, entry).unwrap_or_else(|e| panic!("refused: {e}\n{source}"))
+    check(path, source, entry).unwrap_or_else(|e| panic!("refused: {e}\n{source}"))
 }
 
 fn refused(path: &str, source: &str, entry: bool) -> CheckError {
-    match check_file(path, source, entry) {
+    match check(path, source, entry) {
         Err(e) => e,
         Ok(warnings) => panic!("accepted ({warnings:?}):\n{source}"),
     }
@@ -429,7 +436,7 @@ fn nesting_hidden_from_the_guard_fails_cleanly() {
     let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
     let source = format!("{{}}\n/`/.test('');\nexport const x = {deep};\n");
     assert_refusal(
-        &refused(SYNC, &source, true),
+        &check_file(SYNC, &source, true).unwrap_err(),
         SYNC,
         1,
         1,
@@ -503,4 +510,13 @@ fn nesting_at_the_limit_is_checked_on_an_eighth_of_the_stack() {
         let result = check_file_on_stack(SYNC, &shape(low), true, COMPILE_STACK / 8);
         assert!(!too_deep(&result), "{name}");
     }
+}
+
+#[test]
+fn the_isolated_check_answers_the_same() {
+    let good = sync_with("await nango.log('x');");
+    let bad = sync_with("nango.log('x');");
+    assert_eq!(check_file(SYNC, &good, true), check(SYNC, &good, true));
+    assert_eq!(check_file(SYNC, &bad, true), check(SYNC, &bad, true));
+    assert!(check_file(SYNC, &bad, true).is_err());
 }
