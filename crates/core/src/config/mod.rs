@@ -70,6 +70,13 @@ pub struct Endpoint {
     pub group: Option<String>,
 }
 
+impl Endpoint {
+    /// `METHOD /path`, what makes two endpoints the same.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncConfig {
     pub name: String,
@@ -699,7 +706,7 @@ impl Ctx<'_> {
                     script,
                     "endpoint",
                 ];
-                let key = format!("{} {}", endpoint.method, endpoint.path);
+                let key = endpoint.key();
                 if let Some(other) = endpoints.insert(key.clone(), script) {
                     return Err(self.error(
                         &path,

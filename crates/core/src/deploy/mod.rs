@@ -88,30 +88,31 @@ pub fn plan_with_packages(
     let mut actions = Vec::new();
     let mut on_events = Vec::new();
     for integration in &config.integrations {
-        for on_event in &integration.on_events {
-            let entry_file = find_script(files, &integration.key, "on-events", &on_event.name)?;
-            on_events.push(Scripted {
-                integration: integration.key.clone(),
-                config: on_event.clone(),
-                entry_file,
-            });
-        }
-        for sync in &integration.syncs {
-            let entry_file = find_script(files, &integration.key, "syncs", &sync.name)?;
-            syncs.push(Scripted {
-                integration: integration.key.clone(),
-                config: sync.clone(),
-                entry_file,
-            });
-        }
-        for action in &integration.actions {
-            let entry_file = find_script(files, &integration.key, "actions", &action.name)?;
-            actions.push(Scripted {
-                integration: integration.key.clone(),
-                config: action.clone(),
-                entry_file,
-            });
-        }
+        let key = &integration.key;
+        locate(
+            files,
+            key,
+            "on-events",
+            &integration.on_events,
+            |e| &e.name,
+            &mut on_events,
+        )?;
+        locate(
+            files,
+            key,
+            "syncs",
+            &integration.syncs,
+            |s| &s.name,
+            &mut syncs,
+        )?;
+        locate(
+            files,
+            key,
+            "actions",
+            &integration.actions,
+            |a| &a.name,
+            &mut actions,
+        )?;
     }
     let entries: Vec<&str> = syncs
         .iter()
@@ -147,6 +148,25 @@ fn with_zod<'a>(
         })
     };
     (read, !own_zod)
+}
+
+/// Finds the script of each of an integration's `configs` of one kind and adds them to `located`.
+fn locate<T: Clone>(
+    files: &BTreeMap<String, String>,
+    integration: &str,
+    kind: &str,
+    configs: &[T],
+    name: impl Fn(&T) -> &String,
+    located: &mut Vec<Scripted<T>>,
+) -> Result<(), DeployError> {
+    for config in configs {
+        located.push(Scripted {
+            integration: integration.to_string(),
+            entry_file: find_script(files, integration, kind, name(config))?,
+            config: config.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// `<integration>/<kind>/<name>.ts`, else `<name>.ts` at the root (`.js` accepted for both); an on-event

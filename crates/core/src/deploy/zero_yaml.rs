@@ -476,7 +476,7 @@ impl Project {
         let endpoints = endpoints.unwrap_or_default();
         let mut seen = BTreeSet::new();
         for endpoint in &endpoints {
-            let key = format!("{} {}", endpoint.method, endpoint.path);
+            let key = endpoint.key();
             if !seen.insert(key.clone()) {
                 return Err(duplicate_endpoint(
                     place.file,
@@ -656,7 +656,7 @@ impl Project {
                     }
                 }
                 for endpoint in &sync.endpoints {
-                    let key = format!("{} {}", endpoint.method, endpoint.path);
+                    let key = endpoint.key();
                     if !endpoints.insert(key.clone()) {
                         return Err(duplicate_endpoint(&file, "createSync > endpoints", &key));
                     }
@@ -664,7 +664,7 @@ impl Project {
             }
             for action in &integration.actions {
                 if let Some(endpoint) = &action.endpoint {
-                    let key = format!("{} {}", endpoint.method, endpoint.path);
+                    let key = endpoint.key();
                     if !endpoints.insert(key.clone()) {
                         let file = format!("{}/actions/{}.ts", integration.key, action.name);
                         return Err(duplicate_endpoint(&file, "createAction > endpoint", &key));
