@@ -150,6 +150,8 @@ CREATE TABLE nango.syncs (
     last_sync_date   timestamptz,
     UNIQUE (sync_config, connection)
 );
+-- The scheduler's tick looks for due syncs here.
+CREATE INDEX syncs_due ON nango.syncs (next_run_at) WHERE NOT paused;
 
 -- A run: of a sync (INITIAL or INCREMENTAL, see SPEC), of a sync's `onWebhook` (WEBHOOK, nango.handle_webhook),
 -- or of an on-event script (ON_EVENT: `sync` is NULL, `on_event` its script, `sync_name` the script's name).
@@ -168,13 +170,19 @@ CREATE TABLE nango.jobs (
     result         jsonb NOT NULL DEFAULT '{}',
     error          jsonb,
     pid            integer,
-    on_event       bigint REFERENCES nango.on_event_configs (id) ON DELETE SET NULL
+    on_event       bigint REFERENCES nango.on_event_configs (id) ON DELETE SET NULL,
+    -- Where the time of the run went, in milliseconds: wait (queued → its worker began to claim it), connect
+    -- (the worker's start, on the first run of a worker), claim (loading the run), start (engine and
+    -- modules), script (the script itself). Set when the run ends.
+    phases         jsonb
 );
 -- One scheduled or triggered run per sync and connection at a time. Webhook runs are not counted: as on
 -- Nango, they run as their webhooks arrive, beside the sync's own runs.
 CREATE UNIQUE INDEX jobs_one_active_per_sync ON nango.jobs (sync)
     WHERE status IN ('QUEUED', 'RUNNING') AND type <> 'WEBHOOK';
 CREATE INDEX jobs_by_sync ON nango.jobs (sync, id);
+-- The queue the run workers take jobs from, oldest first, and the runs in progress the scheduler counts.
+CREATE INDEX jobs_active ON nango.jobs (status, id) WHERE status IN ('QUEUED', 'RUNNING');
 
 -- The payload of a queued webhook run (nango.handle_webhook), taken by the run when it starts.
 CREATE TABLE nango.webhook_payloads (

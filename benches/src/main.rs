@@ -10,7 +10,11 @@
 //! 3. **Delta read**: 1,000,000 stored records of which 1% were changed by a sync: `nango.records(model,
 //!    delta)` returns exactly those, its plan (EXPLAIN ANALYZE), and its time against a full read.
 //! 4. **Memory**: the peak resident memory of the job's worker during the ingest.
-//! 5. **Native against JavaScript**: sha256 and base64 of 10 MB through `crypto`/`Buffer` (native) and
+//! 5. **Many small syncs** ([`small_syncs`]): the fixed cost of a run and one-page runs per second over
+//!    1,000 connections, with where the time goes and the run workers' memory.
+//! 6. **The scheduler at scale** ([`scheduler`]): 10,000 scheduled syncs: the idle scheduler's CPU, its
+//!    sequential scans, and how late due syncs start.
+//! 7. **Native against JavaScript**: sha256 and base64 of 10 MB through `crypto`/`Buffer` (native) and
 //!    through JavaScript implementations in QuickJS. In-process, no cluster: `-- native` runs it alone.
 //!
 //! Figures are for comparing within one run; machines here are noisy.
@@ -22,6 +26,8 @@ use serde_json::{Value, json};
 
 mod deploy;
 mod native;
+mod scheduler;
+mod small_syncs;
 
 const PAGE: usize = 1000;
 
@@ -47,7 +53,10 @@ fn main() {
         deploy::zero_yaml_against_yaml(entries);
         return;
     }
+    let small_only = std::env::args().nth(1).as_deref() == Some("small");
     let records_count = setting("PG_NANGO_BENCH_RECORDS", 100_000);
+    let connections = setting("PG_NANGO_BENCH_CONNECTIONS", 1000).max(1);
+    let scheduled = setting("PG_NANGO_BENCH_SCHEDULED", 10_000).max(connections);
     let stored_count = setting("PG_NANGO_BENCH_STORED", 1_000_000);
     let rounds = setting("PG_NANGO_BENCH_ROUNDS", 5).max(1);
     let cluster = Running(Cluster::start(
@@ -59,6 +68,7 @@ fn main() {
             "shared_buffers = '512MB'",
             "max_wal_size = '4GB'",
             "nango.allowed_hosts = '127.0.0.1'",
+            "max_worker_processes = 32",
         ],
     ));
     prepare(&cluster.0);
@@ -73,6 +83,11 @@ fn main() {
         )
         .expect("create the connection");
 
+    if small_only {
+        small_syncs::many_small_syncs(&mut client, connections, small_record);
+        scheduler::scheduler_at_scale(&mut client, connections, scheduled);
+        return;
+    }
     let records: Vec<Value> = (0..records_count)
         .map(|n| record(&format!("rec-{n:07}"), n, "open"))
         .collect();
@@ -83,6 +98,9 @@ fn main() {
         "dataset: {records_count} records, {} bytes each on average, pages of {PAGE}",
         bytes / records_count
     );
+
+    small_syncs::many_small_syncs(&mut client, connections, small_record);
+    scheduler::scheduler_at_scale(&mut client, connections, scheduled);
 
     // 1. Ingest, and the job worker's memory.
     let initial = run(&mut client, "bench");
@@ -244,6 +262,11 @@ fn record(id: &str, n: usize, status: &str) -> Value {
         "updated_at": "2026-03-04T05:06:07Z",
         "body": format!("{n} {}", "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat. Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt mollit anim id est laborum. Sed ut perspiciatis unde omnis iste natus error sit voluptatem accusantium doloremque laudantium, totam rem aperiam."),
     })
+}
+
+/// A record of the small syncs' page.
+fn small_record(n: usize) -> Value {
+    record(&format!("small-{n:03}"), n, "open")
 }
 
 /// What one sync run took.

@@ -3,6 +3,7 @@
 //! later fails (as in Nango).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
 
 use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::{Host, SaveOp};
@@ -43,6 +44,8 @@ pub struct SpiHost {
     pub logs: LogBudget,
     /// Models set to `ignore_if_modified_after`, with the cursor their last change had then.
     pub merging: HashMap<String, i64>,
+    /// When the engine was ready and the script's function was called.
+    pub script_started_at: Option<Instant>,
 }
 
 impl SpiHost {
@@ -63,6 +66,7 @@ impl SpiHost {
             dry_run: None,
             logs: LogBudget::default(),
             merging: HashMap::new(),
+            script_started_at: None,
         }
     }
 
@@ -241,6 +245,10 @@ impl Host for SpiHost {
         }
         self.log_outcome(op, model, &outcome);
         Ok(())
+    }
+
+    fn script_started(&mut self) {
+        self.script_started_at = Some(Instant::now());
     }
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {

@@ -71,6 +71,35 @@ impl ClaimedJob {
     }
 }
 
+/// A queued job for a run worker to take.
+pub enum NextJob {
+    /// A sync or webhook run, for [`claim`].
+    Sync(i64),
+    /// A `post-connection-creation` script's run.
+    OnEvent(i64),
+}
+
+/// The oldest queued job no other worker is looking at. The claim that follows, in its own transaction,
+/// checks that the job is still queued: two workers that picked the same job cannot both run it.
+///
+/// Oldest first is also fair: the scheduler queues the due syncs of a tick interleaved by connection and
+/// integration, so that one connection with many due syncs cannot take every worker.
+pub fn next_queued() -> Result<Option<NextJob>, String> {
+    let next = one_json(
+        "SELECT jsonb_build_object('id', id, 'type', type) FROM nango.jobs
+         WHERE status = 'QUEUED' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        &[],
+    )?;
+    Ok(next.and_then(|next| {
+        let id = next["id"].as_i64()?;
+        Some(if next["type"] == "ON_EVENT" {
+            NextJob::OnEvent(id)
+        } else {
+            NextJob::Sync(id)
+        })
+    }))
+}
+
 /// Marks a queued sync or webhook job RUNNING by this process and loads it. `None` when it is not queued any
 /// more (another worker took it, or it was cancelled) or when its sync, connection or provider is gone.
 /// A webhook run takes its payload, and leaves the sync's `lastSyncDate`, checkpoint and windows alone.
@@ -148,13 +177,15 @@ pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
     Ok(())
 }
 
-/// A job's `type` (`None` when there is no such job).
-pub fn job_type(job_id: i64) -> Result<Option<String>, String> {
-    Ok(one_json(
-        "SELECT to_jsonb(type) FROM nango.jobs WHERE id = $1",
-        &[job_id.into()],
-    )?
-    .and_then(|t| t.as_str().map(str::to_string)))
+/// Stores where the time of a run went (`nango.jobs.phases`): `phases` as the worker measured them, and the
+/// wait from the job's queueing to `claim_started_epoch` (dropped from the stored value).
+pub fn record_phases(job_id: i64, phases: &Value) -> Result<(), String> {
+    exec(
+        "UPDATE nango.jobs SET phases = jsonb_strip_nulls(($2::jsonb - 'claim_started_epoch')
+             || jsonb_build_object('wait', round((extract(epoch FROM to_timestamp(($2::jsonb ->> 'claim_started_epoch')::float8) - created_at) * 1000)::numeric, 1)))
+         WHERE id = $1",
+        &[job_id.into(), phases.to_string().as_str().into()],
+    )
 }
 
 /// True when this process holds `job_id` RUNNING (it claimed the job but could not load it).

@@ -403,6 +403,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         dry_run: dry_run.then(BTreeMap::new),
         logs: Default::default(),
         merging: Default::default(),
+        script_started_at: None,
     }));
     let outcome = run_isolated(script, host.clone(), Some(caller_gone));
     host.borrow_mut().finish();

@@ -1,15 +1,25 @@
-//! The run worker: one dynamic background worker per sync run, started by the scheduler with the job id.
+//! The run worker: a dynamic background worker that runs queued jobs one after another, started by the
+//! scheduler while jobs wait and fewer than `nango.max_concurrent_syncs` run workers are alive.
 //!
-//! Its whole life, top to bottom: connect → claim the job (QUEUED → RUNNING) and load the sync, connection,
-//! provider and compiled code → run the script in a fresh QuickJS runtime on this thread (records, logs and
-//! metadata through [`SpiHost`], each call its own short transaction) → end the job in one transaction with
-//! its notifications → exit. A thrown error, an exceeded limit, a Postgres ERROR or a Rust panic in the run
-//! ends the job as failed; the process then exits normally and is never restarted.
+//! Its whole life, top to bottom: connect → loop { take the oldest queued job (QUEUED → RUNNING, locked
+//! with SKIP LOCKED so two workers never take the same one) and load its sync, connection, provider and
+//! compiled code → run the script in a fresh QuickJS runtime on this thread (records, logs and metadata
+//! through [`SpiHost`], each call its own short transaction) → end the job in one transaction with its
+//! notifications → reload the settings if they changed } → exit once no job came for [`IDLE_EXIT`], or
+//! after a SIGTERM. A thrown error, an exceeded limit, a Postgres ERROR or a Rust panic in a run ends that
+//! job as failed and the worker goes on with the next; nothing of a run outlives it but the warm caches
+//! of the process (catalog, plans), which is what makes the next run cheap.
+//!
+//! A SIGTERM (`nango.cancel_sync`, `pg_terminate_backend`, shutdown) stops the current run, which ends
+//! CANCELLED, and the worker. `nango.cancel_sync` signals a worker only while holding its job's row lock
+//! with the job RUNNING, and a worker ends a job under that lock, so the signal always meets the job it
+//! was meant for: a worker that got it never takes another job.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use pg_nango_core::script::{Host, ScriptError, ScriptKind, ScriptRun, run_script};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
@@ -17,22 +27,58 @@ use pgrx::prelude::*;
 
 use crate::store::deletes;
 use crate::store::host::SpiHost;
-use crate::store::jobs;
+use crate::store::jobs::{self, NextJob};
 use crate::txn::run_txn;
+
+/// A worker with no job to take for this long exits, giving its slot back (and letting `DROP DATABASE`
+/// through).
+pub const IDLE_EXIT: Duration = Duration::from_secs(30);
+
+/// How long an idle worker sleeps between looks at the queue when nothing wakes it (a job's queueing
+/// sets its latch at commit, see [`super::wake`]).
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Set once SIGTERM (`nango.cancel_sync`, `pg_terminate_backend`, shutdown) has been received.
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
-/// Entry point of the run worker; the job id comes as the worker's argument, the database as its extra.
+/// Entry point of the run worker; the database comes as the worker's extra.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub extern "C-unwind" fn pg_nango_run_worker_main(argument: pg_sys::Datum) {
+pub extern "C-unwind" fn pg_nango_run_worker_main(_argument: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let job_id = argument.value() as i64;
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     harden_session();
-    run_job(job_id);
+    set_application_name("pg_nango run (idle)");
+    let mut first_of_worker = true;
+    let mut idle_since = Instant::now();
+    while !stop_requested() {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        let phases = Phases::begin(first_of_worker);
+        match run_txn(jobs::next_queued) {
+            Ok(Some(next)) => {
+                first_of_worker = false;
+                run_job(next, phases);
+                set_application_name("pg_nango run (idle)");
+                idle_since = Instant::now();
+            }
+            Ok(None) => {
+                if idle_since.elapsed() >= IDLE_EXIT
+                    || !BackgroundWorker::wait_latch(Some(IDLE_POLL))
+                {
+                    break;
+                }
+            }
+            Err(error) => {
+                // The extension dropped, the database going away: the scheduler starts workers again
+                // when there is work.
+                log!("pg_nango run worker: could not take a job, exiting: {error}");
+                break;
+            }
+        }
+    }
 }
 
 /// Fixes this worker's `search_path` to `pg_catalog, pg_temp` for the rest of its life, over whatever the
@@ -49,16 +95,21 @@ pub fn harden_session() {
     }
 }
 
-fn run_job(job_id: i64) {
-    if run_txn(|| jobs::job_type(job_id)).ok().flatten().as_deref() == Some("ON_EVENT") {
-        super::on_event::run_queued(job_id);
-        return;
-    }
+/// Runs one job taken from the queue and ends it.
+fn run_job(next: NextJob, mut phases: Phases) {
+    let job_id = match next {
+        NextJob::OnEvent(job_id) => {
+            super::on_event::run_queued(job_id);
+            return;
+        }
+        NextJob::Sync(job_id) => job_id,
+    };
     let claimed = run_txn(|| jobs::claim(job_id));
     let gone = "the sync, its connection or its provider no longer exists";
     let Some(job) = claimed_or_ended(job_id, claimed, gone) else {
         return;
     };
+    phases.claimed = Some(Instant::now());
     set_application_name(&format!(
         "pg_nango {}/{} {}",
         job.context.provider_config_key, job.sync_name, job.context.connection_id
@@ -92,10 +143,17 @@ fn run_job(job_id: i64) {
         job.last_sync_date.clone(),
     );
     let outcome = run_isolated(script, host.clone(), None);
+    phases.script_started = host.borrow().script_started_at;
+    phases.script_ended = Some(Instant::now());
     host.borrow_mut().finish();
+    let phases = phases.to_json();
     match outcome {
         Ok(_) => {
-            if let Err(error) = run_txn(|| jobs::finish_success(&job)) {
+            let ended = run_txn(|| {
+                jobs::record_phases(job_id, &phases)?;
+                jobs::finish_success(&job)
+            });
+            if let Err(error) = ended {
                 end_failed(
                     job_id,
                     "script_internal_error",
@@ -103,8 +161,72 @@ fn run_job(job_id: i64) {
                 );
             }
         }
-        Err(error) => end_failed(job_id, error.error_type(), &error.message()),
+        Err(error) => {
+            let _ = run_txn(|| jobs::record_phases(job_id, &phases));
+            end_failed(job_id, error.error_type(), &error.message())
+        }
     }
+}
+
+/// When each phase of a run began, for `nango.jobs.phases`.
+struct Phases {
+    /// The worker process's start, on its first run.
+    worker_started: Option<SystemTime>,
+    claim_started: SystemTime,
+    claim_started_at: Instant,
+    claimed: Option<Instant>,
+    script_started: Option<Instant>,
+    script_ended: Option<Instant>,
+}
+
+impl Phases {
+    /// Phases of a run whose claim begins now; `first_of_worker` counts the worker's start in.
+    fn begin(first_of_worker: bool) -> Phases {
+        // MyStartTimestamp: microseconds since 2000-01-01, Postgres's epoch.
+        let postgres_epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800);
+        let started_micros = unsafe { pg_sys::MyStartTimestamp };
+        Phases {
+            worker_started: (first_of_worker && started_micros > 0)
+                .then(|| postgres_epoch + Duration::from_micros(started_micros as u64)),
+            claim_started: SystemTime::now(),
+            claim_started_at: Instant::now(),
+            claimed: None,
+            script_started: None,
+            script_ended: None,
+        }
+    }
+
+    /// Milliseconds per phase; `claim_started` as seconds since the Unix epoch, for the wait.
+    fn to_json(&self) -> serde_json::Value {
+        let ms = |from: Option<Instant>, to: Option<Instant>| match (from, to) {
+            (Some(from), Some(to)) => {
+                serde_json::json!(round_ms(to.saturating_duration_since(from)))
+            }
+            _ => serde_json::Value::Null,
+        };
+        let connect = self.worker_started.map(|started| {
+            round_ms(
+                self.claim_started
+                    .duration_since(started)
+                    .unwrap_or_default(),
+            )
+        });
+        serde_json::json!({
+            "connect": connect,
+            "claim": ms(Some(self.claim_started_at), self.claimed),
+            "start": ms(self.claimed, self.script_started),
+            "script": ms(self.script_started, self.script_ended),
+            "claim_started_epoch": self
+                .claim_started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+        })
+    }
+}
+
+fn round_ms(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 /// What a claim of `job_id` loaded; `None` when there is nothing to run, after ending the job as failed if

@@ -5,24 +5,24 @@
 //! → reload settings on SIGHUP → skip the pass if pg_nango is not installed in this database → end jobs
 //! whose worker died (a crash, a `kill -9`, a restart) → queue a run for every due, unpaused sync that has
 //! none queued or running (a tick during a run is skipped, not queued) and move its next run to the next
-//! point of its schedule grid → start a run worker for each queued job while fewer than
-//! `nango.max_concurrent_syncs` runs are in progress → once a minute (and after a reload), delete jobs and
+//! point of its schedule grid → start run workers while more jobs wait than idle workers can take and fewer
+//! than `nango.max_concurrent_syncs` run workers are alive (each takes job after job from the queue, see
+//! [`super::run`]) → once a minute (and after a reload), delete jobs and
 //! logs older than `nango.job_retention`. Each step is its own transaction; a failing step is logged and the
 //! loop goes on.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, DynamicBackgroundWorker,
+    SignalWakeFlags,
+};
 use pgrx::prelude::*;
 
 use crate::guc;
 use crate::store::{exec, one_json};
 use crate::txn::run_txn;
 use crate::worker::run::{harden_session, set_application_name};
-
-/// A launched worker that has not claimed its job within this time is taken as failed to start.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often expired jobs and logs are looked for (`nango.job_retention`).
 const CLEANUP_EVERY: Duration = Duration::from_secs(60);
@@ -52,7 +52,7 @@ pub extern "C-unwind" fn pg_nango_scheduler_main(_argument: pg_sys::Datum) {
     set_application_name("pg_nango scheduler");
     log!("pg_nango scheduler started for database \"{database}\"");
 
-    let mut launched: HashMap<i64, Instant> = HashMap::new();
+    let mut launched: Vec<DynamicBackgroundWorker> = Vec::new();
     let mut last_cleanup: Option<Instant> = None;
     while BackgroundWorker::wait_latch(Some(Duration::from_millis(500))) {
         if BackgroundWorker::sighup_received() {
@@ -69,7 +69,7 @@ pub extern "C-unwind" fn pg_nango_scheduler_main(_argument: pg_sys::Datum) {
         if let Err(error) = run_txn(queue_due_syncs) {
             warning!("pg_nango scheduler: could not queue due syncs: {error}");
         }
-        if let Err(error) = start_queued_jobs(&database, &mut launched) {
+        if let Err(error) = start_run_workers(&database, &mut launched) {
             warning!("pg_nango scheduler: could not start jobs: {error}");
         }
         if last_cleanup.is_none_or(|at| at.elapsed() >= CLEANUP_EVERY) {
@@ -130,8 +130,13 @@ fn end_orphaned_jobs() -> Result<(), String> {
 /// row; FOR UPDATE would wait for that insert while it waits for us, a deadlock.
 fn queue_due_syncs() -> Result<(), String> {
     exec(
+        // The jobs are queued, and so taken, interleaved: each connection's first due sync, then each
+        // one's second, … and likewise across integrations, so that a connection or an integration with
+        // many due syncs does not hold every worker while the others wait. Due rows are found through
+        // `syncs_due`, never by a scan of all syncs.
         "WITH due AS (
-             SELECT s.id, sc.frequency, s.schedule_anchor FROM nango.syncs s
+             SELECT s.id, s.connection, s.next_run_at, sc.provider_config_key, sc.frequency, s.schedule_anchor
+             FROM nango.syncs s
              JOIN nango.sync_configs sc ON sc.id = s.sync_config
              WHERE NOT s.paused AND s.next_run_at <= now()
              FOR NO KEY UPDATE OF s SKIP LOCKED),
@@ -142,63 +147,64 @@ fn queue_due_syncs() -> Result<(), String> {
              FROM due d WHERE s.id = d.id
              RETURNING s.id)
          INSERT INTO nango.jobs (sync, integration, connection_id, sync_name)
-         SELECT s.id, c.provider_config_key, c.connection_id, sc.name
+         SELECT d.id, c.provider_config_key, c.connection_id, sc.name
          FROM moved m
-         JOIN nango.syncs s ON s.id = m.id
+         JOIN due d ON d.id = m.id
+         JOIN nango.syncs s ON s.id = d.id
          JOIN nango.sync_configs sc ON sc.id = s.sync_config
          JOIN nango.connections c ON c.id = s.connection
+         ORDER BY row_number() OVER (PARTITION BY d.connection ORDER BY d.next_run_at, d.id),
+                  row_number() OVER (PARTITION BY d.provider_config_key ORDER BY d.next_run_at, d.id),
+                  d.next_run_at, d.id
          ON CONFLICT (sync) WHERE status IN ('QUEUED', 'RUNNING') AND type <> 'WEBHOOK' DO NOTHING",
         &[],
     )
 }
 
-/// Starts a run worker for queued jobs, oldest first, within `nango.max_concurrent_syncs`.
-fn start_queued_jobs(database: &str, launched: &mut HashMap<i64, Instant>) -> Result<(), String> {
+/// Starts run workers for the queued jobs that the idle ones cannot take, within
+/// `nango.max_concurrent_syncs` run workers alive. `launched` holds the workers this scheduler started
+/// that have not stopped; run workers it did not start (before a restart of the scheduler) are counted
+/// from `pg_stat_activity`, where a worker the postmaster has not started yet is not.
+fn start_run_workers(
+    database: &str,
+    launched: &mut Vec<DynamicBackgroundWorker>,
+) -> Result<(), String> {
+    launched.retain(|worker| {
+        matches!(
+            worker.pid(),
+            Ok(_) | Err(BackgroundWorkerStatus::NotYetStarted)
+        )
+    });
     let state = run_txn(|| {
         one_json(
             "SELECT jsonb_build_object(
+                 'queued', (SELECT count(*) FROM nango.jobs WHERE status = 'QUEUED'),
                  'running', (SELECT count(*) FROM nango.jobs WHERE status = 'RUNNING'),
-                 'queued', (SELECT coalesce(jsonb_agg(id ORDER BY id), '[]') FROM nango.jobs WHERE status = 'QUEUED'))",
+                 'workers', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_nango run'))",
             &[],
         )
     })?
     .unwrap_or_default();
-    let queued: Vec<i64> = state["queued"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_i64())
-        .collect();
-    // A launched job that is no longer queued was claimed (or cancelled); one still queued after
-    // START_TIMEOUT had a worker that never started, and is launched again.
-    launched.retain(|job, at| queued.contains(job) && at.elapsed() < START_TIMEOUT);
-    let running = state["running"].as_i64().unwrap_or(0) as usize;
-    let mut free =
-        (guc::MAX_CONCURRENT_SYNCS.get().max(1) as usize).saturating_sub(running + launched.len());
-    for job_id in queued {
-        if free == 0 {
-            break;
-        }
-        if launched.contains_key(&job_id) {
-            continue;
-        }
-        let worker = BackgroundWorkerBuilder::new(&format!("pg_nango run {job_id}"))
+    let count = |key: &str| state[key].as_u64().unwrap_or(0) as usize;
+    let alive = count("workers").max(launched.len());
+    // Jobs of one-off workers count as running too: at worst a worker more is started than needed.
+    let idle = alive.saturating_sub(count("running"));
+    let allowed = (guc::MAX_CONCURRENT_SYNCS.get().max(1) as usize).saturating_sub(alive);
+    let wanted = count("queued").saturating_sub(idle).min(allowed);
+    for _ in 0..wanted {
+        let worker = BackgroundWorkerBuilder::new("pg_nango run")
             .set_type("pg_nango run")
             .set_library("pg_nango")
             .set_function("pg_nango_run_worker_main")
             .enable_spi_access()
-            .set_argument(Some(pg_sys::Datum::from(job_id)))
             .set_extra(database)
             .set_restart_time(None)
             .load_dynamic();
         match worker {
-            Ok(_) => {
-                launched.insert(job_id, Instant::now());
-                free -= 1;
-            }
+            Ok(worker) => launched.push(worker),
             Err(_) => {
                 warning!(
-                    "pg_nango scheduler: no background worker slot for job {job_id}; raise max_worker_processes"
+                    "pg_nango scheduler: no background worker slot for a run worker; raise max_worker_processes"
                 );
                 break;
             }

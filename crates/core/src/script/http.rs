@@ -106,25 +106,56 @@ pub struct HttpClient {
 impl HttpClient {
     /// The clients of a run with these limits.
     pub fn new(limits: &Limits) -> Result<HttpClient, String> {
+        let (trusted, public_only) = shared_clients(limits.http_timeout)?;
+        Ok(HttpClient {
+            trusted,
+            public_only,
+            policy: EgressPolicy::new(&limits.allowed_hosts),
+            max_response_size: limits.max_response_size,
+        })
+    }
+}
+
+/// How long a pooled connection may stay idle before a request opens a new one: below the keep-alive
+/// timeouts servers commonly use, so a run rarely meets a connection the server is closing.
+const POOL_IDLE: Duration = Duration::from_secs(20);
+
+thread_local! {
+    /// The reqwest clients of this thread, with the timeout they were built for.
+    static CLIENTS: std::cell::RefCell<Option<(Duration, reqwest::Client, reqwest::Client)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The trusted and public-only clients for `timeout`, built once per thread and timeout. Building one
+/// costs milliseconds (TLS roots), and the runs of a long-lived worker share the kept-alive connections
+/// of its pool; they share nothing else: there is no cookie store, and credentials, the egress policy
+/// and size limits are applied per request and per run. The clients must be used on one long-lived
+/// runtime (see `run_script`), which drives their pooled connections.
+fn shared_clients(timeout: Duration) -> Result<(reqwest::Client, reqwest::Client), String> {
+    CLIENTS.with_borrow_mut(|cached| {
+        if let Some((built_for, trusted, public_only)) = cached.as_ref()
+            && *built_for == timeout
+        {
+            return Ok((trusted.clone(), public_only.clone()));
+        }
         // No proxy from the environment: a proxy would resolve and reach hosts this policy never saw.
         let builder = || {
             reqwest::Client::builder()
-                .timeout(limits.http_timeout)
+                .timeout(timeout)
+                .pool_idle_timeout(POOL_IDLE)
                 .user_agent(concat!("pg_nango/", env!("CARGO_PKG_VERSION")))
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
         };
         let build_error = |e: reqwest::Error| format!("could not build the HTTP client: {e}");
-        Ok(HttpClient {
-            trusted: builder().build().map_err(build_error)?,
-            public_only: builder()
-                .dns_resolver(PublicResolver)
-                .build()
-                .map_err(build_error)?,
-            policy: EgressPolicy::new(&limits.allowed_hosts),
-            max_response_size: limits.max_response_size,
-        })
-    }
+        let trusted = builder().build().map_err(build_error)?;
+        let public_only = builder()
+            .dns_resolver(PublicResolver)
+            .build()
+            .map_err(build_error)?;
+        *cached = Some((timeout, trusted.clone(), public_only.clone()));
+        Ok((trusted, public_only))
+    })
 }
 
 /// Resolves a name and accepts it only when every address is public ([`egress::check_resolved`]).

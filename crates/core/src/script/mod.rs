@@ -75,6 +75,9 @@ impl SaveOp {
 /// The calls only a sync makes (checkpoints, deletion windows, stored records) default to an error, so a
 /// host for actions leaves them out.
 pub trait Host {
+    /// Called once the engine is ready and the entry module loaded, right before the script's function is
+    /// called: the end of a run's fixed start-up cost (see `nango.jobs.phases`).
+    fn script_started(&mut self) {}
     /// Writes one validated batch of `model` (ids unique).
     fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String>;
     /// Appends a line to the run's log.
@@ -380,11 +383,27 @@ pub fn run_script(
     host: Rc<RefCell<dyn Host>>,
     cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
 ) -> Result<Option<serde_json::Value>, ScriptError> {
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ScriptError::Setup(format!("could not start the async runtime: {e}")))?;
-    tokio.block_on(run_async(run, host, cancelled))
+    ASYNC_RUNTIME.with(|tokio| {
+        let tokio = match tokio.get() {
+            Some(tokio) => tokio,
+            None => {
+                let built = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        ScriptError::Setup(format!("could not start the async runtime: {e}"))
+                    })?;
+                tokio.get_or_init(|| built)
+            }
+        };
+        tokio.block_on(run_async(run, host, cancelled))
+    })
+}
+
+thread_local! {
+    /// The runtime runs of this thread share: a long-lived worker's runs reuse it and the HTTP clients'
+    /// pooled connections it drives (see `http::HttpClient::new`), instead of building both per run.
+    static ASYNC_RUNTIME: std::cell::OnceCell<tokio::runtime::Runtime> = const { std::cell::OnceCell::new() };
 }
 
 /// An error caught inside the engine, turned into owned data before leaving it.
@@ -498,6 +517,7 @@ async fn execute<'js>(
     evaluated.into_future::<()>().await?;
     let create_nango: Function = sdk.get("createNango")?;
     let console_host = host.clone();
+    let host_for_start = host.clone();
     let console = Rc::new(move |level: &str, message: &str| {
         console_host.borrow_mut().log(level, message, None)
     });
@@ -519,6 +539,7 @@ async fn execute<'js>(
     let namespace: Object = Module::import(ctx, run.entry.as_str())?
         .into_future()
         .await?;
+    host_for_start.borrow_mut().script_started();
     let returned = call_entry(ctx, run, &namespace, nango)?;
     let value: Value = match returned.as_promise() {
         Some(promise) => promise.clone().into_future::<Value>().await?,
