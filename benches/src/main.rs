@@ -12,6 +12,10 @@
 //! 4. **Memory**: the peak resident memory of the job's worker during the ingest.
 //! 5. **Native against JavaScript**: sha256 and base64 of 10 MB through `crypto`/`Buffer` (native) and
 //!    through JavaScript implementations in QuickJS. In-process, no cluster: `-- native` runs it alone.
+//! 6. **Peers** (after 2.): the same pages synced by a plain client script (HTTP and a multi-row
+//!    `INSERT … ON CONFLICT` a page) and by dlt's `rest_api` source: first sync and unchanged re-sync.
+//! 7. **Paged reads** (after 3.): `nango.records` 1,000 rows a page by cursor through the 1,000,000 stored
+//!    records: rows/s, the first page against the last, and the last page's plan.
 //!
 //! Figures are for comparing within one run; machines here are noisy.
 
@@ -21,7 +25,10 @@ use pg_nango_e2e::{API_KEY, Client, Cluster, job_started_at, mock, prepare};
 use serde_json::{Value, json};
 
 mod deploy;
+mod dlt;
 mod native;
+mod peers;
+mod reads;
 
 const PAGE: usize = 1000;
 
@@ -215,8 +222,18 @@ fn main() {
         ratios[ratios.len() / 2]
     );
 
+    // 6. The same pages without pg_nango.
+    let nango = peers::Timings {
+        first: initial.seconds,
+        again: again.seconds,
+    };
+    peers::against_peers(&cluster.0, &mock().url(), "bench", records_count, &nango);
+
     // 3. Delta read over 1,000,000 records, 1% changed.
     delta_read(&mut client, records_count, stored_count);
+
+    // 7. Paged reads through the same 1,000,000 records.
+    reads::paged_reads(&mut client, stored_count);
 
     // 5. Native work under Buffer and crypto against plain JavaScript.
     native::native_against_javascript();
