@@ -15,7 +15,12 @@ use crate::peers::Timings;
 const DATABASE: &str = "dlt_peer";
 
 /// dlt's first sync and unchanged re-sync of the dataset, or `None` (with a line saying why).
+/// `PG_NANGO_BENCH_DLT=0` skips it (a quick run without Python).
 pub fn dlt_peer(cluster: &Cluster, url: &str, dataset: &str, count: usize) -> Option<Timings> {
+    if std::env::var("PG_NANGO_BENCH_DLT").as_deref() == Ok("0") {
+        println!("dlt: skipped (PG_NANGO_BENCH_DLT=0)");
+        return None;
+    }
     let python = match venv() {
         Ok(python) => python,
         Err(why) => {
