@@ -10,12 +10,18 @@
 //! 3. **Delta read**: 1,000,000 stored records of which 1% were changed by a sync: `nango.records(model,
 //!    delta)` returns exactly those, its plan (EXPLAIN ANALYZE), and its time against a full read.
 //! 4. **Memory**: the peak resident memory of the job's worker during the ingest.
-//! 5. **Many small syncs** ([`small_syncs`]): the fixed cost of a run and one-page runs per second over
-//!    1,000 connections, with where the time goes and the run workers' memory.
-//! 6. **The scheduler at scale** ([`scheduler`]): 10,000 scheduled syncs: the idle scheduler's CPU, its
-//!    sequential scans, and how late due syncs start.
-//! 7. **Native against JavaScript**: sha256 and base64 of 10 MB through `crypto`/`Buffer` (native) and
+//! 5. **Many small syncs** ([`small_syncs`], first): the fixed cost of a run and one-page runs per second
+//!    over 1,000 connections, with where the time goes and the run workers' memory.
+//! 6. **The scheduler at scale** ([`scheduler`], second): 10,000 scheduled syncs: the idle scheduler's
+//!    CPU, its sequential scans, and how late due syncs start.
+//! 7. **Peers** (after 2.): the same pages synced by a plain client script (HTTP and a multi-row
+//!    `INSERT … ON CONFLICT` a page) and by dlt's `rest_api` source: first sync and unchanged re-sync.
+//! 8. **Paged reads** (after 3.): `nango.records` 1,000 rows a page by cursor through the 1,000,000 stored
+//!    records: rows/s, the first page against the last, and the last page's plan.
+//! 9. **Native against JavaScript**: sha256 and base64 of 10 MB through `crypto`/`Buffer` (native) and
 //!    through JavaScript implementations in QuickJS. In-process, no cluster: `-- native` runs it alone.
+//!
+//! `-- small` runs 5. and 6. alone.
 //!
 //! Figures are for comparing within one run; machines here are noisy.
 
@@ -25,7 +31,10 @@ use pg_nango_e2e::{API_KEY, Client, Cluster, job_started_at, mock, prepare};
 use serde_json::{Value, json};
 
 mod deploy;
+mod dlt;
 mod native;
+mod peers;
+mod reads;
 mod scheduler;
 mod small_syncs;
 
@@ -233,8 +242,18 @@ fn main() {
         ratios[ratios.len() / 2]
     );
 
+    // 6. The same pages without pg_nango.
+    let nango = peers::Timings {
+        first: initial.seconds,
+        again: again.seconds,
+    };
+    peers::against_peers(&cluster.0, &mock().url(), "bench", records_count, &nango);
+
     // 3. Delta read over 1,000,000 records, 1% changed.
     delta_read(&mut client, records_count, stored_count);
+
+    // 7. Paged reads through the same 1,000,000 records.
+    reads::paged_reads(&mut client, stored_count);
 
     // 5. Native work under Buffer and crypto against plain JavaScript.
     native::native_against_javascript();
