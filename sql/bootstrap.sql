@@ -377,6 +377,13 @@ LANGUAGE sql STABLE AS $$
       AND ($2 IS NULL OR r.last_modified_at OPERATOR(pg_catalog.>=) $2)
       AND ($3 IS NULL OR c.connection_id OPERATOR(pg_catalog.=) $3)
       AND ($4 IS NULL OR c.provider_config_key OPERATOR(pg_catalog.=) $4)
+      -- The same condition, for one connection, as a key: with the arguments given, the planner reads the
+      -- connection's own rows in cursor order (index (connection, model, cursor)) instead of the whole
+      -- model's. With either one NULL, this folds away.
+      AND ($3 IS NULL OR $4 IS NULL
+           OR r.connection OPERATOR(pg_catalog.=) (SELECT k.id FROM nango.connections k
+                                                   WHERE k.connection_id OPERATOR(pg_catalog.=) $3
+                                                     AND k.provider_config_key OPERATOR(pg_catalog.=) $4))
       AND ((p.f[1] AND r.deleted_at IS NULL AND r.last_action OPERATOR(pg_catalog.=) 'ADDED')
         OR (p.f[2] AND r.deleted_at IS NULL AND r.last_action OPERATOR(pg_catalog.=) 'UPDATED')
         OR (p.f[3] AND r.deleted_at IS NOT NULL))
