@@ -109,6 +109,9 @@ BEGIN
     WHERE j.type = 'ON_EVENT' AND j.status = 'QUEUED'
       AND j.integration = delete_connection.provider_config_key AND j.connection_id = delete_connection.connection_id;
     DELETE FROM nango.connections c WHERE c.id = conn;
+    -- Its records (also deleted by a trigger on a single server; sharded, the trigger is dropped). After the
+    -- connection: a run writing records holds its row until it commits, and once it is gone none writes more.
+    DELETE FROM nango.stored_records r WHERE r.connection = conn;
 END
 $$;
 

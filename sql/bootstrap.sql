@@ -219,21 +219,36 @@ CREATE TABLE nango.checkpoints (
 -- from the start of a run of a `track_deletes: true` sync) until `trackDeletesEnd` (or that run's success);
 -- the ids saved meanwhile are remembered, and at the end the model's other records are marked deleted. An
 -- explicit window survives failed runs; an implicit one lives for one run.
+-- Both grow with the records and are joined with them, so they carry the connection (the sync's) and every key
+-- includes it: sharded by connection (docs/scaling.md), a window, its seen ids and the records it closes over
+-- are on one shard. No foreign key to nango.syncs, which stays with the schedule: deleting a schedule row
+-- deletes its windows (trigger below).
 CREATE TABLE nango.delete_windows (
-    sync           bigint NOT NULL REFERENCES nango.syncs (id) ON DELETE CASCADE,
+    sync           bigint NOT NULL,
+    connection     bigint NOT NULL,
     model          text NOT NULL,
     opened_by_job  bigint,
     implicit       boolean NOT NULL,
     opened_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (sync, model)
+    PRIMARY KEY (sync, model, connection)
 );
 CREATE TABLE nango.seen_records (
     sync         bigint NOT NULL,
+    connection   bigint NOT NULL,
     model        text NOT NULL,
     external_id  text COLLATE "C" NOT NULL,
-    PRIMARY KEY (sync, model, external_id),
-    FOREIGN KEY (sync, model) REFERENCES nango.delete_windows (sync, model) ON DELETE CASCADE
+    PRIMARY KEY (sync, model, external_id, connection),
+    FOREIGN KEY (sync, model, connection) REFERENCES nango.delete_windows (sync, model, connection) ON DELETE CASCADE
 );
+CREATE FUNCTION nango._forget_sync_windows() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM nango.delete_windows w WHERE w.sync = OLD.id AND w.connection = OLD.connection;
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER forget_sync_windows AFTER DELETE ON nango.syncs
+    FOR EACH ROW EXECUTE FUNCTION nango._forget_sync_windows();
 
 -- Records. `cursor` comes from one sequence and is assigned under a per-model lock held to commit, so the
 -- cursor order of a model is its commit order: a reader paging by cursor never skips a committed change.
@@ -260,8 +275,12 @@ CREATE TABLE nango.stored_records (
     -- in the index tuple, and the model only on a tie (most models hold few ids in common).
     PRIMARY KEY (connection, external_id, model)
 );
-CREATE UNIQUE INDEX stored_records_by_cursor ON nango.stored_records (model, cursor);
-CREATE INDEX stored_records_by_connection ON nango.stored_records (connection, model);
+-- A model's records of all connections in cursor order. Not unique: cursors are, coming from one sequence, and a
+-- unique index without the connection could not be enforced once the records are sharded by connection.
+CREATE INDEX stored_records_by_cursor ON nango.stored_records (model, cursor);
+-- One connection's records of a model in cursor order: nango.records and the typed views for one connection,
+-- a script's getRecords, the last cursor of a connection.
+CREATE INDEX stored_records_by_connection ON nango.stored_records (connection, model, cursor);
 -- nango.records(model, delta): reads only the rows modified since `delta`.
 CREATE INDEX stored_records_by_modified ON nango.stored_records (model, last_modified_at);
 
@@ -370,6 +389,13 @@ LANGUAGE sql STABLE AS $$
       AND ($2 IS NULL OR r.last_modified_at OPERATOR(pg_catalog.>=) $2)
       AND ($3 IS NULL OR c.connection_id OPERATOR(pg_catalog.=) $3)
       AND ($4 IS NULL OR c.provider_config_key OPERATOR(pg_catalog.=) $4)
+      -- The same condition, for one connection, as a key: with the arguments given, the planner reads the
+      -- connection's own rows in cursor order (index (connection, model, cursor)) instead of the whole
+      -- model's. With either one NULL, this folds away.
+      AND ($3 IS NULL OR $4 IS NULL
+           OR r.connection OPERATOR(pg_catalog.=) (SELECT k.id FROM nango.connections k
+                                                   WHERE k.connection_id OPERATOR(pg_catalog.=) $3
+                                                     AND k.provider_config_key OPERATOR(pg_catalog.=) $4))
       AND ((p.f[1] AND r.deleted_at IS NULL AND r.last_action OPERATOR(pg_catalog.=) 'ADDED')
         OR (p.f[2] AND r.deleted_at IS NULL AND r.last_action OPERATOR(pg_catalog.=) 'UPDATED')
         OR (p.f[3] AND r.deleted_at IS NOT NULL))

@@ -10,11 +10,12 @@ use super::records::{add_counts, counted, counts_of, lock_model};
 use super::{exec, one_json};
 
 /// Opens an explicit window unless one is open; an implicit one becomes explicit (it then outlives the run).
-pub fn open_window(sync: i64, model: &str, job: i64) -> Result<(), String> {
+pub fn open_window(sync: i64, connection: i64, model: &str, job: i64) -> Result<(), String> {
     exec(
-        "INSERT INTO nango.delete_windows (sync, model, opened_by_job, implicit) VALUES ($1, $2, $3, false)
-         ON CONFLICT (sync, model) DO UPDATE SET implicit = false",
-        &[sync.into(), model.into(), job.into()],
+        "INSERT INTO nango.delete_windows (sync, connection, model, opened_by_job, implicit)
+         VALUES ($1, $2, $3, $4, false)
+         ON CONFLICT (sync, model, connection) DO UPDATE SET implicit = false",
+        &[sync.into(), connection.into(), model.into(), job.into()],
     )
 }
 
@@ -25,10 +26,12 @@ pub fn open_implicit_windows(sync: i64, models: &[String], job: i64) -> Result<(
         "DELETE FROM nango.delete_windows WHERE sync = $1 AND implicit",
         &[sync.into()],
     )?;
+    // The window takes the schedule row's connection (none is opened for a schedule row deleted meanwhile).
     exec(
-        "INSERT INTO nango.delete_windows (sync, model, opened_by_job, implicit)
-         SELECT $1, m, $3, true FROM jsonb_array_elements_text($2) AS m
-         ON CONFLICT (sync, model) DO NOTHING",
+        "INSERT INTO nango.delete_windows (sync, connection, model, opened_by_job, implicit)
+         SELECT s.id, s.connection, m, $3, true FROM nango.syncs s, jsonb_array_elements_text($2) AS m
+         WHERE s.id = $1
+         ON CONFLICT (sync, model, connection) DO NOTHING",
         &[
             sync.into(),
             pgrx::JsonB(serde_json::json!(models)).into(),
@@ -47,12 +50,12 @@ pub fn open_windows(sync: i64) -> Result<Vec<String>, String> {
 }
 
 /// Remembers the ids of a batch as seen in the model's window.
-pub fn mark_seen(sync: i64, model: &str, ids: &[&str]) -> Result<(), String> {
+pub fn mark_seen(sync: i64, connection: i64, model: &str, ids: &[&str]) -> Result<(), String> {
     exec(
-        "INSERT INTO nango.seen_records (sync, model, external_id)
-         SELECT $1, $2, unnest($3::text[])
+        "INSERT INTO nango.seen_records (sync, connection, model, external_id)
+         SELECT $1, $2, $3, unnest($4::text[])
          ON CONFLICT DO NOTHING",
-        &[sync.into(), model.into(), ids.into()],
+        &[sync.into(), connection.into(), model.into(), ids.into()],
     )
 }
 
@@ -67,7 +70,8 @@ WITH written AS (
           FROM nango.stored_records s
           WHERE s.model = $2 AND s.connection = $3 AND s.deleted_at IS NULL
             AND NOT EXISTS (SELECT 1 FROM nango.seen_records seen
-                            WHERE seen.sync = $1 AND seen.model = $2 AND seen.external_id = s.external_id)
+                            WHERE seen.sync = $1 AND seen.model = $2 AND seen.external_id = s.external_id
+                              AND seen.connection = $3)
           ORDER BY s.external_id) d
     WHERE r.model = $2 AND r.connection = $3 AND r.external_id = d.external_id
     RETURNING r.external_id, r.last_action AS action, d.previous)",
@@ -85,8 +89,8 @@ pub fn close_window(
 ) -> Result<Option<Vec<String>>, String> {
     lock_model(model)?;
     let open = one_json(
-        "SELECT to_jsonb(EXISTS (SELECT 1 FROM nango.delete_windows WHERE sync = $1 AND model = $2))",
-        &[sync.into(), model.into()],
+        "SELECT to_jsonb(EXISTS (SELECT 1 FROM nango.delete_windows WHERE sync = $1 AND model = $2 AND connection = $3))",
+        &[sync.into(), model.into(), connection.into()],
     )?;
     if open != Some(Value::Bool(true)) {
         return Ok(None);
@@ -97,8 +101,8 @@ pub fn close_window(
     )?
     .unwrap_or_default();
     exec(
-        "DELETE FROM nango.delete_windows WHERE sync = $1 AND model = $2",
-        &[sync.into(), model.into()],
+        "DELETE FROM nango.delete_windows WHERE sync = $1 AND model = $2 AND connection = $3",
+        &[sync.into(), model.into(), connection.into()],
     )?;
     add_counts(job, model, counts_of(&closed["counts"]))?;
     Ok(Some(

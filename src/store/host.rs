@@ -217,7 +217,7 @@ impl Host for SpiHost {
             let outcome = records::write(op, model, connection, job, written, probe_first)?;
             if remember {
                 let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
-                deletes::mark_seen(sync, model, &ids)?;
+                deletes::mark_seen(sync, connection, model, &ids)?;
             }
             Ok((outcome, skipped))
         })
@@ -377,8 +377,8 @@ impl Host for SpiHost {
             self.open_windows.insert(model.to_string());
             return Ok(());
         }
-        let (sync, job) = (self.sync_id, self.job()?);
-        run_txn(|| deletes::open_window(sync, model, job))?;
+        let (sync, connection, job) = (self.sync_id, self.connection, self.job()?);
+        run_txn(|| deletes::open_window(sync, connection, model, job))?;
         self.open_windows.insert(model.to_string());
         Ok(())
     }

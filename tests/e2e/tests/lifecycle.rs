@@ -109,7 +109,8 @@ fn last_sync_date_is_the_start_of_the_last_successful_run() {
         .unwrap();
     client
         .execute(
-            "INSERT INTO nango.delete_windows (sync, model, implicit) VALUES ($1, 'Item', false)",
+            "INSERT INTO nango.delete_windows (sync, connection, model, implicit)
+             SELECT s.id, s.connection, 'Item', false FROM nango.syncs s WHERE s.id = $1",
             &[&sync_id],
         )
         .unwrap();
