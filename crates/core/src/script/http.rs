@@ -92,8 +92,14 @@ impl SendError {
 }
 
 /// The HTTP side of a run: the egress policy and the two clients it picks from, with redirects followed
-/// here (not by reqwest) so each hop is checked and credentials stay with their origin.
+/// here (not by reqwest) so each hop is checked and credentials stay with their origin. Requests run on
+/// the run's HTTP thread ([`IoThread`]).
 pub struct HttpClient {
+    clients: std::sync::Arc<Clients>,
+    io: IoThread,
+}
+
+struct Clients {
     /// For the provider's host and `nango.allowed_hosts`: resolves as the system does.
     trusted: reqwest::Client,
     /// For any other host: its resolver refuses names with a non-public address, and the connection is
@@ -101,6 +107,42 @@ pub struct HttpClient {
     public_only: reqwest::Client,
     policy: EgressPolicy,
     max_response_size: usize,
+}
+
+/// A thread with its own tokio runtime that does a run's HTTP I/O, so a request (and reading its
+/// response) goes on while the run's thread is busy: writing records in Postgres, or running JavaScript.
+/// It blocks every signal (a backend's signal handlers must run on the backend's thread), as do the
+/// threads it starts (DNS lookups), which inherit its mask. It stops when the client is dropped; a request
+/// still running then is dropped with it.
+struct IoThread {
+    handle: tokio::runtime::Handle,
+    /// Dropped with the client, which ends the thread.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl IoThread {
+    fn start() -> Result<IoThread, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("could not start the HTTP runtime: {e}"))?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        crate::records::batch::with_signals_blocked(|| {
+            std::thread::Builder::new()
+                .name("pg_nango http".into())
+                .spawn(move || {
+                    let _ = runtime.block_on(stopped);
+                    // Without waiting on a DNS lookup that may still be running.
+                    runtime.shutdown_background();
+                })
+        })
+        .map_err(|e| format!("could not start the HTTP thread: {e}"))?;
+        Ok(IoThread {
+            handle,
+            _stop: stop,
+        })
+    }
 }
 
 impl HttpClient {
@@ -115,7 +157,7 @@ impl HttpClient {
                 .no_proxy()
         };
         let build_error = |e: reqwest::Error| format!("could not build the HTTP client: {e}");
-        Ok(HttpClient {
+        let clients = Clients {
             trusted: builder().build().map_err(build_error)?,
             public_only: builder()
                 .dns_resolver(PublicResolver)
@@ -123,7 +165,20 @@ impl HttpClient {
                 .map_err(build_error)?,
             policy: EgressPolicy::new(&limits.allowed_hosts),
             max_response_size: limits.max_response_size,
+        };
+        Ok(HttpClient {
+            clients: std::sync::Arc::new(clients),
+            io: IoThread::start()?,
         })
+    }
+}
+
+/// Aborts the task when the request's future is dropped (the run ended while it was in flight).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -147,6 +202,24 @@ impl reqwest::dns::Resolve for PublicResolver {
 /// dropped when the origin changes), and reads the body up to `nango.max_response_size`.
 pub async fn send_once(
     client: &HttpClient,
+    request: &PreparedRequest,
+) -> Result<HttpResponse, SendError> {
+    let (clients, request) = (client.clients.clone(), request.clone());
+    let mut task = AbortOnDrop(
+        client
+            .io
+            .handle
+            .spawn(async move { send_on_io_thread(&clients, &request).await }),
+    );
+    (&mut task.0).await.unwrap_or_else(|error| {
+        Err(SendError::fatal(format!(
+            "the HTTP request ended abnormally: {error}"
+        )))
+    })
+}
+
+async fn send_on_io_thread(
+    client: &Clients,
     request: &PreparedRequest,
 ) -> Result<HttpResponse, SendError> {
     let mut current = Cow::Borrowed(request);
