@@ -3,9 +3,10 @@
 //! A run imports the entry module (compiled at deploy) from memory, builds the `nango` object from
 //! `sdk.js` over a few native functions, and awaits `export default async function fetchData(nango)` (or
 //! `runAction(nango, input)`). Postgres is reached only through the [`Host`] trait, called synchronously on
-//! this thread; HTTP goes through the provider proxy with reqwest. Limits: a wall-clock deadline (checked by
-//! QuickJS' interrupt handler while JS runs and by a timer while it waits on HTTP), a heap limit, and a cancel
-//! flag the caller can raise.
+//! this thread, record writes deferred to the script's next wait ([`deferred`]); HTTP goes through the
+//! provider proxy with reqwest, on a thread of the run's own (`http`), so it goes on while this one writes.
+//! Limits: a wall-clock deadline (checked by QuickJS' interrupt handler while JS runs and by a timer while
+//! it waits on HTTP), a heap limit, and a cancel flag the caller can raise.
 
 pub mod body;
 pub mod bundled;
@@ -74,7 +75,9 @@ impl SaveOp {
 /// The script's window on Postgres. Every call runs on the run's thread, between two awaits.
 ///
 /// The calls only a sync makes (checkpoints, deletion windows, stored records) default to an error, so a
-/// host for actions leaves them out.
+/// host for actions leaves them out. A new call must also be forwarded by [`deferred::DeferredWrites`]
+/// (after the writes it holds, when the call reads or changes what they affect), or scripts get its
+/// default.
 pub trait Host {
     /// Writes one validated batch of `model` (ids unique).
     fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String>;
