@@ -23,10 +23,16 @@ struct MemoryHost {
     metadata: Value,
     /// The stored credentials, for the tests that refresh an OAuth2 token (others refuse a refresh).
     credentials: Option<Value>,
+    /// How long a write blocks the run's thread (as a write in Postgres does).
+    save_delay: Duration,
 }
 
 impl Host for MemoryHost {
     fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String> {
+        std::thread::sleep(self.save_delay);
+        if batch.records.iter().any(|r| r.id == "refused") {
+            return Err(format!("could not save {model} records: refused"));
+        }
         self.saved.push((
             op,
             model.to_string(),
@@ -174,6 +180,70 @@ fn paginates_and_saves_through_a_mapper() {
     assert_eq!(
         host.logs.last().unwrap(),
         &("info".to_string(), "done".to_string())
+    );
+}
+
+#[test]
+fn a_write_is_made_while_the_next_request_is_in_flight() {
+    let sync = "export default async function fetchData(nango: any) {\n\
+          for (let page = 0; page < 4; page++) {\n\
+            await nango.get({ endpoint: '/slow', params: { ms: 300 } });\n\
+            await nango.batchSave([{ id: String(page) }], 'Ticket');\n  }\n}\n";
+    let host = MemoryHost {
+        save_delay: Duration::from_millis(300),
+        ..MemoryHost::default()
+    };
+    let started = Instant::now();
+    let (result, host) = run_with(
+        &[("demo/syncs/pages.ts", sync)],
+        "demo/syncs/pages.ts",
+        ScriptKind::Sync,
+        Duration::from_secs(10),
+        |_| {},
+        host,
+    );
+    let elapsed = started.elapsed();
+    result.unwrap();
+    let ids: Vec<&Value> = host.saved.iter().map(|(_, _, r)| &r[0]["id"]).collect();
+    assert_eq!(ids, [&json!("0"), &json!("1"), &json!("2"), &json!("3")]);
+    // One after the other: 4 × (300 + 300) ms. Overlapped: the first request, then 3 × 300 ms, and the
+    // last write.
+    assert!(elapsed < Duration::from_millis(2000), "{elapsed:?}");
+}
+
+#[test]
+fn a_write_that_fails_later_fails_the_run_from_the_scripts_call() {
+    let sync = "export default async function fetchData(nango: any) {\n\
+          await nango.batchSave([{ id: 'a' }], 'Ticket');\n\
+          await nango.batchSave([{ id: 'refused' }], 'Ticket');\n\
+          try { await nango.get({ endpoint: '/slow', params: { ms: 1 } }); } catch (e) { await nango.log('caught ' + e.message); }\n\
+          await nango.batchSave([{ id: 'b' }], 'Ticket');\n}\n";
+    let (result, host) = run(
+        &[("demo/syncs/refused.ts", sync)],
+        "demo/syncs/refused.ts",
+        ScriptKind::Sync,
+        Duration::from_secs(10),
+    );
+    match result {
+        Err(ScriptError::Thrown {
+            message, location, ..
+        }) => {
+            assert_eq!(message, "could not save Ticket records: refused");
+            assert_eq!(
+                location.as_deref().map(|l| &l[..24]),
+                Some("demo/syncs/refused.ts:3:")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let ids: Vec<&Value> = host.saved.iter().map(|(_, _, r)| &r[0]["id"]).collect();
+    assert_eq!(ids, [&json!("a")]);
+    assert!(
+        host.logs
+            .iter()
+            .any(|(_, m)| m == "caught could not save Ticket records: refused"),
+        "{:?}",
+        host.logs
     );
 }
 

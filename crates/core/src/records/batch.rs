@@ -123,15 +123,22 @@ pub(crate) fn spawn_without_signals<'scope, T: Send + 'scope>(
     builder: Builder,
     work: impl FnOnce() -> T + Send + 'scope,
 ) -> std::io::Result<ScopedJoinHandle<'scope, T>> {
+    with_signals_blocked(|| builder.spawn_scoped(scope, work))
+}
+
+/// Runs `start` (which starts threads) with every signal blocked on this thread, then restores the mask:
+/// a new thread starts with the signal mask of the thread that creates it, and a Postgres backend's
+/// signal handlers must run on its own thread.
+pub(crate) fn with_signals_blocked<T>(start: impl FnOnce() -> T) -> T {
     // SAFETY: sigfillset and pthread_sigmask only write the sets passed to them, which live on this stack.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        let spawned = builder.spawn_scoped(scope, work);
+        let started = start();
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
-        spawned
+        started
     }
 }
 

@@ -92,8 +92,14 @@ impl SendError {
 }
 
 /// The HTTP side of a run: the egress policy and the two clients it picks from, with redirects followed
-/// here (not by reqwest) so each hop is checked and credentials stay with their origin.
+/// here (not by reqwest) so each hop is checked and credentials stay with their origin. Requests run on
+/// the process's HTTP thread ([`io_thread`]).
 pub struct HttpClient {
+    clients: std::sync::Arc<Clients>,
+    io: tokio::runtime::Handle,
+}
+
+struct Clients {
     /// For the provider's host and `nango.allowed_hosts`: resolves as the system does.
     trusted: reqwest::Client,
     /// For any other host: its resolver refuses names with a non-public address, and the connection is
@@ -103,15 +109,43 @@ pub struct HttpClient {
     max_response_size: usize,
 }
 
+/// The process's HTTP thread: a tokio runtime of its own that does every run's HTTP I/O, so a request (and
+/// reading its response) goes on while the run's thread is busy writing records in Postgres or running
+/// JavaScript. It blocks every signal (a backend's signal handlers must run on the backend's thread), as
+/// do the threads it starts (DNS lookups), which inherit its mask. It lives as long as the process, so the
+/// pooled connections it drives serve run after run of a long-lived worker.
+fn io_thread() -> Result<tokio::runtime::Handle, String> {
+    static IO: std::sync::OnceLock<Result<tokio::runtime::Handle, String>> =
+        std::sync::OnceLock::new();
+    IO.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("could not start the HTTP runtime: {e}"))?;
+        let handle = runtime.handle().clone();
+        crate::records::batch::with_signals_blocked(|| {
+            std::thread::Builder::new()
+                .name("pg_nango http".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        })
+        .map_err(|e| format!("could not start the HTTP thread: {e}"))?;
+        Ok(handle)
+    })
+    .clone()
+}
+
 impl HttpClient {
     /// The clients of a run with these limits.
     pub fn new(limits: &Limits) -> Result<HttpClient, String> {
         let (trusted, public_only) = shared_clients(limits.http_timeout)?;
         Ok(HttpClient {
-            trusted,
-            public_only,
-            policy: EgressPolicy::new(&limits.allowed_hosts),
-            max_response_size: limits.max_response_size,
+            clients: std::sync::Arc::new(Clients {
+                trusted,
+                public_only,
+                policy: EgressPolicy::new(&limits.allowed_hosts),
+                max_response_size: limits.max_response_size,
+            }),
+            io: io_thread()?,
         })
     }
 }
@@ -120,42 +154,47 @@ impl HttpClient {
 /// timeouts servers commonly use, so a run rarely meets a connection the server is closing.
 const POOL_IDLE: Duration = Duration::from_secs(20);
 
-thread_local! {
-    /// The reqwest clients of this thread, with the timeout they were built for.
-    static CLIENTS: std::cell::RefCell<Option<(Duration, reqwest::Client, reqwest::Client)>> =
-        const { std::cell::RefCell::new(None) };
+/// The trusted and public-only clients for `timeout`, built once per process and timeout. Building one
+/// costs milliseconds (TLS roots), and the runs of a long-lived worker share the kept-alive connections
+/// of its pool, driven by the HTTP thread; they share nothing else: there is no cookie store, and
+/// credentials, the egress policy and size limits are applied per request and per run.
+fn shared_clients(timeout: Duration) -> Result<(reqwest::Client, reqwest::Client), String> {
+    type Cached = Option<(Duration, reqwest::Client, reqwest::Client)>;
+    static CLIENTS: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    let mut cached = CLIENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((built_for, trusted, public_only)) = cached.as_ref()
+        && *built_for == timeout
+    {
+        return Ok((trusted.clone(), public_only.clone()));
+    }
+    // No proxy from the environment: a proxy would resolve and reach hosts this policy never saw.
+    let builder = || {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_idle_timeout(POOL_IDLE)
+            .user_agent(concat!("pg_nango/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+    };
+    let build_error = |e: reqwest::Error| format!("could not build the HTTP client: {e}");
+    let trusted = builder().build().map_err(build_error)?;
+    let public_only = builder()
+        .dns_resolver(PublicResolver)
+        .build()
+        .map_err(build_error)?;
+    *cached = Some((timeout, trusted.clone(), public_only.clone()));
+    Ok((trusted, public_only))
 }
 
-/// The trusted and public-only clients for `timeout`, built once per thread and timeout. Building one
-/// costs milliseconds (TLS roots), and the runs of a long-lived worker share the kept-alive connections
-/// of its pool; they share nothing else: there is no cookie store, and credentials, the egress policy
-/// and size limits are applied per request and per run. The clients must be used on one long-lived
-/// runtime (see `run_script`), which drives their pooled connections.
-fn shared_clients(timeout: Duration) -> Result<(reqwest::Client, reqwest::Client), String> {
-    CLIENTS.with_borrow_mut(|cached| {
-        if let Some((built_for, trusted, public_only)) = cached.as_ref()
-            && *built_for == timeout
-        {
-            return Ok((trusted.clone(), public_only.clone()));
-        }
-        // No proxy from the environment: a proxy would resolve and reach hosts this policy never saw.
-        let builder = || {
-            reqwest::Client::builder()
-                .timeout(timeout)
-                .pool_idle_timeout(POOL_IDLE)
-                .user_agent(concat!("pg_nango/", env!("CARGO_PKG_VERSION")))
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-        };
-        let build_error = |e: reqwest::Error| format!("could not build the HTTP client: {e}");
-        let trusted = builder().build().map_err(build_error)?;
-        let public_only = builder()
-            .dns_resolver(PublicResolver)
-            .build()
-            .map_err(build_error)?;
-        *cached = Some((timeout, trusted.clone(), public_only.clone()));
-        Ok((trusted, public_only))
-    })
+/// Aborts the task when the request's future is dropped (the run ended while it was in flight).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Resolves a name and accepts it only when every address is public ([`egress::check_resolved`]).
@@ -178,6 +217,23 @@ impl reqwest::dns::Resolve for PublicResolver {
 /// dropped when the origin changes), and reads the body up to `nango.max_response_size`.
 pub async fn send_once(
     client: &HttpClient,
+    request: &PreparedRequest,
+) -> Result<HttpResponse, SendError> {
+    let (clients, request) = (client.clients.clone(), request.clone());
+    let mut task = AbortOnDrop(
+        client
+            .io
+            .spawn(async move { send_on_io_thread(&clients, &request).await }),
+    );
+    (&mut task.0).await.unwrap_or_else(|error| {
+        Err(SendError::fatal(format!(
+            "the HTTP request ended abnormally: {error}"
+        )))
+    })
+}
+
+async fn send_on_io_thread(
+    client: &Clients,
     request: &PreparedRequest,
 ) -> Result<HttpResponse, SendError> {
     let mut current = Cow::Borrowed(request);

@@ -3,15 +3,17 @@
 //! A run imports the entry module (compiled at deploy) from memory, builds the `nango` object from
 //! `sdk.js` over a few native functions, and awaits `export default async function fetchData(nango)` (or
 //! `runAction(nango, input)`). Postgres is reached only through the [`Host`] trait, called synchronously on
-//! this thread; HTTP goes through the provider proxy with reqwest. Limits: a wall-clock deadline (checked by
-//! QuickJS' interrupt handler while JS runs and by a timer while it waits on HTTP), a heap limit, and a cancel
-//! flag the caller can raise.
+//! this thread, record writes deferred to the script's next wait ([`deferred`]); HTTP goes through the
+//! provider proxy with reqwest, on a thread of the run's own (`http`), so it goes on while this one writes.
+//! Limits: a wall-clock deadline (checked by QuickJS' interrupt handler while JS runs and by a timer while
+//! it waits on HTTP), a heap limit, and a cancel flag the caller can raise.
 
 pub mod body;
 pub mod bundled;
 pub mod checks;
 pub mod compile;
 mod credentials;
+pub mod deferred;
 pub mod definitions;
 pub mod http;
 pub mod json;
@@ -73,13 +75,30 @@ impl SaveOp {
 /// The script's window on Postgres. Every call runs on the run's thread, between two awaits.
 ///
 /// The calls only a sync makes (checkpoints, deletion windows, stored records) default to an error, so a
-/// host for actions leaves them out.
+/// host for actions leaves them out. A new call must also be forwarded by [`deferred::DeferredWrites`]
+/// (after the writes it holds, when the call reads or changes what they affect), or scripts get its
+/// default.
 pub trait Host {
     /// Called once the engine is ready and the entry module loaded, right before the script's function is
     /// called: the end of a run's fixed start-up cost (see `nango.jobs.phases`).
     fn script_started(&mut self) {}
     /// Writes one validated batch of `model` (ids unique).
     fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String>;
+    /// Writes the batch now or later ([`deferred::DeferredWrites`]); `stack` is the script's stack at the
+    /// call, for the error of a later write.
+    fn defer_save(
+        &mut self,
+        op: SaveOp,
+        model: &str,
+        batch: RecordBatch,
+        _stack: String,
+    ) -> Result<(), String> {
+        self.save(op, model, batch)
+    }
+    /// Makes the writes [`Host::defer_save`] deferred; the error of the first that failed.
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
     /// Appends a line to the run's log.
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>);
     /// The connection's metadata as JSON.
@@ -401,8 +420,8 @@ pub fn run_script(
 }
 
 thread_local! {
-    /// The runtime runs of this thread share: a long-lived worker's runs reuse it and the HTTP clients'
-    /// pooled connections it drives (see `http::HttpClient::new`), instead of building both per run.
+    /// The runtime the runs of this thread share (a long-lived worker's run after run), rather than one
+    /// built per run. Their HTTP I/O runs on the process's HTTP thread (see `http::HttpClient`).
     static ASYNC_RUNTIME: std::cell::OnceCell<tokio::runtime::Runtime> = const { std::cell::OnceCell::new() };
 }
 
@@ -451,6 +470,8 @@ async fn run_async(
 
     let modules = run.modules.clone();
     let memory_limit = limits.memory_bytes;
+    let deferred = Rc::new(RefCell::new(deferred::DeferredWrites::new(host)));
+    let host: Rc<RefCell<dyn Host>> = deferred.clone();
     let work = context.async_with(async move |ctx| {
         let outcome = execute(&ctx, &run, host, client).await;
         match outcome.catch(&ctx) {
@@ -467,10 +488,23 @@ async fn run_async(
         }
     };
     let outcome = tokio::select! {
-        outcome = work => outcome,
-        _ = tokio::time::sleep_until(deadline.into()) => return Err(ScriptError::Timeout(limits.timeout)),
-        _ = watch_cancel => return Err(ScriptError::Cancelled),
+        outcome = work => Ok(outcome),
+        _ = tokio::time::sleep_until(deadline.into()) => Err(ScriptError::Timeout(limits.timeout)),
+        _ = watch_cancel => Err(ScriptError::Cancelled),
     };
+    // The writes the script was told were made are made, whatever ended the run; a write that failed
+    // (then or earlier) fails the run with the error its call would have thrown.
+    let mut deferred = deferred.borrow_mut();
+    let _ = deferred.flush();
+    let outcome = match deferred.failure() {
+        Some(failed) => Err(Caught::Thrown {
+            message: failed.message.clone(),
+            stack: failed.stack.clone(),
+            http_status: None,
+        }),
+        None => outcome?,
+    };
+    drop(deferred);
     // When the heap is full QuickJS cannot even allocate its "out of memory" error and throws a bare `null`
     // (no stack). A script that throws `null` itself is reported the same way; nothing tells the two apart
     // once the heap has been freed.
@@ -691,9 +725,17 @@ fn host_functions<'js>(
                             None,
                         );
                     };
-                    let mut response = http::send_with_retries(&client, &request, provider, &call, *base_delay, &sign, &mut on_retry)
-                        .await
-                        .map_err(|e| Exception::throw_message(&ctx, &e))?;
+                    let mut sending = std::pin::pin!(http::send_with_retries(&client, &request, provider, &call, *base_delay, &sign, &mut on_retry));
+                    // The first poll starts the request on the HTTP thread; the writes the script deferred
+                    // are made while it is in flight.
+                    let started = std::future::poll_fn(|cx| std::task::Poll::Ready(sending.as_mut().poll(cx))).await;
+                    let flushed = host.borrow_mut().flush();
+                    flushed.map_err(|e| Exception::throw_message(&ctx, &e))?;
+                    let sent = match started {
+                        std::task::Poll::Ready(sent) => sent,
+                        std::task::Poll::Pending => sending.await,
+                    };
+                    let mut response = sent.map_err(|e| Exception::throw_message(&ctx, &e))?;
                     if call.decompress != Some(false) {
                         body::decompress(&mut response, max_response_size).map_err(|e| Exception::throw_message(&ctx, &e))?;
                     }
@@ -738,9 +780,13 @@ fn host_functions<'js>(
                     checked,
                     (max_record_size, max_batch_size),
                 )?;
+                // Where the script called, for the error of a write made later.
+                let stack = Exception::from_message(ctx.clone(), "")?
+                    .stack()
+                    .unwrap_or_default();
                 save_host
                     .borrow_mut()
-                    .save(op, &model, batch)
+                    .defer_save(op, &model, batch, stack)
                     .map_err(|e| Exception::throw_message(&ctx, &e))
             },
         )?,
