@@ -29,7 +29,7 @@ e2e: install
 test: unit e2e
 
 bench: install
-	cargo run --release -p pg_nango_bench
+	cargo run --release -p pg_nango_bench -- $(ARGS)
 
 lint: setup
 	cargo fmt --all -- --check

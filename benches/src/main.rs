@@ -74,10 +74,11 @@ fn main() {
         &[
             "nango.min_frequency = 1",
             "nango.script_timeout = 3600",
-            "shared_buffers = '512MB'",
+            // As a user runs it: durable commits (the test clusters run without fsync).
+            "fsync = on",
+            "shared_buffers = '1GB'",
             "max_wal_size = '4GB'",
             "nango.allowed_hosts = '127.0.0.1'",
-            "max_worker_processes = 32",
         ],
     ));
     prepare(&cluster.0);

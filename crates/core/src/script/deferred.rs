@@ -97,6 +97,10 @@ impl DeferredWrites {
 }
 
 impl Host for DeferredWrites {
+    fn script_started(&mut self) {
+        self.inner.borrow_mut().script_started();
+    }
+
     fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String> {
         self.defer_save(op, model, batch, String::new())
     }
