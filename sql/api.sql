@@ -59,7 +59,7 @@ BEGIN
     INSERT INTO nango.credentials AS cr (connection, credentials)
     VALUES (conn, coalesce(validated -> 'credentials', create_connection.credentials))
     ON CONFLICT ON CONSTRAINT credentials_pkey DO UPDATE SET credentials = excluded.credentials, updated_at = now();
-    PERFORM nango._ensure_syncs();
+    PERFORM nango._ensure_syncs(conn);
     -- Its post-connection-creation scripts run once this commits (as on Nango, also when the call replaces
     -- an existing connection's credentials): queued jobs become visible to the scheduler only then.
     INSERT INTO nango.jobs (sync, on_event, integration, connection_id, sync_name, type)
@@ -70,14 +70,27 @@ BEGIN
 END
 $$;
 
--- Creates the schedule row of every deployed sync for every connection of its integration.
-CREATE FUNCTION nango._ensure_syncs() RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO nango.syncs (sync_config, connection, paused, next_run_at)
-    SELECT sc.id, c.id, NOT sc.auto_start, CASE WHEN sc.auto_start THEN now() END
-    FROM nango.sync_configs sc
-    JOIN nango.connections c ON c.provider_config_key = sc.provider_config_key
-    ON CONFLICT ON CONSTRAINT syncs_sync_config_connection_key DO NOTHING
+-- Creates the schedule row of every deployed sync for every connection of its integration (a deploy), or
+-- for one connection only (`only_connection`: its creation, a webhook for it), so that creating the ten
+-- thousandth connection costs what the first did.
+CREATE FUNCTION nango._ensure_syncs(only_connection bigint DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF only_connection IS NULL THEN
+        INSERT INTO nango.syncs (sync_config, connection, paused, next_run_at)
+        SELECT sc.id, c.id, NOT sc.auto_start, CASE WHEN sc.auto_start THEN now() END
+        FROM nango.sync_configs sc
+        JOIN nango.connections c ON c.provider_config_key = sc.provider_config_key
+        ON CONFLICT ON CONSTRAINT syncs_sync_config_connection_key DO NOTHING;
+    ELSE
+        INSERT INTO nango.syncs (sync_config, connection, paused, next_run_at)
+        SELECT sc.id, c.id, NOT sc.auto_start, CASE WHEN sc.auto_start THEN now() END
+        FROM nango.connections c
+        JOIN nango.sync_configs sc ON sc.provider_config_key = c.provider_config_key
+        WHERE c.id = only_connection
+        ON CONFLICT ON CONSTRAINT syncs_sync_config_connection_key DO NOTHING;
+    END IF;
+END
 $$;
 
 CREATE FUNCTION nango._connection(provider_config_key text, connection_id text) RETURNS bigint
@@ -130,7 +143,7 @@ BEGIN
     IF octet_length(coalesce(payload, 'null')::text) > nango._max_webhook_payload() THEN
         RAISE EXCEPTION 'the webhook payload is larger than nango.max_response_size';
     END IF;
-    PERFORM nango._ensure_syncs();
+    PERFORM nango._ensure_syncs(conn);
     FOR target IN
         SELECT s.id, sc.name FROM nango.sync_configs sc
         JOIN nango.syncs s ON s.sync_config = sc.id AND s.connection = conn
