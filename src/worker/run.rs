@@ -146,11 +146,11 @@ fn run_job(next: NextJob, mut phases: Phases) {
     phases.script_started = host.borrow().script_started_at;
     phases.script_ended = Some(Instant::now());
     host.borrow_mut().finish();
-    let phases = phases.to_json();
+    let (phases, claim_started) = (phases.to_json(), phases.claim_started_epoch());
     match outcome {
         Ok(_) => {
             let ended = run_txn(|| {
-                jobs::record_phases(job_id, &phases)?;
+                jobs::record_phases(job_id, &phases, claim_started)?;
                 jobs::finish_success(&job)
             });
             if let Err(error) = ended {
@@ -162,8 +162,13 @@ fn run_job(next: NextJob, mut phases: Phases) {
             }
         }
         Err(error) => {
-            let _ = run_txn(|| jobs::record_phases(job_id, &phases));
-            end_failed(job_id, error.error_type(), &error.message())
+            let ended = run_txn(|| {
+                jobs::record_phases(job_id, &phases, claim_started)?;
+                jobs::finish_failure(job_id, error.error_type(), &error.message())
+            });
+            if ended.is_err() {
+                end_failed(job_id, error.error_type(), &error.message());
+            }
         }
     }
 }
@@ -196,7 +201,15 @@ impl Phases {
         }
     }
 
-    /// Milliseconds per phase; `claim_started` as seconds since the Unix epoch, for the wait.
+    /// When the claim began, in seconds since the Unix epoch: the end of the job's wait.
+    fn claim_started_epoch(&self) -> f64 {
+        self.claim_started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    }
+
+    /// Milliseconds per phase the worker measured (the wait is measured against the job's row).
     fn to_json(&self) -> serde_json::Value {
         let ms = |from: Option<Instant>, to: Option<Instant>| match (from, to) {
             (Some(from), Some(to)) => {
@@ -216,11 +229,6 @@ impl Phases {
             "claim": ms(Some(self.claim_started_at), self.claimed),
             "start": ms(self.claimed, self.script_started),
             "script": ms(self.script_started, self.script_ended),
-            "claim_started_epoch": self
-                .claim_started
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64(),
         })
     }
 }
