@@ -493,16 +493,7 @@ fn delta_read(client: &mut Client, records_count: usize, stored_count: usize) {
         change.written
     );
 
-    println!("\nEXPLAIN (ANALYZE, BUFFERS) {delta_query}");
-    for row in client
-        .query(
-            &format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {delta_query}"),
-            &[],
-        )
-        .unwrap()
-    {
-        println!("  {}", row.get::<_, String>(0));
-    }
+    print_plan(client, &delta_query);
     let delta_time = timed(client, &delta_query, 5);
     let full_time = timed(client, &full_query, 3);
     println!(
@@ -517,6 +508,20 @@ fn delta_read(client: &mut Client, records_count: usize, stored_count: usize) {
         "delta / full: {:.2} % of the time",
         100.0 * delta_time / full_time
     );
+}
+
+/// Prints the plan of `query` as it ran (EXPLAIN ANALYZE, BUFFERS).
+fn print_plan(client: &mut Client, query: &str) {
+    println!("\nEXPLAIN (ANALYZE, BUFFERS) {query}");
+    for row in client
+        .query(
+            &format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {query}"),
+            &[],
+        )
+        .unwrap()
+    {
+        println!("  {}", row.get::<_, String>(0));
+    }
 }
 
 /// The best of `runs` server-side executions of a query that reads every row it returns in full.

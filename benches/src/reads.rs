@@ -66,16 +66,7 @@ pub fn paged_reads(client: &mut Client, stored: usize) {
         "SELECT id, data, _nango_metadata, cursor FROM nango.records('Item', \"limit\" => {PAGE}, cursor => {})",
         last.as_deref().map_or("NULL".into(), |c| format!("'{c}'"))
     );
-    println!("\nEXPLAIN (ANALYZE, BUFFERS) {explained}");
-    for row in client
-        .query(
-            &format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {explained}"),
-            &[],
-        )
-        .unwrap()
-    {
-        println!("  {}", row.get::<_, String>(0));
-    }
+    crate::print_plan(client, &explained);
 }
 
 /// One page after `cursor`, every column fetched: its rows, their bytes and the last row's cursor.

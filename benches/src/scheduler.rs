@@ -11,8 +11,7 @@
 
 use std::time::Duration;
 
-use pg_nango_e2e::{API_KEY, Client, mock};
-use serde_json::json;
+use pg_nango_e2e::Client;
 
 /// How long the idle window lasts.
 const IDLE_WINDOW: Duration = Duration::from_secs(20);
@@ -20,27 +19,7 @@ const IDLE_WINDOW: Duration = Duration::from_secs(20);
 /// Tops the connections up to `total`, then prints the section.
 pub fn scheduler_at_scale(client: &mut Client, existing: usize, total: usize) {
     let (due, spread) = (total / 5, Duration::from_secs(40));
-    client
-        .execute(
-            "SELECT count(nango.create_connection('e2e', 'small-' || n, $1, $2)) FROM generate_series($3::int, $4::int) n",
-            &[
-                &json!({"type": "API_KEY", "apiKey": API_KEY}),
-                &json!({"base_url": mock().url()}),
-                &(existing as i32 + 1),
-                &(total as i32),
-            ],
-        )
-        .expect("create the connections");
-    client
-        .execute(
-            "SELECT count(nango.set_metadata('e2e', 'small-' || n, $1)) FROM generate_series($2::int, $3::int) n",
-            &[
-                &json!({"steps": [{"dataset": "small", "limit": 100}]}),
-                &(existing as i32 + 1),
-                &(total as i32),
-            ],
-        )
-        .expect("set the connections' metadata");
+    crate::small_syncs::create_connections(client, existing + 1, total);
     let scheduled = client
         .execute(
             "UPDATE nango.syncs s SET paused = false, next_run_at = now() + interval '1 hour'

@@ -27,25 +27,7 @@ const PAGE_RECORDS: usize = 100;
 pub fn many_small_syncs(client: &mut Client, connections: usize, record: fn(usize) -> Value) {
     let page: Vec<Value> = (0..PAGE_RECORDS).map(record).collect();
     mock().set_dataset("small", page);
-    client
-        .execute(
-            "SELECT count(nango.create_connection('e2e', 'small-' || n, $1, $2)) FROM generate_series(1, $3::int) n",
-            &[
-                &json!({"type": "API_KEY", "apiKey": API_KEY}),
-                &json!({"base_url": mock().url()}),
-                &(connections as i32),
-            ],
-        )
-        .expect("create the connections");
-    client
-        .execute(
-            "SELECT count(nango.set_metadata('e2e', 'small-' || n, $1)) FROM generate_series(1, $2::int) n",
-            &[
-                &json!({"steps": [{"dataset": "small", "limit": PAGE_RECORDS}]}),
-                &(connections as i32),
-            ],
-        )
-        .expect("set the connections' metadata");
+    create_connections(client, 1, connections);
     let concurrency: String = client
         .query_one("SHOW nango.max_concurrent_syncs", &[])
         .unwrap()
@@ -108,6 +90,31 @@ pub fn many_small_syncs(client: &mut Client, connections: usize, record: fn(usiz
         describe_memory(&early_memory),
         describe_memory(&late_memory)
     );
+}
+
+/// Creates the connections `small-<first>` … `small-<last>`, each syncing one page of the `small` dataset.
+pub fn create_connections(client: &mut Client, first: usize, last: usize) {
+    client
+        .execute(
+            "SELECT count(nango.create_connection('e2e', 'small-' || n, $1, $2)) FROM generate_series($3::int, $4::int) n",
+            &[
+                &json!({"type": "API_KEY", "apiKey": API_KEY}),
+                &json!({"base_url": mock().url()}),
+                &(first as i32),
+                &(last as i32),
+            ],
+        )
+        .expect("create the connections");
+    client
+        .execute(
+            "SELECT count(nango.set_metadata('e2e', 'small-' || n, $1)) FROM generate_series($2::int, $3::int) n",
+            &[
+                &json!({"steps": [{"dataset": "small", "limit": PAGE_RECORDS}]}),
+                &(first as i32),
+                &(last as i32),
+            ],
+        )
+        .expect("set the connections' metadata");
 }
 
 fn trigger(client: &mut Client, connection: &str) -> i64 {
