@@ -74,39 +74,41 @@ pub(crate) use counted;
 // connection's records for a thousand ids).
 
 /// batchSave. New, changed and deleted records are written (a deleted one saved again is ADDED, with a new
-/// first_seen_at); unchanged ones are left alone.
+/// first_seen_at); unchanged ones are left alone. New records are inserted and stored ones updated, each by
+/// the plain statement: the model lock keeps every other writer of these ids out until commit, so an
+/// `INSERT … ON CONFLICT`, which costs a speculative insertion per record, has no race to settle.
 const SAVE_SQL: &str = counted!(
     "
 WITH candidates AS MATERIALIZED (
-    SELECT i.id, i.txt::jsonb AS rec, i.hash, i.n, r.external_id IS NOT NULL AS stored,
+    SELECT i.id, i.txt, i.hash, i.n, r.external_id IS NOT NULL AS stored,
            r.deleted_at, r.data, r.last_job, r.last_action
     FROM unnest($5::text[], $1::text[], $6::uuid[]) WITH ORDINALITY AS i(id, txt, hash, n)
     LEFT JOIN LATERAL (SELECT s.external_id, s.deleted_at, s.data_hash, s.data, s.last_job, s.last_action
                        FROM nango.stored_records s
                        WHERE s.model = $2 AND s.connection = $3 AND s.external_id = i.id LIMIT 1) r ON true
     WHERE r.external_id IS NULL OR r.deleted_at IS NOT NULL OR r.data_hash <> i.hash),
-changed AS MATERIALIZED (
-    SELECT c.id, c.rec, c.hash, c.n, CASE WHEN c.last_job = $4 THEN c.last_action END AS previous,
-           CASE WHEN NOT c.stored OR c.deleted_at IS NOT NULL THEN 'ADDED' ELSE 'UPDATED' END AS action
-    FROM candidates c
-    WHERE NOT c.stored OR c.deleted_at IS NOT NULL OR c.data <> c.rec),
-upserted AS (
-    INSERT INTO nango.stored_records AS r
+inserted AS (
+    INSERT INTO nango.stored_records
         (model, connection, external_id, data, data_hash, first_seen_at, last_modified_at, deleted_at,
          last_action, cursor, last_job)
-    SELECT $2, $3, c.id, c.rec, c.hash, now(), now(), NULL, 'ADDED', nextval('nango.record_cursor'), $4
-    FROM changed c ORDER BY c.n
-    ON CONFLICT (model, connection, external_id) DO UPDATE SET
-        data = excluded.data,
-        data_hash = excluded.data_hash,
-        first_seen_at = CASE WHEN r.deleted_at IS NULL THEN r.first_seen_at ELSE excluded.first_seen_at END,
-        last_action = CASE WHEN r.deleted_at IS NULL THEN 'UPDATED' ELSE 'ADDED' END,
-        last_modified_at = excluded.last_modified_at,
-        deleted_at = NULL,
-        cursor = excluded.cursor,
-        last_job = excluded.last_job),
--- Every changed record is written (the model lock keeps others out), with the action computed above.
-written AS (SELECT action, previous FROM changed)"
+    SELECT $2, $3, c.id, c.txt::jsonb, c.hash, now(), now(), NULL, 'ADDED', nextval('nango.record_cursor'), $4
+    FROM candidates c WHERE NOT c.stored ORDER BY c.n
+    RETURNING 'ADDED'::text AS action, NULL::text AS previous),
+changed AS MATERIALIZED (
+    SELECT c.id, c.rec, c.hash, c.n, c.deleted_at, CASE WHEN c.last_job = $4 THEN c.last_action END AS previous,
+           CASE WHEN c.deleted_at IS NOT NULL THEN 'ADDED' ELSE 'UPDATED' END AS action
+    FROM (SELECT c.*, c.txt::jsonb AS rec FROM candidates c WHERE c.stored) c
+    WHERE c.deleted_at IS NOT NULL OR c.data <> c.rec),
+updated AS (
+    UPDATE nango.stored_records r
+    SET data = c.rec, data_hash = c.hash,
+        first_seen_at = CASE WHEN c.deleted_at IS NULL THEN r.first_seen_at ELSE now() END,
+        last_action = c.action, last_modified_at = now(), deleted_at = NULL,
+        cursor = nextval('nango.record_cursor'), last_job = $4
+    FROM (SELECT * FROM changed ORDER BY n) c
+    WHERE r.model = $2 AND r.connection = $3 AND r.external_id = c.id
+    RETURNING c.action, c.previous),
+written AS (SELECT action, previous FROM inserted UNION ALL SELECT action, previous FROM updated)"
 );
 
 /// Before a batchSave, when most records of the run's last batch were unchanged: the positions (1-based) of
