@@ -21,7 +21,7 @@
 //! 9. **Native against JavaScript**: sha256 and base64 of 10 MB through `crypto`/`Buffer` (native) and
 //!    through JavaScript implementations in QuickJS. In-process, no cluster: `-- native` runs it alone.
 //!
-//! `-- small` runs 5. and 6. alone.
+//! `-- small` runs 5. and 6. alone; `-- ingest` runs 1., 2., 4. and 7. alone.
 //!
 //! Figures are for comparing within one run; machines here are noisy.
 
@@ -63,6 +63,7 @@ fn main() {
         return;
     }
     let small_only = std::env::args().nth(1).as_deref() == Some("small");
+    let ingest_only = std::env::args().nth(1).as_deref() == Some("ingest");
     let records_count = setting("PG_NANGO_BENCH_RECORDS", 100_000);
     let connections = setting("PG_NANGO_BENCH_CONNECTIONS", 1000).max(1);
     let scheduled = setting("PG_NANGO_BENCH_SCHEDULED", 10_000).max(connections);
@@ -109,8 +110,10 @@ fn main() {
         bytes / records_count
     );
 
-    small_syncs::many_small_syncs(&mut client, connections, small_record);
-    scheduler::scheduler_at_scale(&mut client, connections, scheduled);
+    if !ingest_only {
+        small_syncs::many_small_syncs(&mut client, connections, small_record);
+        scheduler::scheduler_at_scale(&mut client, connections, scheduled);
+    }
 
     // 1. Ingest, and the job worker's memory.
     let initial = run(&mut client, "bench");
@@ -249,6 +252,9 @@ fn main() {
         again: again.seconds,
     };
     peers::against_peers(&cluster.0, &mock().url(), "bench", records_count, &nango);
+    if ingest_only {
+        return;
+    }
 
     // 3. Delta read over 1,000,000 records, 1% changed.
     delta_read(&mut client, records_count, stored_count);

@@ -134,7 +134,7 @@ pub fn native_against_javascript() {
             input_json: Some(SIZE.to_string()),
         },
         entry: path.into(),
-        modules: Rc::new(modules),
+        modules: std::sync::Arc::new(modules),
         provider_name: "bench".into(),
         provider: Provider::default(),
         oauth_client: None,

@@ -3,7 +3,6 @@
 //! listener is told exactly when the data is visible.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 
 use pg_nango_core::providers::oauth::OAuthClient;
 use pg_nango_core::providers::{ConnectionInfo, Provider};
@@ -302,7 +301,7 @@ impl ScriptContext {
         ScriptRun {
             kind,
             entry: entry.to_string(),
-            modules: Rc::new(modules),
+            modules: std::sync::Arc::new(modules),
             provider_name: self.provider_name.clone(),
             provider: serde_json::from_value::<Provider>(self.provider.clone()).unwrap_or_default(),
             connection: ConnectionInfo {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use pg_nango_core::script::{Host, ScriptError, ScriptKind, ScriptRun, run_script};
+use pg_nango_core::script::{Host, ScriptError, ScriptKind, ScriptRun, internal_error, run_script};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 
@@ -279,14 +279,7 @@ pub fn run_isolated(
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_script(script, host, cancelled)
     }))
-    .unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(ScriptError::Setup(format!("internal error: {message}")))
-    })
+    .unwrap_or_else(|panic| Err(internal_error(panic)))
 }
 
 /// Whether this worker was told to stop (SIGTERM, or `also_stop` of [`run_isolated`]).

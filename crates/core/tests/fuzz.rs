@@ -887,7 +887,7 @@ fn run_sync(body: &str) -> (Result<Option<Value>, ScriptError>, MemoryHost) {
     let run = ScriptRun {
         kind: ScriptKind::Sync,
         entry: "zoo/syncs/case.ts".into(),
-        modules: Rc::new(modules),
+        modules: std::sync::Arc::new(modules),
         provider_name: "zoo".into(),
         provider,
         oauth_client: None,

@@ -66,7 +66,7 @@ fn action_with(
     let run = ScriptRun {
         kind: ScriptKind::Action { input_json: None },
         entry: "demo/actions/a.ts".into(),
-        modules: Rc::new(modules),
+        modules: std::sync::Arc::new(modules),
         provider_name: "demo".into(),
         provider: Provider::default(),
         oauth_client: None,

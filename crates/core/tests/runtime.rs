@@ -25,10 +25,14 @@ struct MemoryHost {
     credentials: Option<Value>,
     /// How long a write blocks the run's thread (as a write in Postgres does).
     save_delay: Duration,
+    /// When each write started, in ms since the epoch (as JavaScript's `Date.now()`).
+    save_started: Vec<u128>,
 }
 
 impl Host for MemoryHost {
     fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        self.save_started.push(now.unwrap().as_millis());
         std::thread::sleep(self.save_delay);
         if batch.records.iter().any(|r| r.id == "refused") {
             return Err(format!("could not save {model} records: refused"));
@@ -121,7 +125,7 @@ fn run_modules(
     let mut script = ScriptRun {
         kind,
         entry: entry.to_string(),
-        modules: Rc::new(modules),
+        modules: std::sync::Arc::new(modules),
         provider_name: "demo".into(),
         provider,
         oauth_client: None,
@@ -212,11 +216,41 @@ fn a_write_is_made_while_the_next_request_is_in_flight() {
 }
 
 #[test]
+fn the_script_runs_on_while_its_batch_is_written() {
+    // 100 ms of work after the first batchSave resolved; its write takes 300 ms.
+    let sync = "export default async function fetchData(nango: any) {\n\
+          await nango.batchSave([{ id: 'a' }], 'Ticket');\n\
+          const until = Date.now() + 100;\n\
+          while (Date.now() < until) {}\n\
+          await nango.batchSave([{ id: 'b', worked_until: Date.now() }], 'Ticket');\n}\n";
+    let host = MemoryHost {
+        save_delay: Duration::from_millis(300),
+        ..MemoryHost::default()
+    };
+    let (result, host) = run_with(
+        &[("demo/syncs/work.ts", sync)],
+        "demo/syncs/work.ts",
+        ScriptKind::Sync,
+        Duration::from_secs(10),
+        |_| {},
+        host,
+    );
+    result.unwrap();
+    let worked_until = host.saved[1].2[0]["worked_until"].as_u64().unwrap() as u128;
+    // The first write started before the script's work ended: the two ran at the same time.
+    assert!(
+        host.save_started[0] < worked_until,
+        "write started at {}, work ended at {worked_until}",
+        host.save_started[0]
+    );
+}
+
+#[test]
 fn a_write_that_fails_later_fails_the_run_from_the_scripts_call() {
     let sync = "export default async function fetchData(nango: any) {\n\
           await nango.batchSave([{ id: 'a' }], 'Ticket');\n\
           await nango.batchSave([{ id: 'refused' }], 'Ticket');\n\
-          try { await nango.get({ endpoint: '/slow', params: { ms: 1 } }); } catch (e) { await nango.log('caught ' + e.message); }\n\
+          try { await nango.getMetadata(); } catch (e) { await nango.log('caught ' + e.message); }\n\
           await nango.batchSave([{ id: 'b' }], 'Ticket');\n}\n";
     let (result, host) = run(
         &[("demo/syncs/refused.ts", sync)],
@@ -238,6 +272,7 @@ fn a_write_that_fails_later_fails_the_run_from_the_scripts_call() {
     }
     let ids: Vec<&Value> = host.saved.iter().map(|(_, _, r)| &r[0]["id"]).collect();
     assert_eq!(ids, [&json!("a")]);
+    // The script caught the error at its next call.
     assert!(
         host.logs
             .iter()

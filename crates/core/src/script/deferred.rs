@@ -1,51 +1,70 @@
-//! [`DeferredWrites`]: the host a script sees, which lets `batchSave`, `batchUpdate` and `batchDelete`
-//! resolve once their records are checked and copied out of the engine, and writes them a moment later,
-//! while the script waits on its next HTTP request (which runs on another thread, see `http`). A sync that
-//! fetches a page, saves it and fetches the next then has the next page in flight while the last one is
-//! written, instead of one after the other.
+//! The script's engine runs on a thread of its own; the run's thread (a Postgres backend's, the only one
+//! that may use the database) serves the engine's host calls ([`serve`]). [`DeferredWrites`] is the host a
+//! script sees on the engine's thread: it sends each call over to the run's thread, and lets `batchSave`,
+//! `batchUpdate` and `batchDelete` resolve once their records are checked and copied out of the engine,
+//! without waiting for the write. While a batch is written, the script goes on: its next HTTP request,
+//! parsing the page, checking and hashing the next batch. A sync that fetches a page, saves it and fetches
+//! the next uses two cores, one writing and one running the script, instead of one after the other.
 //!
 //! Why a script cannot tell (beyond timing) that a write was deferred:
-//! - Writes happen in call order: there is one queue, written front to back on the run's thread.
-//! - Every host call other than a write or a log writes the queue first: whatever reads or changes state
-//!   the writes affect (`getRecordsByIds`, `listRecords`, checkpoints, metadata, deletion windows, locks,
-//!   credentials) sees every write made before it, as it would have. So does the end of the run, which
-//!   writes the queue before the job ends.
-//! - A log line written while writes are queued is queued behind them, so the run's logs keep their order
+//! - Calls are served in the order they were made, on one channel: writes in call order, and every call
+//!   after a write sees it. Whatever reads or changes state the writes affect (`getRecordsByIds`,
+//!   `listRecords`, checkpoints, metadata, deletion windows, locks, credentials) waits for its answer, so
+//!   it sees every write made before it, as it would have. So does the end of the run, which waits for the
+//!   last write before the job ends.
+//! - A log line is sent without waiting, behind the writes before it, so the run's logs keep their order
 //!   (each write logs what it did).
 //! - A write that fails fails the run with the error the write itself would have thrown, from the place of
-//!   the script's call (`could not save … (at file:line:col)`). The queue after it is dropped, and every
-//!   later host call returns that error without doing anything, so nothing the script did after the write
-//!   (a `saveCheckpoint`, another batch) is stored. What a script loses is the chance to catch that error
-//!   around its `batchSave`; as in Nango, records written before the failure stay written.
+//!   the script's call (`could not save … (at file:line:col)`). The run's thread then drops every later
+//!   write, and every log line written before the script learned of the failure, and answers every later
+//!   call with that error, so nothing the script did after the write (a `saveCheckpoint`, another batch) is
+//!   stored. The script learns of it at its next call, or at an HTTP request made once the write failed. What a script loses is the chance to catch that error around its
+//!   `batchSave`; as in Nango, records written before the failure stay written.
 //!
-//! Memory: at most one batch is queued (a second write first writes the first), so the queue holds at
-//! most one batch (bounded by the run's memory limit, as the batch itself) and [`MAX_QUEUED_LOGS`] lines.
+//! Memory: one write at a time is in flight (the next `batchSave` waits for the one before), so at most
+//! one batch waits besides the one the script is making, and at most [`MAX_QUEUED_REQUESTS`] calls wait
+//! to be served before a log line waits for room.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::Rc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::{Host, SaveOp};
 use crate::records::batch::RecordBatch;
 
-/// Log lines queued behind a write before the write is made to let them through.
-pub const MAX_QUEUED_LOGS: usize = 1000;
+/// Calls that may wait to be served before the script's next one waits for room.
+pub const MAX_QUEUED_REQUESTS: usize = 1000;
 
-enum Queued {
-    Write {
-        op: SaveOp,
-        model: String,
-        batch: RecordBatch,
-        /// The JavaScript stack of the script's call, for the error should the write fail.
-        stack: String,
-    },
-    Log {
-        level: String,
-        message: String,
-        payload: Option<String>,
-    },
+/// One call, made on the run's thread with its host and the error of the write that failed, if one did.
+/// It answers its caller itself; it returns the error of the write it made, if that failed.
+pub type Request = Box<dyn FnOnce(&mut dyn Host, Option<&str>) -> Option<String> + Send>;
+
+/// What a call gets once the run's thread has stopped serving (it failed, and the run is ending).
+const NOT_SERVED: &str = "the run is ending: its database calls are no longer served";
+
+/// Serves `requests` with `host` until every sender is gone or `engine_finished` says the engine's thread
+/// ended (a sender it leaked must not keep the run waiting). Runs on the run's thread.
+pub fn serve(host: &mut dyn Host, requests: Receiver<Request>, engine_finished: impl Fn() -> bool) {
+    let mut failed: Option<String> = None;
+    let mut handle = |request: Request, failed: &mut Option<String>| {
+        if let Some(error) = request(host, failed.as_deref()) {
+            failed.get_or_insert(error);
+        }
+    };
+    loop {
+        match requests.recv_timeout(Duration::from_millis(100)) {
+            Ok(request) => handle(request, &mut failed),
+            Err(RecvTimeoutError::Timeout) if engine_finished() => {
+                for request in requests.try_iter() {
+                    handle(request, &mut failed);
+                }
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
 
 /// A write that failed: its error, and the stack of the script's call that asked for it.
@@ -55,26 +74,24 @@ pub struct FailedWrite {
     pub stack: String,
 }
 
-/// Defers the writes of `inner` (see the module's documentation).
+/// The host on the engine's thread (see the module's documentation).
 pub struct DeferredWrites {
-    inner: Rc<RefCell<dyn Host>>,
-    queue: VecDeque<Queued>,
-    /// Log lines in `queue`.
-    queued_logs: usize,
+    requests: SyncSender<Request>,
+    /// The answer of the write in flight, and the stack of its call.
+    in_flight: Option<(Receiver<Result<(), String>>, String)>,
     failed: Option<FailedWrite>,
 }
 
 impl DeferredWrites {
-    pub fn new(inner: Rc<RefCell<dyn Host>>) -> Self {
+    pub fn new(requests: SyncSender<Request>) -> Self {
         DeferredWrites {
-            inner,
-            queue: VecDeque::new(),
-            queued_logs: 0,
+            requests,
+            in_flight: None,
             failed: None,
         }
     }
 
-    /// The write that failed, if one did.
+    /// The write that failed, if one did (and is known to have: see [`Host::flush`]).
     pub fn failure(&self) -> Option<&FailedWrite> {
         self.failed.as_ref()
     }
@@ -86,19 +103,45 @@ impl DeferredWrites {
         }
     }
 
-    /// Runs `call` on the inner host once the queue is written.
-    fn after_writes<R>(
+    /// Sends a request that answers no one.
+    fn post(&self, request: impl FnOnce(&mut dyn Host, Option<&str>) + Send + 'static) {
+        // Once the run's thread stops serving, nothing is left to do with it.
+        let _ = self.requests.send(Box::new(move |host, failed| {
+            request(host, failed);
+            None
+        }));
+    }
+
+    /// Makes `call` on the run's thread, after the writes before it, and waits for its answer.
+    fn ask<R: Send + 'static>(
         &mut self,
-        call: impl FnOnce(&mut dyn Host) -> Result<R, String>,
+        call: impl FnOnce(&mut dyn Host) -> Result<R, String> + Send + 'static,
     ) -> Result<R, String> {
         self.flush()?;
-        call(&mut *self.inner.borrow_mut())
+        let (answer, answered) = mpsc::sync_channel(1);
+        self.requests
+            .send(Box::new(move |host, failed| {
+                let _ = answer.send(match failed {
+                    Some(error) => Err(error.to_string()),
+                    None => call(host),
+                });
+                None
+            }))
+            .map_err(|_| NOT_SERVED.to_string())?;
+        answered.recv().map_err(|_| NOT_SERVED.to_string())?
+    }
+
+    /// Records the answer of the write in flight.
+    fn settle(&mut self, answer: Result<Result<(), String>, String>, stack: String) {
+        if let Err(message) = answer.and_then(|written| written) {
+            self.failed.get_or_insert(FailedWrite { message, stack });
+        }
     }
 }
 
 impl Host for DeferredWrites {
     fn script_started(&mut self) {
-        self.inner.borrow_mut().script_started();
+        self.post(|host, _| host.script_started());
     }
 
     fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String> {
@@ -112,106 +155,99 @@ impl Host for DeferredWrites {
         batch: RecordBatch,
         stack: String,
     ) -> Result<(), String> {
-        // One batch at most waits: the one before is written first.
+        // One write at a time: the one before is waited for first.
         self.flush()?;
-        self.queue.push_back(Queued::Write {
-            op,
-            model: model.to_string(),
-            batch,
-            stack,
-        });
+        let model = model.to_string();
+        let (answer, answered) = mpsc::sync_channel(1);
+        self.requests
+            .send(Box::new(move |host, failed| {
+                let written = match failed {
+                    Some(error) => Err(error.to_string()),
+                    None => host.save(op, &model, batch),
+                };
+                let error = written.as_ref().err().cloned();
+                let _ = answer.send(written);
+                // Only this write's own failure stops what follows (one before it already did).
+                error.filter(|_| failed.is_none())
+            }))
+            .map_err(|_| NOT_SERVED.to_string())?;
+        self.in_flight = Some((answered, stack));
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        self.refused()?;
-        while let Some(queued) = self.queue.pop_front() {
-            match queued {
-                Queued::Write {
-                    op,
-                    model,
-                    batch,
-                    stack,
-                } => {
-                    if let Err(message) = self.inner.borrow_mut().save(op, &model, batch) {
-                        // What the script did after this call is not stored, its log lines included: the
-                        // call would have thrown before them.
-                        self.queue.clear();
-                        self.queued_logs = 0;
-                        self.failed = Some(FailedWrite {
-                            message: message.clone(),
-                            stack,
-                        });
-                        return Err(message);
-                    }
-                }
-                Queued::Log {
-                    level,
-                    message,
-                    payload,
-                } => {
-                    self.queued_logs -= 1;
-                    self.inner
-                        .borrow_mut()
-                        .log(&level, &message, payload.as_deref());
-                }
+        if let Some((answered, stack)) = self.in_flight.take() {
+            let answer = answered.recv().map_err(|_| NOT_SERVED.to_string());
+            self.settle(answer, stack);
+        }
+        self.refused()
+    }
+
+    fn failed_write(&mut self) -> Result<(), String> {
+        if let Some((answered, stack)) = self.in_flight.take() {
+            match answered.try_recv() {
+                Ok(answer) => self.settle(Ok(answer), stack),
+                Err(TryRecvError::Empty) => self.in_flight = Some((answered, stack)),
+                Err(TryRecvError::Disconnected) => self.settle(Err(NOT_SERVED.into()), stack),
             }
         }
-        Ok(())
+        self.refused()
     }
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {
-        if self.queue.is_empty() {
-            self.inner.borrow_mut().log(level, message, payload_json);
-            return;
-        }
-        self.queue.push_back(Queued::Log {
-            level: level.to_string(),
-            message: message.to_string(),
-            payload: payload_json.map(str::to_string),
+        let (level, message) = (level.to_string(), message.to_string());
+        let payload = payload_json.map(str::to_string);
+        // A line written once the script has seen the failure (it caught the error) is kept.
+        let failure_seen = self.failed.is_some();
+        self.post(move |host, failed| {
+            // A line written after a write that failed, before the script could know: the write's call
+            // would have thrown before it.
+            if failed.is_none() || failure_seen {
+                host.log(&level, &message, payload.as_deref());
+            }
         });
-        self.queued_logs += 1;
-        if self.queued_logs >= MAX_QUEUED_LOGS {
-            // A failure is kept and reported by the next call and at the end of the run.
-            let _ = self.flush();
-        }
     }
 
     fn metadata(&mut self) -> Result<String, String> {
-        self.after_writes(|host| host.metadata())
+        self.ask(|host| host.metadata())
     }
 
     fn set_metadata(&mut self, metadata_json: &str, merge: bool) -> Result<(), String> {
-        self.after_writes(|host| host.set_metadata(metadata_json, merge))
+        let metadata_json = metadata_json.to_string();
+        self.ask(move |host| host.set_metadata(&metadata_json, merge))
     }
 
     fn lock_credentials(&mut self) -> Result<Value, String> {
-        self.after_writes(|host| host.lock_credentials())
+        self.ask(|host| host.lock_credentials())
     }
 
     fn store_credentials(&mut self, credentials: &Value) -> Result<(), String> {
-        self.after_writes(|host| host.store_credentials(credentials))
+        let credentials = credentials.clone();
+        self.ask(move |host| host.store_credentials(&credentials))
     }
 
     fn release_credentials(&mut self) {
-        // Only ever after a lock_credentials, which wrote the queue.
-        self.inner.borrow_mut().release_credentials();
+        // Released whatever happened to the writes.
+        self.post(|host, _| host.release_credentials());
     }
 
     fn checkpoint(&mut self) -> Result<Value, String> {
-        self.after_writes(|host| host.checkpoint())
+        self.ask(|host| host.checkpoint())
     }
 
     fn set_checkpoint(&mut self, checkpoint: Option<&Value>) -> Result<(), String> {
-        self.after_writes(|host| host.set_checkpoint(checkpoint))
+        let checkpoint = checkpoint.cloned();
+        self.ask(move |host| host.set_checkpoint(checkpoint.as_ref()))
     }
 
     fn track_deletes_start(&mut self, model: &str) -> Result<(), String> {
-        self.after_writes(|host| host.track_deletes_start(model))
+        let model = model.to_string();
+        self.ask(move |host| host.track_deletes_start(&model))
     }
 
     fn track_deletes_end(&mut self, model: &str) -> Result<Vec<String>, String> {
-        self.after_writes(|host| host.track_deletes_end(model))
+        let model = model.to_string();
+        self.ask(move |host| host.track_deletes_end(&model))
     }
 
     fn records_by_ids(
@@ -219,7 +255,8 @@ impl Host for DeferredWrites {
         model: &str,
         ids: &[String],
     ) -> Result<Map<String, Value>, String> {
-        self.after_writes(|host| host.records_by_ids(model, ids))
+        let (model, ids) = (model.to_string(), ids.to_vec());
+        self.ask(move |host| host.records_by_ids(&model, &ids))
     }
 
     fn list_records(
@@ -228,59 +265,72 @@ impl Host for DeferredWrites {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Value, String> {
-        self.after_writes(|host| host.list_records(model, cursor, limit))
+        let (model, cursor) = (model.to_string(), cursor.map(str::to_string));
+        self.ask(move |host| host.list_records(&model, cursor.as_deref(), limit))
     }
 
     fn try_acquire_lock(&mut self, key: &str, ttl_ms: u64) -> Result<bool, String> {
-        self.after_writes(|host| host.try_acquire_lock(key, ttl_ms))
+        let key = key.to_string();
+        self.ask(move |host| host.try_acquire_lock(&key, ttl_ms))
     }
 
     fn release_lock(&mut self, key: &str) -> Result<bool, String> {
-        self.after_writes(|host| host.release_lock(key))
+        let key = key.to_string();
+        self.ask(move |host| host.release_lock(&key))
     }
 
     fn integration(&mut self) -> Result<Value, String> {
-        self.after_writes(|host| host.integration())
+        self.ask(|host| host.integration())
     }
 
     fn environment_variables(&mut self) -> Result<Value, String> {
-        self.after_writes(|host| host.environment_variables())
+        self.ask(|host| host.environment_variables())
     }
 
     fn set_merging_strategy(&mut self, model: &str, strategy: &str) -> Result<(), String> {
-        self.after_writes(|host| host.set_merging_strategy(model, strategy))
+        let (model, strategy) = (model.to_string(), strategy.to_string());
+        self.ask(move |host| host.set_merging_strategy(&model, &strategy))
     }
 
     fn action_entry(&mut self, name: &str) -> Result<Option<String>, String> {
-        self.after_writes(|host| host.action_entry(name))
+        let name = name.to_string();
+        self.ask(move |host| host.action_entry(&name))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
     use crate::records::batch::OutgoingRecord;
 
-    /// Records what reaches it, in order; refuses a batch with a record whose id is `bad`.
-    #[derive(Default)]
+    /// Records what reaches it, in order; refuses a batch with a record whose id is `bad`, and holds a
+    /// batch with a record whose id is `held` until the test opens `gate`.
     struct Recorder {
-        events: Vec<String>,
+        events: Arc<Mutex<Vec<String>>>,
+        gate: Receiver<()>,
     }
 
     impl Host for Recorder {
         fn save(&mut self, op: SaveOp, model: &str, batch: RecordBatch) -> Result<(), String> {
-            if batch.records.iter().any(|r| r.id == "bad") {
+            if batch.records.iter().any(|r| r.id == "held") {
+                self.gate.recv().unwrap();
+            }
+            if batch.records.iter().any(|r| r.id.starts_with("bad")) {
                 return Err(format!("could not save {model} records: refused"));
             }
             self.events
+                .lock()
+                .unwrap()
                 .push(format!("{} {model} {}", op.method(), batch.len()));
             Ok(())
         }
         fn log(&mut self, _level: &str, message: &str, _payload: Option<&str>) {
-            self.events.push(format!("log {message}"));
+            self.events.lock().unwrap().push(format!("log {message}"));
         }
         fn metadata(&mut self) -> Result<String, String> {
-            self.events.push("metadata".into());
+            self.events.lock().unwrap().push("metadata".into());
             Ok("{}".into())
         }
         fn set_metadata(&mut self, _json: &str, _merge: bool) -> Result<(), String> {
@@ -294,7 +344,7 @@ mod tests {
         }
         fn release_credentials(&mut self) {}
         fn set_checkpoint(&mut self, _checkpoint: Option<&Value>) -> Result<(), String> {
-            self.events.push("checkpoint".into());
+            self.events.lock().unwrap().push("checkpoint".into());
             Ok(())
         }
     }
@@ -308,43 +358,85 @@ mod tests {
         }
     }
 
-    fn hosts() -> (Rc<RefCell<Recorder>>, DeferredWrites) {
-        let recorder = Rc::new(RefCell::new(Recorder::default()));
-        let deferred = DeferredWrites::new(recorder.clone());
-        (recorder, deferred)
+    /// A recorder served on a thread of its own, as the run's thread serves the engine's.
+    struct Served {
+        events: Arc<Mutex<Vec<String>>>,
+        /// The host the script would see.
+        host: DeferredWrites,
+        /// Opens the recorder's gate.
+        open: SyncSender<()>,
+        server: std::thread::JoinHandle<()>,
+    }
+
+    fn hosts() -> Served {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (open, gate) = mpsc::sync_channel(1);
+        let (requests, served) = mpsc::sync_channel(MAX_QUEUED_REQUESTS);
+        let mut recorder = Recorder {
+            events: events.clone(),
+            gate,
+        };
+        let server = std::thread::spawn(move || serve(&mut recorder, served, || false));
+        Served {
+            events,
+            host: DeferredWrites::new(requests),
+            open,
+            server,
+        }
     }
 
     #[test]
-    fn writes_wait_for_the_next_call_and_keep_their_order_with_logs() {
-        let (recorder, mut host) = hosts();
-        host.defer_save(SaveOp::Save, "M", batch(&["a", "b"]), String::new())
+    fn a_write_runs_while_the_script_goes_on_and_calls_keep_their_order() {
+        let Served {
+            events,
+            mut host,
+            open,
+            ..
+        } = hosts();
+        host.defer_save(SaveOp::Save, "M", batch(&["held", "b"]), String::new())
             .unwrap();
+        // The write is held on the other thread, and the script is not.
         host.log("info", "after the first", None);
-        assert!(recorder.borrow().events.is_empty(), "nothing written yet");
-        // A second write lets the first through: never more than one batch waits.
+        assert_eq!(host.failed_write(), Ok(()));
+        assert!(events.lock().unwrap().is_empty());
+        open.send(()).unwrap();
+        // A second write waits for the first: never more than one in flight.
         host.defer_save(SaveOp::Delete, "M", batch(&["a"]), String::new())
             .unwrap();
-        assert_eq!(
-            recorder.borrow().events,
-            ["batchSave M 2", "log after the first"]
-        );
         host.metadata().unwrap();
         assert_eq!(
-            recorder.borrow().events[2..],
-            ["batchDelete M 1", "metadata"]
+            *events.lock().unwrap(),
+            [
+                "batchSave M 2",
+                "log after the first",
+                "batchDelete M 1",
+                "metadata"
+            ]
         );
-        host.log("info", "direct", None);
-        assert_eq!(recorder.borrow().events[4], "log direct");
     }
 
     #[test]
     fn a_failed_write_fails_every_later_call_and_drops_what_came_after_it() {
-        let (recorder, mut host) = hosts();
-        host.defer_save(SaveOp::Save, "M", batch(&["bad"]), "at fetchData".into())
-            .unwrap();
+        let Served {
+            events,
+            mut host,
+            open,
+            server,
+        } = hosts();
+        host.defer_save(
+            SaveOp::Save,
+            "M",
+            batch(&["bad", "held"]),
+            "at fetchData".into(),
+        )
+        .unwrap();
         host.log("info", "after the bad batch", None);
+        // Not known yet: the write is still being made.
+        assert_eq!(host.failed_write(), Ok(()));
+        open.send(()).unwrap();
         let error = host.set_checkpoint(Some(&Value::Null)).unwrap_err();
         assert_eq!(error, "could not save M records: refused");
+        assert_eq!(host.failed_write(), Err(error.clone()));
         assert_eq!(
             host.failure(),
             Some(&FailedWrite {
@@ -356,23 +448,20 @@ mod tests {
             host.defer_save(SaveOp::Save, "M", batch(&["c"]), String::new()),
             Err(error.clone())
         );
+        host.log("info", "after the failure", None);
         assert_eq!(host.flush(), Err(error));
-        assert!(
-            recorder.borrow().events.is_empty(),
-            "{:?}",
-            recorder.borrow().events
-        );
+        // Only the line written once the script knew of the failure.
+        drop(host);
+        server.join().unwrap();
+        assert_eq!(*events.lock().unwrap(), ["log after the failure"]);
     }
 
     #[test]
-    fn queued_logs_are_bounded() {
-        let (recorder, mut host) = hosts();
-        host.defer_save(SaveOp::Save, "M", batch(&["a"]), String::new())
-            .unwrap();
-        for n in 0..MAX_QUEUED_LOGS {
-            host.log("info", &n.to_string(), None);
-        }
-        assert_eq!(recorder.borrow().events.len(), MAX_QUEUED_LOGS + 1);
-        assert!(host.queue.is_empty());
+    fn calls_get_an_error_once_the_run_stops_serving() {
+        let (requests, served) = mpsc::sync_channel(MAX_QUEUED_REQUESTS);
+        drop(served);
+        let mut host = DeferredWrites::new(requests);
+        assert_eq!(host.metadata(), Err(NOT_SERVED.to_string()));
+        host.log("info", "nowhere to go", None);
     }
 }

@@ -1,10 +1,12 @@
-//! The script runtime: one QuickJS runtime per run, on a tokio current-thread runtime, on the caller's thread.
+//! The script runtime: one QuickJS runtime per run, on a tokio current-thread runtime, on a thread of the
+//! run's own (the engine's).
 //!
 //! A run imports the entry module (compiled at deploy) from memory, builds the `nango` object from
 //! `sdk.js` over a few native functions, and awaits `export default async function fetchData(nango)` (or
-//! `runAction(nango, input)`). Postgres is reached only through the [`Host`] trait, called synchronously on
-//! this thread, record writes deferred to the script's next wait ([`deferred`]); HTTP goes through the
-//! provider proxy with reqwest, on a thread of the run's own (`http`), so it goes on while this one writes.
+//! `runAction(nango, input)`). Postgres is reached only through the [`Host`] trait, whose calls the
+//! caller's thread serves, record writes made while the script goes on ([`deferred`]); HTTP goes through
+//! the provider proxy with reqwest, on the process's HTTP thread (`http`). So a sync's writes, its script
+//! and its requests each have a thread.
 //! Limits: a wall-clock deadline (checked by QuickJS' interrupt handler while JS runs and by a timer while
 //! it waits on HTTP), a heap limit, and a cancel flag the caller can raise.
 
@@ -30,6 +32,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rquickjs::prelude::Async;
@@ -42,6 +45,7 @@ use serde_json::json;
 use crate::providers::oauth::OAuthClient;
 use crate::providers::{ConnectionInfo, PreparedRequest, Provider, ProxyCall, build_request};
 use crate::records::batch::RecordBatch;
+use crate::records::batch::spawn_without_signals;
 use credentials::fresh_connection;
 pub use modules::{ModuleMap, StoredModule};
 
@@ -72,12 +76,11 @@ impl SaveOp {
     }
 }
 
-/// The script's window on Postgres. Every call runs on the run's thread, between two awaits.
+/// The script's window on Postgres. Every call is made on the run's thread, in the order the script made it.
 ///
 /// The calls only a sync makes (checkpoints, deletion windows, stored records) default to an error, so a
 /// host for actions leaves them out. A new call must also be forwarded by [`deferred::DeferredWrites`]
-/// (after the writes it holds, when the call reads or changes what they affect), or scripts get its
-/// default.
+/// to the run's thread, or scripts get its default.
 pub trait Host {
     /// Called once the engine is ready and the entry module loaded, right before the script's function is
     /// called: the end of a run's fixed start-up cost (see `nango.jobs.phases`).
@@ -95,8 +98,12 @@ pub trait Host {
     ) -> Result<(), String> {
         self.save(op, model, batch)
     }
-    /// Makes the writes [`Host::defer_save`] deferred; the error of the first that failed.
+    /// Waits for the writes [`Host::defer_save`] deferred; the error of the first that failed.
     fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// The error of a deferred write known to have failed by now, without waiting for the one in flight.
+    fn failed_write(&mut self) -> Result<(), String> {
         Ok(())
     }
     /// Appends a line to the run's log.
@@ -397,33 +404,65 @@ impl std::fmt::Display for ScriptError {
 }
 
 /// Runs a script to completion. Returns the action's output (JSON), or `None` for a sync.
+///
+/// The engine runs on a thread of its own while this thread serves its calls to `host` (see [`deferred`]):
+/// `host` is only ever used here. `cancelled` is called from the engine's thread. A panic of the engine's
+/// thread becomes an internal error; one of `host` is raised again here once the engine has stopped.
 pub fn run_script(
     run: ScriptRun,
     host: Rc<RefCell<dyn Host>>,
     cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
 ) -> Result<Option<serde_json::Value>, ScriptError> {
-    ASYNC_RUNTIME.with(|tokio| {
-        let tokio = match tokio.get() {
-            Some(tokio) => tokio,
-            None => {
-                let built = tokio::runtime::Builder::new_current_thread()
+    let (requests, served) = std::sync::mpsc::sync_channel(deferred::MAX_QUEUED_REQUESTS);
+    // Raised when this thread stops serving on a panic: the engine then stops as if cancelled.
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let stop_engine = abandoned.clone();
+    let engine_cancelled: Arc<dyn Fn() -> bool + Send + Sync> =
+        Arc::new(move || stop_engine.load(Ordering::SeqCst) || cancelled());
+    std::thread::scope(|scope| {
+        let engine = spawn_without_signals(
+            scope,
+            std::thread::Builder::new()
+                .name("pg_nango script".into())
+                .stack_size(ENGINE_THREAD_STACK),
+            move || {
+                let tokio = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(|e| {
                         ScriptError::Setup(format!("could not start the async runtime: {e}"))
                     })?;
-                tokio.get_or_init(|| built)
-            }
-        };
-        tokio.block_on(run_async(run, host, cancelled))
+                let host = deferred::DeferredWrites::new(requests);
+                tokio.block_on(run_async(run, host, engine_cancelled))
+            },
+        )
+        .map_err(|e| ScriptError::Setup(format!("could not start the script's thread: {e}")))?;
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            deferred::serve(&mut *host.borrow_mut(), served, || engine.is_finished())
+        }));
+        if served.is_err() {
+            abandoned.store(true, Ordering::SeqCst);
+        }
+        let outcome = engine.join();
+        if let Err(panic) = served {
+            std::panic::resume_unwind(panic);
+        }
+        outcome.unwrap_or_else(|panic| Err(internal_error(panic)))
     })
 }
 
-thread_local! {
-    /// The runtime the runs of this thread share (a long-lived worker's run after run), rather than one
-    /// built per run. Their HTTP I/O runs on the process's HTTP thread (see `http::HttpClient`).
-    static ASYNC_RUNTIME: std::cell::OnceCell<tokio::runtime::Runtime> = const { std::cell::OnceCell::new() };
+/// The run's error for a Rust panic that ended it.
+pub fn internal_error(panic: Box<dyn std::any::Any + Send>) -> ScriptError {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    ScriptError::Setup(format!("internal error: {message}"))
 }
+
+/// The engine thread's stack: QuickJS may use [`JS_STACK_SIZE`] of it, Rust code called from JS the rest.
+const ENGINE_THREAD_STACK: usize = 8 << 20;
 
 /// An error caught inside the engine, turned into owned data before leaving it.
 pub(crate) enum Caught {
@@ -440,7 +479,7 @@ pub(crate) enum Caught {
 
 async fn run_async(
     run: ScriptRun,
-    host: Rc<RefCell<dyn Host>>,
+    host: deferred::DeferredWrites,
     cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
 ) -> Result<Option<serde_json::Value>, ScriptError> {
     let setup = |e: rquickjs::Error| {
@@ -470,7 +509,7 @@ async fn run_async(
 
     let modules = run.modules.clone();
     let memory_limit = limits.memory_bytes;
-    let deferred = Rc::new(RefCell::new(deferred::DeferredWrites::new(host)));
+    let deferred = Rc::new(RefCell::new(host));
     let host: Rc<RefCell<dyn Host>> = deferred.clone();
     let work = context.async_with(async move |ctx| {
         let outcome = execute(&ctx, &run, host, client).await;
@@ -708,6 +747,10 @@ fn host_functions<'js>(
                 let connection = request_connection.clone();
                 let refreshing = refreshing.clone();
                 async move {
+                    // A write that failed already stops the script here; one still being made does not hold
+                    // the request back.
+                    let failed = host.borrow_mut().failed_write();
+                    failed.map_err(|e| Exception::throw_message(&ctx, &e))?;
                     let (provider, oauth_client, base_delay) = &*proxy;
                     let call: ProxyCall = serde_json::from_str(&call_json)
                         .map_err(|e| Exception::throw_message(&ctx, &format!("invalid proxy configuration: {e}")))?;
@@ -725,16 +768,7 @@ fn host_functions<'js>(
                             None,
                         );
                     };
-                    let mut sending = std::pin::pin!(http::send_with_retries(&client, &request, provider, &call, *base_delay, &sign, &mut on_retry));
-                    // The first poll starts the request on the HTTP thread; the writes the script deferred
-                    // are made while it is in flight.
-                    let started = std::future::poll_fn(|cx| std::task::Poll::Ready(sending.as_mut().poll(cx))).await;
-                    let flushed = host.borrow_mut().flush();
-                    flushed.map_err(|e| Exception::throw_message(&ctx, &e))?;
-                    let sent = match started {
-                        std::task::Poll::Ready(sent) => sent,
-                        std::task::Poll::Pending => sending.await,
-                    };
+                    let sent = http::send_with_retries(&client, &request, provider, &call, *base_delay, &sign, &mut on_retry).await;
                     let mut response = sent.map_err(|e| Exception::throw_message(&ctx, &e))?;
                     if call.decompress != Some(false) {
                         body::decompress(&mut response, max_response_size).map_err(|e| Exception::throw_message(&ctx, &e))?;

@@ -5,7 +5,7 @@
 //! compiled modules from memory (the packages' `package.json` files are deployed with them).
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
@@ -163,7 +163,7 @@ pub struct StoredModule {
 }
 
 /// The deployed modules of a run, shared by the resolver and the loader.
-pub type ModuleMap = Rc<HashMap<String, StoredModule>>;
+pub type ModuleMap = Arc<HashMap<String, StoredModule>>;
 
 pub(crate) struct MemoryResolver(pub ModuleMap);
 pub(crate) struct MemoryLoader(pub ModuleMap);
