@@ -1,10 +1,10 @@
-//! The script's engine runs on a thread of its own; the run's thread (a Postgres backend's, the only one
-//! that may use the database) serves the engine's host calls ([`serve`]). [`DeferredWrites`] is the host a
-//! script sees on the engine's thread: it sends each call over to the run's thread, and lets `batchSave`,
-//! `batchUpdate` and `batchDelete` resolve once their records are checked and copied out of the engine,
-//! without waiting for the write. While a batch is written, the script goes on: its next HTTP request,
-//! parsing the page, checking and hashing the next batch. A sync that fetches a page, saves it and fetches
-//! the next uses two cores, one writing and one running the script, instead of one after the other.
+//! The script's engine runs on a thread of its own (`engine_thread`); the run's thread (a Postgres backend's,
+//! the only one that may use the database) serves the engine's host calls ([`serve`]). [`DeferredWrites`] is
+//! the host a script sees on the engine's thread: it sends each call over to the run's thread, and lets
+//! `batchSave`, `batchUpdate` and `batchDelete` resolve once their records are checked and copied out of the
+//! engine, without waiting for the write. While a batch is written, the script goes on: its next HTTP
+//! request, parsing the page, checking and hashing the next batch. A sync that fetches a page, saves it and
+//! fetches the next uses two cores, one writing and one running the script, instead of one after the other.
 //!
 //! Why a script cannot tell (beyond timing) that a write was deferred:
 //! - Calls are served in the order they were made, on one channel: writes in call order, and every call

@@ -1,5 +1,5 @@
-//! The script runtime: one QuickJS runtime per run, on a tokio current-thread runtime, on a thread of the
-//! run's own (the engine's).
+//! The script runtime: one QuickJS runtime per run, on a tokio current-thread runtime, on the engine's
+//! thread ([`engine_thread`]), which the runs of a worker share.
 //!
 //! A run imports the entry module (compiled at deploy) from memory, builds the `nango` object from
 //! `sdk.js` over a few native functions, and awaits `export default async function fetchData(nango)` (or
@@ -17,6 +17,7 @@ pub mod compile;
 mod credentials;
 pub mod deferred;
 pub mod definitions;
+pub mod engine_thread;
 pub mod http;
 pub mod json;
 pub mod messages;
@@ -45,7 +46,6 @@ use serde_json::json;
 use crate::providers::oauth::OAuthClient;
 use crate::providers::{ConnectionInfo, PreparedRequest, Provider, ProxyCall, build_request};
 use crate::records::batch::RecordBatch;
-use crate::records::batch::spawn_without_signals;
 use credentials::fresh_connection;
 pub use modules::{ModuleMap, StoredModule};
 
@@ -405,9 +405,10 @@ impl std::fmt::Display for ScriptError {
 
 /// Runs a script to completion. Returns the action's output (JSON), or `None` for a sync.
 ///
-/// The engine runs on a thread of its own while this thread serves its calls to `host` (see [`deferred`]):
-/// `host` is only ever used here. `cancelled` is called from the engine's thread. A panic of the engine's
-/// thread becomes an internal error; one of `host` is raised again here once the engine has stopped.
+/// The engine runs on a thread of its own ([`engine_thread`]) while this thread serves its calls to `host`
+/// (see [`deferred`]): `host` is only ever used here. `cancelled` is called from the engine's thread. A
+/// panic of the engine becomes an internal error; one of `host` is raised again here once the engine has
+/// stopped.
 pub fn run_script(
     run: ScriptRun,
     host: Rc<RefCell<dyn Host>>,
@@ -419,36 +420,43 @@ pub fn run_script(
     let stop_engine = abandoned.clone();
     let engine_cancelled: Arc<dyn Fn() -> bool + Send + Sync> =
         Arc::new(move || stop_engine.load(Ordering::SeqCst) || cancelled());
-    std::thread::scope(|scope| {
-        let engine = spawn_without_signals(
-            scope,
-            std::thread::Builder::new()
-                .name("pg_nango script".into())
-                .stack_size(ENGINE_THREAD_STACK),
-            move || {
-                let tokio = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| {
-                        ScriptError::Setup(format!("could not start the async runtime: {e}"))
-                    })?;
-                let host = deferred::DeferredWrites::new(requests);
-                tokio.block_on(run_async(run, host, engine_cancelled))
-            },
-        )
-        .map_err(|e| ScriptError::Setup(format!("could not start the script's thread: {e}")))?;
-        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            deferred::serve(&mut *host.borrow_mut(), served, || engine.is_finished())
+    let finished = Arc::new(AtomicBool::new(false));
+    let engine_finished = finished.clone();
+    let (done, outcome) = std::sync::mpsc::sync_channel(1);
+    engine_thread::submit(Box::new(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let host = deferred::DeferredWrites::new(requests);
+            engine_thread::block_on(run_async(run, host, engine_cancelled))
+                .unwrap_or_else(|e| Err(ScriptError::Setup(e)))
         }));
-        if served.is_err() {
-            abandoned.store(true, Ordering::SeqCst);
-        }
-        let outcome = engine.join();
-        if let Err(panic) = served {
-            std::panic::resume_unwind(panic);
-        }
-        outcome.unwrap_or_else(|panic| Err(internal_error(panic)))
-    })
+        let sound = outcome.is_ok();
+        engine_finished.store(true, Ordering::SeqCst);
+        let _ = done.send(outcome);
+        sound
+    }))
+    .map_err(ScriptError::Setup)?;
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        deferred::serve(&mut *host.borrow_mut(), served, || {
+            finished.load(Ordering::SeqCst)
+        })
+    }));
+    if served.is_err() {
+        abandoned.store(true, Ordering::SeqCst);
+    }
+    let outcome = outcome.recv();
+    if !matches!(outcome, Ok(Ok(_))) {
+        engine_thread::forget();
+    }
+    if let Err(panic) = served {
+        std::panic::resume_unwind(panic);
+    }
+    match outcome {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(internal_error(panic)),
+        Err(_) => Err(ScriptError::Setup(
+            "internal error: the script's thread stopped".into(),
+        )),
+    }
 }
 
 /// The run's error for a Rust panic that ended it.
@@ -460,9 +468,6 @@ pub fn internal_error(panic: Box<dyn std::any::Any + Send>) -> ScriptError {
         .unwrap_or_else(|| "unknown panic".into());
     ScriptError::Setup(format!("internal error: {message}"))
 }
-
-/// The engine thread's stack: QuickJS may use [`JS_STACK_SIZE`] of it, Rust code called from JS the rest.
-const ENGINE_THREAD_STACK: usize = 8 << 20;
 
 /// An error caught inside the engine, turned into owned data before leaving it.
 pub(crate) enum Caught {
