@@ -6,7 +6,9 @@
 //!   `dlt.rs`); skipped with a line saying why when it cannot be installed or run.
 //!
 //! Each syncs into an empty table first, then again with nothing changed; the figures go against
-//! pg_nango's initial run and its re-sync without changes.
+//! pg_nango's initial run and its re-sync without changes. pg_nango and the plain client script run
+//! several rounds, each into an emptied table, and their medians are compared; dlt, at about twenty
+//! seconds a sync, runs one.
 
 use std::time::Instant;
 
@@ -22,10 +24,18 @@ pub struct Timings {
     pub again: f64,
 }
 
-/// Runs the peers against `url/datasets/{dataset}` and prints their figures against pg_nango's
-/// (`nango`: its initial run and its re-sync without changes).
-pub fn against_peers(cluster: &Cluster, url: &str, dataset: &str, count: usize, nango: &Timings) {
-    println!("\n## Peers ({count} records, the same pages from the same mock API)");
+/// Runs the peers against `url/datasets/{dataset}` (of `count` records) and prints their figures against
+/// pg_nango's (`nango`: the medians of its `rounds` initial runs and re-syncs without changes).
+pub fn against_peers(
+    cluster: &Cluster,
+    url: &str,
+    (dataset, count): (&str, usize),
+    rounds: usize,
+    nango: &Timings,
+) {
+    println!(
+        "\n## Peers ({count} records, the same pages from the same mock API; pg_nango and the plain client: median of {rounds} rounds)"
+    );
     let rate = |seconds: f64| count as f64 / seconds;
     let line = |name: &str, t: &Timings| {
         println!(
@@ -37,7 +47,7 @@ pub fn against_peers(cluster: &Cluster, url: &str, dataset: &str, count: usize, 
         );
     };
     line("pg_nango", nango);
-    let plain = plain_script(&mut cluster.connect(), url, dataset, count);
+    let plain = plain_script(&mut cluster.connect(), url, (dataset, count), rounds);
     line("plain client script", &plain);
     let dlt = crate::dlt::dlt_peer(cluster, url, dataset, count);
     if let Some(dlt) = &dlt {
@@ -56,8 +66,14 @@ pub fn against_peers(cluster: &Cluster, url: &str, dataset: &str, count: usize, 
     }
 }
 
-/// The plain client script: two syncs of the dataset into `plain_peer.records`, which starts empty.
-fn plain_script(client: &mut Client, url: &str, dataset: &str, count: usize) -> Timings {
+/// The plain client script: `rounds` times, two syncs of the dataset into `plain_peer.records`, emptied
+/// before each round; the medians of the first syncs and of the second.
+fn plain_script(
+    client: &mut Client,
+    url: &str,
+    (dataset, count): (&str, usize),
+    rounds: usize,
+) -> Timings {
     client
         .batch_execute(
             "CREATE SCHEMA plain_peer;
@@ -66,20 +82,27 @@ fn plain_script(client: &mut Client, url: &str, dataset: &str, count: usize) -> 
         .expect("create the plain peer's table");
     let agent = ureq::Agent::new_with_defaults();
     let endpoint = format!("{url}/datasets/{dataset}");
-    let mut sync = || {
+    let sync = |client: &mut Client| {
         let started = Instant::now();
         let saved = plain_sync(client, &agent, &endpoint);
         assert_eq!(saved, count, "the plain client script saw every record");
         started.elapsed().as_secs_f64()
     };
-    let first = sync();
-    let again = sync();
-    let stored: i64 = client
-        .query_one("SELECT count(*) FROM plain_peer.records", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(stored as usize, count, "the plain peer stored every record");
-    Timings { first, again }
+    let (mut firsts, mut agains) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        firsts.push(sync(client));
+        agains.push(sync(client));
+        let stored: i64 = client
+            .query_one("SELECT count(*) FROM plain_peer.records", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(stored as usize, count, "the plain peer stored every record");
+        client.batch_execute("TRUNCATE plain_peer.records").unwrap();
+    }
+    Timings {
+        first: crate::median(&mut firsts),
+        again: crate::median(&mut agains),
+    }
 }
 
 /// One sync: every page from `endpoint`, each upserted in its own transaction; returns the records saved.
