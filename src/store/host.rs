@@ -9,7 +9,7 @@ use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::{Host, SaveOp};
 use serde_json::Value;
 
-use super::{deletes, exec, one_json, records, sdk_state};
+use super::{batch_json, deletes, exec, one_json, records, sdk_state};
 use crate::txn::run_txn;
 
 /// Largest log message kept, in characters.
@@ -74,7 +74,7 @@ impl SpiHost {
     /// written).
     fn insert_log(&self, level: &str, message: &str, payload_json: Option<&str>) -> Option<i64> {
         run_txn(|| {
-            one_json(
+            batch_json(
                 "INSERT INTO nango.logs (job, run, level, message, payload) VALUES ($1, $2, $3, $4, $5::jsonb)
                  RETURNING to_jsonb(id)",
                 &[
@@ -249,6 +249,11 @@ impl Host for SpiHost {
 
     fn script_started(&mut self) {
         self.script_started_at = Some(Instant::now());
+    }
+
+    fn builds_jsonb(&mut self, model: &str) -> bool {
+        // A batch sent whole (see `changing`); a dry run stores nothing.
+        self.dry_run.is_none() && self.changing.contains(model)
     }
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {

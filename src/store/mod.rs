@@ -36,6 +36,26 @@ pub fn exec(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<(), String>
     Spi::run_with_args(sql, args).map_err(|e| e.to_string())
 }
 
+/// A `jsonb` value as its bytes, varlena header included (from `pg_nango_core::records::jsonb`), passed
+/// to Postgres as they are.
+pub struct JsonbBytes<'a>(pub &'a [u8]);
+
+impl IntoDatum for JsonbBytes<'_> {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        // SAFETY: palloc returns a block of the asked size (or raises an ERROR), into which the bytes are
+        // copied; they hold their own varlena header.
+        unsafe {
+            let copy = pg_sys::palloc(self.0.len()).cast::<u8>();
+            std::ptr::copy_nonoverlapping(self.0.as_ptr(), copy, self.0.len());
+            Some(pg_sys::Datum::from(copy))
+        }
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
 thread_local! {
     /// Statements run for every batch, prepared once per process.
     static PREPARED: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
@@ -48,6 +68,23 @@ pub fn batch_json(
     sql: &'static str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> Result<Option<serde_json::Value>, String> {
+    with_prepared(sql, args, |table| {
+        Ok(table.first().get_one::<pgrx::JsonB>()?.map(|j| j.0))
+    })
+}
+
+/// Runs a statement for its effect through a plan prepared once per process (see [`batch_json`]): for
+/// the small statements every batch runs, whose parsing and planning would otherwise be a few percent
+/// of a write.
+pub fn batch_exec(sql: &'static str, args: &[pgrx::datum::DatumWithOid]) -> Result<(), String> {
+    with_prepared(sql, args, |_| Ok(()))
+}
+
+fn with_prepared<R>(
+    sql: &'static str,
+    args: &[pgrx::datum::DatumWithOid],
+    read: impl FnOnce(pgrx::spi::SpiTupleTable) -> Result<R, pgrx::spi::SpiError>,
+) -> Result<R, String> {
     Spi::connect_mut(|client| {
         let cached = PREPARED.with(|prepared| prepared.borrow().get(sql).cloned());
         let statement = match cached {
@@ -59,8 +96,7 @@ pub fn batch_json(
                 statement
             }
         };
-        let table = client.update(&*statement, None, args)?;
-        Ok(table.first().get_one::<pgrx::JsonB>()?.map(|j| j.0))
+        read(client.update(&*statement, None, args)?)
     })
     .map_err(|e: pgrx::spi::SpiError| e.to_string())
 }

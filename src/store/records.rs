@@ -2,11 +2,12 @@
 //!
 //! A record comes with its content hash, md5 of its JSON text, taken by the script runtime. A save looks
 //! the batch's ids up by primary key and leaves alone every record stored with the same hash, without
-//! parsing it; only the others become jsonb. One of those whose content equals what is stored (its keys in
-//! another order, or last written by batchUpdate) is unchanged too. An unchanged record is not touched at
-//! all (no new row version, no lock, same cursor). Every write takes the model's cursor lock first
-//! ([`lock_model`]), so cursors follow commit order, and the read of what is stored and the write that
-//! follows see the same rows.
+//! parsing it; only the others become jsonb, most often built already on the script's side
+//! (`pg_nango_core::records::jsonb`), so that Postgres parses none of them. One of those whose content
+//! equals what is stored (its keys in another order, or last written by batchUpdate) is unchanged too. An
+//! unchanged record is not touched at all (no new row version, no lock, same cursor). Every write takes
+//! the model's cursor lock first ([`lock_model`]), so cursors follow commit order, and the read of what is
+//! stored and the write that follows see the same rows.
 //!
 //! The job's counts are kept per record, by the record's state at the end of the run: a record changed twice
 //! in one run counts once, under its final `last_action`. So a run's counts are exactly what
@@ -18,7 +19,9 @@ use pg_nango_core::records::batch::{OutgoingRecord, RecordBatch};
 use pg_nango_core::script::SaveOp;
 use serde_json::Value;
 
-use super::{batch_json, exec, one_json};
+use pgrx::pg_sys;
+
+use super::{JsonbBytes, batch_exec, batch_json, exec};
 
 /// Records per statement: a larger batch is written in chunks of this size, still in one transaction.
 const CHUNK: usize = 1000;
@@ -69,9 +72,11 @@ FROM written"
 pub(crate) use counted;
 
 // The three statements take the same parameters: `$1` the records' JSON texts (text[]), `$2` model,
-// `$3` connection, `$4` job, `$5` the records' ids (text[]), `$6` their hashes (uuid[]). The stored rows of
-// a batch are looked up one by one (LATERAL … LIMIT 1 keeps the planner from reading all of the
-// connection's records for a thousand ids).
+// `$3` connection, `$4` job, `$5` the records' ids (text[]), `$6` their hashes (uuid[]), `$7` for
+// batchSave the records' `jsonb` values as the script's side built them (jsonb[]; a record with one there
+// has a NULL text, see `pg_nango_core::records::jsonb`). The stored rows of a batch are looked up one by
+// one (LATERAL … LIMIT 1 keeps the planner from reading all of the connection's records for a thousand
+// ids).
 
 /// batchSave. New, changed and deleted records are written (a deleted one saved again is ADDED, with a new
 /// first_seen_at); unchanged ones are left alone. New records are inserted and stored ones updated, each by
@@ -80,9 +85,9 @@ pub(crate) use counted;
 const SAVE_SQL: &str = counted!(
     "
 WITH candidates AS MATERIALIZED (
-    SELECT i.id, i.txt, i.hash, i.n, r.external_id IS NOT NULL AS stored,
+    SELECT i.id, i.txt, i.js, i.hash, i.n, r.external_id IS NOT NULL AS stored,
            r.deleted_at, r.data, r.last_job, r.last_action
-    FROM unnest($5::text[], $1::text[], $6::uuid[]) WITH ORDINALITY AS i(id, txt, hash, n)
+    FROM unnest($5::text[], $1::text[], $7::jsonb[], $6::uuid[]) WITH ORDINALITY AS i(id, txt, js, hash, n)
     LEFT JOIN LATERAL (SELECT s.external_id, s.deleted_at, s.data_hash, s.data, s.last_job, s.last_action
                        FROM nango.stored_records s
                        WHERE s.model = $2 AND s.connection = $3 AND s.external_id = i.id LIMIT 1) r ON true
@@ -91,13 +96,14 @@ inserted AS (
     INSERT INTO nango.stored_records
         (model, connection, external_id, data, data_hash, first_seen_at, last_modified_at, deleted_at,
          last_action, cursor, last_job)
-    SELECT $2, $3, c.id, c.txt::jsonb, c.hash, now(), now(), NULL, 'ADDED', nextval('nango.record_cursor'), $4
+    SELECT $2, $3, c.id, coalesce(c.js, c.txt::jsonb), c.hash, now(), now(), NULL, 'ADDED',
+           nextval('nango.record_cursor'), $4
     FROM candidates c WHERE NOT c.stored ORDER BY c.n
     RETURNING 'ADDED'::text AS action, NULL::text AS previous),
 changed AS MATERIALIZED (
     SELECT c.id, c.rec, c.hash, c.n, c.deleted_at, CASE WHEN c.last_job = $4 THEN c.last_action END AS previous,
            CASE WHEN c.deleted_at IS NOT NULL THEN 'ADDED' ELSE 'UPDATED' END AS action
-    FROM (SELECT c.*, c.txt::jsonb AS rec FROM candidates c WHERE c.stored) c
+    FROM (SELECT c.*, coalesce(c.js, c.txt::jsonb) AS rec FROM candidates c WHERE c.stored) c
     WHERE c.deleted_at IS NOT NULL OR c.data <> c.rec),
 updated AS (
     UPDATE nango.stored_records r
@@ -169,7 +175,7 @@ written AS (
 
 /// Takes the per-model lock that keeps a model's cursors in commit order; held to commit.
 pub fn lock_model(model: &str) -> Result<(), String> {
-    exec(
+    batch_exec(
         "SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext($1))",
         &[model.into()],
     )
@@ -185,7 +191,7 @@ WHERE id = $1";
 
 /// Adds `[added, updated, deleted]` to the job's counts for `model`.
 pub fn add_counts(job: i64, model: &str, counts: [i64; 3]) -> Result<(), String> {
-    exec(
+    batch_exec(
         COUNT_SQL,
         &[
             job.into(),
@@ -237,19 +243,21 @@ pub fn write(
     lock_model(model)?;
     // A batch looks up at most CHUNK stored rows by primary key. The planner, whose statistics lag behind
     // a table that grows during an ingest, would otherwise scan all of the connection's records per batch.
-    exec(
+    batch_exec(
         "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)",
         &[],
     )?;
     // Instead of a foreign key checked for every record: the connection is locked against deletion until
     // commit (its deletion removes its records, see nango._forget_connection_records).
-    let alive = one_json(
+    let alive = batch_json(
         "SELECT to_jsonb(count(*) = 1) FROM (SELECT 1 FROM nango.connections WHERE id = $1 FOR KEY SHARE) c",
         &[connection.into()],
     )?;
     if alive != Some(Value::Bool(true)) {
         return Err("the connection was deleted".into());
     }
+    // The built jsonb holds its strings in UTF-8, which only a UTF-8 database reads as they are.
+    let utf8 = unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32;
     let mut outcome = Outcome {
         records: batch.len(),
         ..Outcome::default()
@@ -286,16 +294,29 @@ pub fn write(
                 continue;
             }
         }
-        let texts: Vec<&str> = records.iter().map(|r| r.json.as_str()).collect();
+        // A record whose jsonb was built goes without its text.
+        fn built(record: &OutgoingRecord, use_built: bool) -> Option<&[u8]> {
+            record.jsonb.as_deref().filter(|_| use_built)
+        }
+        let use_built = op == SaveOp::Save && utf8;
+        let texts: Vec<Option<&str>> = records
+            .iter()
+            .map(|r| built(r, use_built).is_none().then_some(r.json.as_str()))
+            .collect();
+        let values: Vec<Option<JsonbBytes>> = records
+            .iter()
+            .map(|r| built(r, use_built).map(JsonbBytes))
+            .collect();
         let result = batch_json(
             statement(op),
             &[
-                texts.as_slice().into(),
+                texts.into(),
                 model.into(),
                 connection.into(),
                 job.into(),
                 ids(&records).as_slice().into(),
                 hashes(&records).into(),
+                values.into(),
             ],
         )?
         .unwrap_or_default();

@@ -706,7 +706,7 @@ fn write_records(script: &str) -> Result<RecordBatch, String> {
         let checked = checked_records(&ctx, "batchSave", "Item", &records, &mut |_| {})
             .catch(&ctx)
             .map_err(|e| e.to_string())?;
-        record_batch(&ctx, "batchSave", checked, (1 << 20, usize::MAX))
+        record_batch(&ctx, (SaveOp::Save, true), checked, (1 << 20, usize::MAX))
             .catch(&ctx)
             .map_err(|e| e.to_string())
     })
@@ -813,7 +813,9 @@ fn generated_records_are_written_as_json_stringify_writes_them() {
                 .catch(&ctx)
                 .unwrap_or_else(|e| panic!("the generator failed: {e}"));
             let written = checked_records(&ctx, "batchSave", "Item", &records, &mut |_| {})
-                .and_then(|checked| record_batch(&ctx, "batchSave", checked, (1 << 20, usize::MAX)))
+                .and_then(|checked| {
+                    record_batch(&ctx, (SaveOp::Save, true), checked, (1 << 20, usize::MAX))
+                })
                 .catch(&ctx);
             match written {
                 Ok(batch) => {

@@ -1,10 +1,11 @@
 //! A batch of records on its way from a script to the store: each record's id, its JSON text (as
-//! `JSON.stringify` writes it) and its content hash.
+//! `JSON.stringify` writes it), its content hash and, for a batchSave, its `jsonb` bytes.
 //!
 //! The hash is Nango's `data_hash`: md5 of the record's JSON text. Taking it here, where the text is made,
 //! lets the store find the unchanged records of a batch by id and hash alone, without parsing them. It is
 //! taken on a helper thread while the script's thread writes the next record ([`RecordBatch::hashed`]): md5
-//! is about a third of the cost of a batch, and a job worker otherwise uses a single core.
+//! is about a third of the cost of a batch, and a job worker otherwise uses a single core. The `jsonb`
+//! bytes are built there too, so that Postgres, on the database's thread, need not parse the texts.
 
 use std::sync::mpsc;
 use std::thread::{Builder, Scope, ScopedJoinHandle};
@@ -23,13 +24,30 @@ pub struct OutgoingRecord {
     pub json: String,
     /// [`content_hash`] of `json`.
     pub hash: ContentHash,
+    /// The record as Postgres' `jsonb` bytes ([`super::jsonb::encode`]), for a batch that asked for them
+    /// and a record that Postgres need not parse itself.
+    pub jsonb: Option<Vec<u8>>,
 }
 
 impl OutgoingRecord {
     /// A record with its hash taken.
     pub fn new(id: String, json: String) -> Self {
         let hash = content_hash(&json);
-        Self { id, json, hash }
+        Self {
+            id,
+            json,
+            hash,
+            jsonb: None,
+        }
+    }
+
+    /// A record with its hash taken and its `jsonb` bytes built.
+    pub fn with_jsonb(id: String, json: String) -> Self {
+        let jsonb = super::jsonb::encode(&json);
+        Self {
+            jsonb,
+            ..Self::new(id, json)
+        }
     }
 }
 
@@ -41,11 +59,17 @@ pub struct RecordBatch {
 
 impl RecordBatch {
     /// The batch `fill` makes, calling its argument with each record's id and JSON text in order. The
-    /// records are hashed on a helper thread as they come (here, should the thread not start). An error of
-    /// `fill` is returned as it is.
+    /// records are hashed on a helper thread as they come (here, should the thread not start), and with
+    /// `with_jsonb` their `jsonb` bytes are built there too. An error of `fill` is returned as it is.
     pub fn hashed<E>(
+        with_jsonb: bool,
         fill: impl FnOnce(&mut dyn FnMut(String, String)) -> Result<(), E>,
     ) -> Result<RecordBatch, E> {
+        let record = if with_jsonb {
+            OutgoingRecord::with_jsonb
+        } else {
+            OutgoingRecord::new
+        };
         std::thread::scope(|scope| {
             let (sender, receiver) = mpsc::channel::<Vec<(String, String)>>();
             let helper = spawn_without_signals(
@@ -55,13 +79,13 @@ impl RecordBatch {
                     receiver
                         .into_iter()
                         .flatten()
-                        .map(|(id, json)| OutgoingRecord::new(id, json))
+                        .map(|(id, json)| record(id, json))
                         .collect::<Vec<_>>()
                 },
             );
             let Ok(helper) = helper else {
                 let mut records = Vec::new();
-                fill(&mut |id, json| records.push(OutgoingRecord::new(id, json)))?;
+                fill(&mut |id, json| records.push(record(id, json)))?;
                 return Ok(RecordBatch { records });
             };
             // Records go over in groups: a wake-up of the helper per record would cost more than its md5.
@@ -159,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_hashed_in_order_and_an_error_of_its_filling_is_returned() {
-        let batch = RecordBatch::hashed(|push| {
+        let batch = RecordBatch::hashed(true, |push| {
             for n in 0..2000 {
                 push(n.to_string(), format!(r#"{{"id":"{n}"}}"#));
             }
@@ -170,8 +194,10 @@ mod tests {
         for (n, record) in batch.records.iter().enumerate() {
             assert_eq!(record.id, n.to_string());
             assert_eq!(record.hash, content_hash(&record.json));
+            assert_eq!(record.jsonb, crate::records::jsonb::encode(&record.json));
+            assert!(record.jsonb.is_some());
         }
-        let failed = RecordBatch::hashed(|push| {
+        let failed = RecordBatch::hashed(false, |push| {
             push("1".into(), "{}".into());
             Err("record at index 1 is not an object".to_string())
         });

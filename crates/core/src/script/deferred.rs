@@ -25,6 +25,7 @@
 //! one batch waits besides the one the script is making, and at most [`MAX_QUEUED_REQUESTS`] calls wait
 //! to be served before a log line waits for room.
 
+use std::collections::HashSet;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::Duration;
 
@@ -74,12 +75,24 @@ pub struct FailedWrite {
     pub stack: String,
 }
 
+/// The answer to a write: its outcome, and [`Host::builds_jsonb`] for its model after it.
+type WriteAnswer = (Result<(), String>, bool);
+
+/// A write sent to the run's thread and not yet answered.
+struct InFlight {
+    answered: Receiver<WriteAnswer>,
+    /// The script's stack at the call.
+    stack: String,
+    model: String,
+}
+
 /// The host on the engine's thread (see the module's documentation).
 pub struct DeferredWrites {
     requests: SyncSender<Request>,
-    /// The answer of the write in flight, and the stack of its call.
-    in_flight: Option<(Receiver<Result<(), String>>, String)>,
+    in_flight: Option<InFlight>,
     failed: Option<FailedWrite>,
+    /// The models whose next batchSave the run's thread sends whole, as its last answer said.
+    builds_jsonb: HashSet<String>,
 }
 
 impl DeferredWrites {
@@ -88,6 +101,7 @@ impl DeferredWrites {
             requests,
             in_flight: None,
             failed: None,
+            builds_jsonb: HashSet::new(),
         }
     }
 
@@ -132,9 +146,31 @@ impl DeferredWrites {
     }
 
     /// Records the answer of the write in flight.
-    fn settle(&mut self, answer: Result<Result<(), String>, String>, stack: String) {
-        if let Err(message) = answer.and_then(|written| written) {
-            self.failed.get_or_insert(FailedWrite { message, stack });
+    fn settle(&mut self, answer: Result<WriteAnswer, String>, write: InFlight) {
+        let written = answer.and_then(|(written, builds_jsonb)| {
+            if builds_jsonb {
+                self.builds_jsonb.insert(write.model);
+            } else {
+                self.builds_jsonb.remove(&write.model);
+            }
+            written
+        });
+        if let Err(message) = written {
+            self.failed.get_or_insert(FailedWrite {
+                message,
+                stack: write.stack,
+            });
+        }
+    }
+
+    /// Settles the write in flight if it has been answered, without waiting.
+    fn poll(&mut self) {
+        if let Some(write) = self.in_flight.take() {
+            match write.answered.try_recv() {
+                Ok(answer) => self.settle(Ok(answer), write),
+                Err(TryRecvError::Empty) => self.in_flight = Some(write),
+                Err(TryRecvError::Disconnected) => self.settle(Err(NOT_SERVED.into()), write),
+            }
         }
     }
 }
@@ -157,41 +193,45 @@ impl Host for DeferredWrites {
     ) -> Result<(), String> {
         // One write at a time: the one before is waited for first.
         self.flush()?;
-        let model = model.to_string();
         let (answer, answered) = mpsc::sync_channel(1);
+        let for_model = model.to_string();
         self.requests
             .send(Box::new(move |host, failed| {
                 let written = match failed {
                     Some(error) => Err(error.to_string()),
-                    None => host.save(op, &model, batch),
+                    None => host.save(op, &for_model, batch),
                 };
                 let error = written.as_ref().err().cloned();
-                let _ = answer.send(written);
+                let _ = answer.send((written, host.builds_jsonb(&for_model)));
                 // Only this write's own failure stops what follows (one before it already did).
                 error.filter(|_| failed.is_none())
             }))
             .map_err(|_| NOT_SERVED.to_string())?;
-        self.in_flight = Some((answered, stack));
+        self.in_flight = Some(InFlight {
+            answered,
+            stack,
+            model: model.to_string(),
+        });
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        if let Some((answered, stack)) = self.in_flight.take() {
-            let answer = answered.recv().map_err(|_| NOT_SERVED.to_string());
-            self.settle(answer, stack);
+        if let Some(write) = self.in_flight.take() {
+            let answer = write.answered.recv().map_err(|_| NOT_SERVED.to_string());
+            self.settle(answer, write);
         }
         self.refused()
     }
 
     fn failed_write(&mut self) -> Result<(), String> {
-        if let Some((answered, stack)) = self.in_flight.take() {
-            match answered.try_recv() {
-                Ok(answer) => self.settle(Ok(answer), stack),
-                Err(TryRecvError::Empty) => self.in_flight = Some((answered, stack)),
-                Err(TryRecvError::Disconnected) => self.settle(Err(NOT_SERVED.into()), stack),
-            }
-        }
+        self.poll();
         self.refused()
+    }
+
+    fn builds_jsonb(&mut self, model: &str) -> bool {
+        // The answer of the write in flight, if it has come, is the latest word on the model.
+        self.poll();
+        self.builds_jsonb.contains(model)
     }
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {
@@ -310,6 +350,8 @@ mod tests {
     struct Recorder {
         events: Arc<Mutex<Vec<String>>>,
         gate: Receiver<()>,
+        /// Models whose last batch had more than one record.
+        larger: HashSet<String>,
     }
 
     impl Host for Recorder {
@@ -324,7 +366,15 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("{} {model} {}", op.method(), batch.len()));
+            if batch.len() > 1 {
+                self.larger.insert(model.to_string());
+            } else {
+                self.larger.remove(model);
+            }
             Ok(())
+        }
+        fn builds_jsonb(&mut self, model: &str) -> bool {
+            self.larger.contains(model)
         }
         fn log(&mut self, _level: &str, message: &str, _payload: Option<&str>) {
             self.events.lock().unwrap().push(format!("log {message}"));
@@ -375,6 +425,7 @@ mod tests {
         let mut recorder = Recorder {
             events: events.clone(),
             gate,
+            larger: HashSet::new(),
         };
         let server = std::thread::spawn(move || serve(&mut recorder, served, || false));
         Served {
@@ -413,6 +464,24 @@ mod tests {
                 "metadata"
             ]
         );
+    }
+
+    #[test]
+    fn whether_to_build_jsonb_is_what_the_last_answered_write_of_the_model_said() {
+        let Served { mut host, open, .. } = hosts();
+        assert!(!host.builds_jsonb("M"));
+        host.defer_save(SaveOp::Save, "M", batch(&["held", "b"]), String::new())
+            .unwrap();
+        // Not answered yet: the word from before stands.
+        assert!(!host.builds_jsonb("M"));
+        open.send(()).unwrap();
+        host.flush().unwrap();
+        assert!(host.builds_jsonb("M"));
+        assert!(!host.builds_jsonb("N"));
+        host.defer_save(SaveOp::Save, "M", batch(&["c"]), String::new())
+            .unwrap();
+        host.flush().unwrap();
+        assert!(!host.builds_jsonb("M"));
     }
 
     #[test]

@@ -106,6 +106,13 @@ pub trait Host {
     fn failed_write(&mut self) -> Result<(), String> {
         Ok(())
     }
+    /// Whether the next batchSave of `model` will send its records' contents to the database (most of
+    /// its last batch was written), so that their `jsonb` is worth building with the batch
+    /// ([`crate::records::jsonb`]). A batch whose records mostly are stored unchanged is sent as ids and
+    /// hashes first, and building it would be wasted.
+    fn builds_jsonb(&mut self, _model: &str) -> bool {
+        false
+    }
     /// Appends a line to the run's log.
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>);
     /// The connection's metadata as JSON.
@@ -813,9 +820,10 @@ fn host_functions<'js>(
                 if checked.is_empty() {
                     return Ok(());
                 }
+                let build_jsonb = op == SaveOp::Save && save_host.borrow_mut().builds_jsonb(&model);
                 let batch = stringify::record_batch(
                     &ctx,
-                    op.method(),
+                    (op, build_jsonb),
                     checked,
                     (max_record_size, max_batch_size),
                 )?;

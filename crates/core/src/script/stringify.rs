@@ -22,6 +22,7 @@ use std::fmt::Write;
 use rquickjs::{Ctx, Exception, Object, Value, qjs};
 use rustc_hash::FxHashMap;
 
+use super::SaveOp;
 use super::validate::CheckedRecord;
 use crate::records::batch::RecordBatch;
 
@@ -38,18 +39,20 @@ pub const MAX_RECORD_DEPTH: usize = 1_000;
 /// Integers up to this magnitude are exact in a double and print the same in JS and Rust.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-/// Reads each of `records` (checked by [`super::validate`]) into a [`RecordBatch`]; a record whose JSON
-/// text is longer than `max_record_size` bytes fails the batch, and so do records whose texts add up to
-/// more than `max_batch_size` bytes.
+/// Reads each of `records` (checked by [`super::validate`]) into a [`RecordBatch`] for the write `op`,
+/// with the records' `jsonb` bytes when `build_jsonb`; a record whose JSON text is longer than
+/// `max_record_size` bytes fails the batch, and so do records whose texts add up to more than
+/// `max_batch_size` bytes.
 pub fn record_batch<'js>(
     ctx: &Ctx<'js>,
-    method: &str,
+    (op, build_jsonb): (SaveOp, bool),
     records: Vec<CheckedRecord<'js>>,
     (max_record_size, max_batch_size): (usize, usize),
 ) -> rquickjs::Result<RecordBatch> {
     let writer = Writer::new(ctx, max_record_size)?;
     let mut batch_size = 0usize;
-    RecordBatch::hashed(|push| {
+    let method = op.method();
+    RecordBatch::hashed(build_jsonb, |push| {
         for checked in records {
             let fail = |what: String| {
                 Exception::throw_message(
@@ -650,7 +653,7 @@ mod tests {
             records,
             &mut |_| {},
         )?;
-        record_batch(ctx, "batchSave", checked, (1 << 20, usize::MAX))
+        record_batch(ctx, (SaveOp::Save, true), checked, (1 << 20, usize::MAX))
     }
 
     /// Each record of `script` (a JS expression for an array) written here and by JSON.stringify.
@@ -704,7 +707,7 @@ mod tests {
                 &mut |_| {},
             )
             .unwrap();
-            record_batch(&ctx, "batchSave", checked, (1 << 20, 1 << 20))
+            record_batch(&ctx, (SaveOp::Save, true), checked, (1 << 20, 1 << 20))
                 .catch(&ctx)
                 .unwrap_err()
                 .to_string()
