@@ -166,6 +166,7 @@ fn the_built_jsonb_is_postgres_own_byte_for_byte() {
     client
         .batch_execute(
             "CREATE EXTENSION IF NOT EXISTS pageinspect;
+             DROP TABLE IF EXISTS public.jsonb_bytes;
              CREATE TABLE public.jsonb_bytes (n int, doc jsonb);
              ALTER TABLE public.jsonb_bytes ALTER doc SET STORAGE EXTERNAL;",
         )

@@ -197,6 +197,12 @@ mod tests {
             assert_eq!(record.jsonb, crate::records::jsonb::encode(&record.json));
             assert!(record.jsonb.is_some());
         }
+        let plain = RecordBatch::hashed(false, |push| {
+            push("1".into(), r#"{"id":"1"}"#.into());
+            Ok::<(), String>(())
+        })
+        .unwrap();
+        assert_eq!(plain.records[0].jsonb, None, "built only when asked");
         let failed = RecordBatch::hashed(false, |push| {
             push("1".into(), "{}".into());
             Err("record at index 1 is not an object".to_string())
