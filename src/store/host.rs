@@ -145,7 +145,7 @@ impl SpiHost {
         let payload = serde_json::json!({
             "model": model, "records": outcome.records, "written": outcome.written,
             "unchanged": unchanged, "added": added, "updated": updated, "deleted": deleted,
-            "ms": (outcome.elapsed_ms * 100.0).round() / 100.0,
+            "prebuilt": outcome.prebuilt, "ms": (outcome.elapsed_ms * 100.0).round() / 100.0,
         });
         let message = format!(
             "{} {model}: {} records, {} written, {unchanged} unchanged",
@@ -253,7 +253,7 @@ impl Host for SpiHost {
 
     fn builds_jsonb(&mut self, model: &str) -> bool {
         // A batch sent whole (see `changing`); a dry run stores nothing.
-        self.dry_run.is_none() && self.changing.contains(model)
+        self.dry_run.is_none() && self.changing.contains(model) && records::database_is_utf8()
     }
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {

@@ -44,6 +44,8 @@ pub struct Outcome {
     pub written: i64,
     /// batchUpdate: ids that are not stored (or deleted), so nothing was written for them.
     pub missing: Vec<String>,
+    /// Records sent as `jsonb` built on the script's side (the others went as text).
+    pub prebuilt: usize,
     pub elapsed_ms: f64,
 }
 
@@ -228,6 +230,13 @@ fn analyze_if_unknown() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the database is UTF-8: the jsonb built on the script's side holds its strings in UTF-8, which
+/// only a UTF-8 database reads as they are.
+pub fn database_is_utf8() -> bool {
+    // SAFETY: reads the database's encoding, set once the backend connected to it.
+    unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 }
+}
+
 /// Writes one batch for a job, inside the caller's transaction, and adds its counts to the job. With
 /// `probe_first`, a batchSave first finds which records differ from the stored ones ([`PROBE_SQL`]) and
 /// sends only those.
@@ -256,8 +265,7 @@ pub fn write(
     if alive != Some(Value::Bool(true)) {
         return Err("the connection was deleted".into());
     }
-    // The built jsonb holds its strings in UTF-8, which only a UTF-8 database reads as they are.
-    let utf8 = unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32;
+    let utf8 = database_is_utf8();
     let mut outcome = Outcome {
         records: batch.len(),
         ..Outcome::default()
@@ -307,6 +315,7 @@ pub fn write(
             .iter()
             .map(|r| built(r, use_built).map(JsonbBytes))
             .collect();
+        outcome.prebuilt += values.iter().filter(|v| v.is_some()).count();
         let result = batch_json(
             statement(op),
             &[

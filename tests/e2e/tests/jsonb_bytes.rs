@@ -269,8 +269,9 @@ fn the_built_jsonb_is_postgres_own_byte_for_byte() {
 fn records_saved_through_the_built_jsonb_read_as_postgres_parse_of_their_texts() {
     let mut client = connect();
     create_connection(&mut client, "e2e", "jsonb-bytes");
-    // Batches of many records: from the third batch on, they go as built jsonb (the run found its first
-    // batches mostly written).
+    // Six batches of 100 new records. The first goes as text (its ids are looked up first); the second
+    // too (it is made while the first is written); from the third on, they go as built jsonb, but for
+    // one record nested deeper than the builder goes, which goes as text in the same statement.
     let mut random = Random(0x0bad_cafe_0000_0007);
     let mut records: Vec<Value> = Vec::new();
     // Documents that a script's numbers (doubles) carry unchanged; the generator's others are left out.
@@ -286,12 +287,29 @@ fn records_saved_through_the_built_jsonb_read_as_postgres_parse_of_their_texts()
         }
         records.push(record);
     }
+    let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+    records[550]["deep"] = serde_json::from_str(&deep).unwrap();
     let steps: Vec<Value> = records
         .chunks(100)
         .map(|chunk| json!({"save": chunk}))
         .collect();
-    let (_, status) = run_steps(&mut client, "e2e", "jsonb-bytes", Value::Array(steps));
+    let (job, status) = run_steps(&mut client, "e2e", "jsonb-bytes", Value::Array(steps));
     assert_eq!(status, "SUCCESS");
+    let prebuilt: Vec<i64> = client
+        .query(
+            "SELECT (payload ->> 'prebuilt')::bigint FROM nango.logs
+             WHERE job = $1 AND payload ? 'prebuilt' ORDER BY id",
+            &[&job],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        prebuilt,
+        [0, 0, 100, 100, 100, 99],
+        "records sent as built jsonb, batch by batch (the logs' \"prebuilt\")"
+    );
     for (i, record) in records.iter().enumerate() {
         // The same values as the script's JSON.stringify wrote them (numbers may be written otherwise, as
         // 5.0 for 5, so they compare as values). Containment and `->` find keys by binary search, so they
