@@ -252,7 +252,8 @@ CREATE TRIGGER forget_sync_windows AFTER DELETE ON nango.syncs
 
 -- Records. `cursor` comes from one sequence and is assigned under a per-model lock held to commit, so the
 -- cursor order of a model is its commit order: a reader paging by cursor never skips a committed change.
-CREATE SEQUENCE nango.record_cursor;
+-- Not cached: a session then never draws a cursor below the sequence's last value (nango.record_marks).
+CREATE SEQUENCE nango.record_cursor CACHE 1;
 -- Ids and model names are compared byte by byte (COLLATE "C"): a batch looks up every record by primary
 -- key, and comparing by the database's locale would cost a fifth of that lookup.
 CREATE TABLE nango.stored_records (
@@ -281,8 +282,23 @@ CREATE INDEX stored_records_by_cursor ON nango.stored_records (model, cursor);
 -- One connection's records of a model in cursor order: nango.records and the typed views for one connection,
 -- a script's getRecords, the last cursor of a connection.
 CREATE INDEX stored_records_by_connection ON nango.stored_records (connection, model, cursor);
--- nango.records(model, delta): reads only the rows modified since `delta`.
-CREATE INDEX stored_records_by_modified ON nango.stored_records (model, last_modified_at);
+
+-- Where a model's changes since a time begin in cursor order, so that nango.records(model, delta) reads the
+-- model's records from there by cursor instead of every record being indexed by its modification time
+-- (that index cost a tenth of every write). Each transaction that writes records of a model marks, under
+-- the model's cursor lock (see nango.record_cursor), the cursor its writes come after, in the mark of its
+-- minute: `until` is the end of the minute of its `now()`, which is every written record's
+-- last_modified_at, and `after_cursor` the least cursor such a transaction came after. A record modified
+-- at or after D thus has a cursor above the `after_cursor` of some mark with `until` > D. The scheduler
+-- merges marks older than an hour into hourly ones and older than a day into daily ones (keeping the
+-- latest `until` and the least cursor), so a model has a few hundred marks a year, and a delta read never
+-- reads more than the changes of its own age again.
+CREATE TABLE nango.record_marks (
+    model         text COLLATE "C" NOT NULL,
+    until         timestamptz NOT NULL,
+    after_cursor  bigint NOT NULL,
+    PRIMARY KEY (model, until)
+);
 
 -- Locks a script takes with nango.tryAcquireLock({key, ttlMs}): one per connection and key, held by one run
 -- (`owner`) until that run releases it or ends, or until it expires.
@@ -369,6 +385,16 @@ BEGIN
 END
 $$;
 
+-- Where a delta read starts: after the least cursor marked since `delta` (see nango.record_marks); with no
+-- mark since then, nothing was modified and the read starts after the last possible cursor. Strict: with no
+-- delta it is NULL, which greatest() ignores. A definer's function, so that a reader needs no privilege on the
+-- marks beyond those nango.records asks for.
+CREATE FUNCTION nango._record_delta_start(model text, delta timestamptz) RETURNS bigint
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(min(m.after_cursor), 9223372036854775807) FROM nango.record_marks m
+    WHERE m.model = $1 AND m.until > $2
+$$;
+
 CREATE FUNCTION nango.records(
     model text,
     delta timestamptz DEFAULT NULL,
@@ -383,7 +409,9 @@ LANGUAGE sql STABLE AS $$
     SELECT r.external_id, r.data, nango._record_metadata(r), r.cursor::pg_catalog.text
     FROM nango.stored_records r
     JOIN nango.connections c ON c.id OPERATOR(pg_catalog.=) r.connection
-    CROSS JOIN (SELECT nango._record_filter($5) AS f, nango._record_cursor($7) AS after) p
+    -- With `delta`, the read starts after the least cursor marked since then (nango._record_delta_start).
+    CROSS JOIN (SELECT nango._record_filter($5) AS f,
+                       greatest(nango._record_cursor($7), nango._record_delta_start($1, $2)) AS after) p
     WHERE r.model OPERATOR(pg_catalog.=) $1
       AND r.cursor OPERATOR(pg_catalog.>) p.after
       AND ($2 IS NULL OR r.last_modified_at OPERATOR(pg_catalog.>=) $2)

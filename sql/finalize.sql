@@ -22,6 +22,7 @@ SELECT pg_catalog.pg_extension_config_dump('nango.checkpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('nango.delete_windows', '');
 SELECT pg_catalog.pg_extension_config_dump('nango.seen_records', '');
 SELECT pg_catalog.pg_extension_config_dump('nango.stored_records', '');
+SELECT pg_catalog.pg_extension_config_dump('nango.record_marks', '');
 SELECT pg_catalog.pg_extension_config_dump('nango.environment_variables', '');
 SELECT pg_catalog.pg_extension_config_dump('nango.connections_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('nango.deployments_id_seq', '');

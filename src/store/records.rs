@@ -175,13 +175,27 @@ written AS (
     RETURNING r.last_action AS action, d.previous)"
 );
 
-/// Takes the per-model lock that keeps a model's cursors in commit order; held to commit.
+/// Takes the per-model lock that keeps a model's cursors in commit order (held to commit) and marks where the
+/// transaction's writes begin in cursor order.
 pub fn lock_model(model: &str) -> Result<(), String> {
     batch_exec(
         "SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext($1))",
         &[model.into()],
-    )
+    )?;
+    // Under the lock, every cursor this transaction draws for the model comes after the sequence's last
+    // value: mark it for the delta reads (see nango.record_marks). Most writes of a minute find the mark
+    // as low already and leave it.
+    batch_exec(MARK_SQL, &[model.into()])
 }
+
+/// Marks where a transaction's writes of model `$1` begin in cursor order, in the mark of its minute.
+const MARK_SQL: &str = "
+INSERT INTO nango.record_marks AS m (model, until, after_cursor)
+SELECT $1, date_trunc('minute', now()) + interval '1 minute',
+       CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END
+FROM nango.record_cursor s
+ON CONFLICT (model, until) DO UPDATE SET after_cursor = excluded.after_cursor
+WHERE m.after_cursor > excluded.after_cursor";
 
 /// Adds one batch's count changes to the job's per-model result.
 const COUNT_SQL: &str = "

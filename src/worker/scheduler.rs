@@ -7,9 +7,9 @@
 //! none queued or running (a tick during a run is skipped, not queued) and move its next run to the next
 //! point of its schedule grid → start run workers while more jobs wait than idle workers can take and fewer
 //! than `nango.max_concurrent_syncs` run workers are alive (each takes job after job from the queue, see
-//! [`super::run`]) → once a minute (and after a reload), delete jobs and
-//! logs older than `nango.job_retention`. Each step is its own transaction; a failing step is logged and the
-//! loop goes on.
+//! [`super::run`]) → once a minute (and after a reload), delete jobs and logs older than
+//! `nango.job_retention` and merge old record marks. Each step is its own transaction; a failing step is
+//! logged and the loop goes on.
 
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,9 @@ pub extern "C-unwind" fn pg_nango_scheduler_main(_argument: pg_sys::Datum) {
             last_cleanup = Some(Instant::now());
             if let Err(error) = delete_expired_jobs() {
                 warning!("pg_nango scheduler: could not delete expired jobs: {error}");
+            }
+            if let Err(error) = merge_record_marks() {
+                warning!("pg_nango scheduler: could not merge record marks: {error}");
             }
         }
     }
@@ -209,6 +212,25 @@ fn start_run_workers(
                 break;
             }
         }
+    }
+    Ok(())
+}
+
+/// Merges the record marks (see `nango.record_marks`) older than an hour into hourly ones and those older
+/// than a day into daily ones, each step its own transaction. A merged mark keeps the latest `until` of its
+/// marks (rounded up to its hour or day) and their least cursor, so it still covers every write they did.
+fn merge_record_marks() -> Result<(), String> {
+    const MERGE_SQL: &str = "
+        WITH merged AS (
+            DELETE FROM nango.record_marks m
+            WHERE m.until < now() - $2::interval AND m.until <> date_trunc($1, m.until)
+            RETURNING m.model, m.until, m.after_cursor)
+        INSERT INTO nango.record_marks AS m (model, until, after_cursor)
+        SELECT model, date_trunc($1, until - interval '1 microsecond') + $2::interval, min(after_cursor)
+        FROM merged GROUP BY 1, 2
+        ON CONFLICT (model, until) DO UPDATE SET after_cursor = least(m.after_cursor, excluded.after_cursor)";
+    for unit in ["hour", "day"] {
+        run_txn(|| exec(MERGE_SQL, &[unit.into(), format!("1 {unit}").into()]))?;
     }
     Ok(())
 }

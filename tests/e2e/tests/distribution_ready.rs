@@ -26,9 +26,11 @@ const REFERENCE: &[&str] = &[
 ];
 
 /// Left on the coordinator: the schedule and its runs (the scheduler claims them with row locks across all
-/// connections) and the secrets (only the coordinator's workers read them).
+/// connections), the secrets (only the coordinator's workers read them) and the per-model marks of the
+/// record cursors (written under the model's lock, which lives there too).
 const COORDINATOR_LOCAL: &[&str] = &[
     "syncs",
+    "record_marks",
     "jobs",
     "logs",
     "webhook_payloads",
