@@ -116,6 +116,7 @@ fn main() {
     }
 
     // 1. Ingest, and the job worker's memory.
+    settle(&mut client);
     let initial = run(&mut client, "bench");
     let store_rate = records_count as f64 / (initial.store_ms / 1000.0);
     let plain = plain_insert(&mut client, &records);
@@ -181,6 +182,7 @@ fn main() {
     );
 
     // 2. Re-sync without changes.
+    settle(&mut client);
     let before = table_writes(&mut client);
     let again = run(&mut client, "bench");
     let after = table_writes(&mut client);
@@ -219,7 +221,10 @@ fn main() {
     );
 
     // More initial runs and re-syncs, each pair on an emptied store: the VM's speed drifts from one minute to
-    // the next, and a pair run back to back shares the drift.
+    // the next, and a pair run back to back shares the drift. The plain client script takes its rounds in
+    // turn with them (section 6).
+    let mut plain = peers::PlainPeer::new(&mut client, &mock().url(), ("bench", records_count));
+    plain.round(&mut client);
     let mut ratios = vec![initial.seconds / again.seconds];
     let (mut initials, mut agains) = (vec![initial.seconds], vec![again.seconds]);
     println!(
@@ -230,8 +235,10 @@ fn main() {
         client
             .batch_execute("TRUNCATE nango.stored_records")
             .unwrap();
+        settle(&mut client);
         let initial = run(&mut client, "bench");
         let again = run(&mut client, "bench");
+        plain.round(&mut client);
         ratios.push(initial.seconds / again.seconds);
         initials.push(initial.seconds);
         agains.push(again.seconds);
@@ -259,7 +266,7 @@ fn main() {
         &mock().url(),
         ("bench", records_count),
         rounds,
-        &nango,
+        (&nango, &plain.timings()),
     );
     if ingest_only {
         return;
@@ -281,6 +288,12 @@ fn setting(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Writes out the dirty pages (CHECKPOINT) before a timed sync, so that it does not pay for those of the
+/// work before it.
+pub fn settle(client: &mut Client) {
+    client.batch_execute("CHECKPOINT").expect("CHECKPOINT");
 }
 
 /// The median of `values` (the upper one of an even count).

@@ -7,8 +7,9 @@
 //!
 //! Each syncs into an empty table first, then again with nothing changed; the figures go against
 //! pg_nango's initial run and its re-sync without changes. pg_nango and the plain client script run
-//! several rounds, each into an emptied table, and their medians are compared; dlt, at about twenty
-//! seconds a sync, runs one.
+//! several rounds in turns, each into an emptied table and after a checkpoint, so that neither pays for
+//! writing out the other's pages and both meet the same drift of the machine; their medians are compared.
+//! dlt, at about twenty seconds a sync, runs one.
 
 use std::time::Instant;
 
@@ -24,17 +25,18 @@ pub struct Timings {
     pub again: f64,
 }
 
-/// Runs the peers against `url/datasets/{dataset}` (of `count` records) and prints their figures against
-/// pg_nango's (`nango`: the medians of its `rounds` initial runs and re-syncs without changes).
+/// Prints the peers' figures against pg_nango's (`nango`: the medians of its `rounds` initial runs and
+/// re-syncs without changes; `plain`: the plain client script's, its rounds interleaved with pg_nango's),
+/// after running dlt against `url/datasets/{dataset}` (of `count` records).
 pub fn against_peers(
     cluster: &Cluster,
     url: &str,
     (dataset, count): (&str, usize),
     rounds: usize,
-    nango: &Timings,
+    (nango, plain): (&Timings, &Timings),
 ) {
     println!(
-        "\n## Peers ({count} records, the same pages from the same mock API; pg_nango and the plain client: median of {rounds} rounds)"
+        "\n## Peers ({count} records, the same pages from the same mock API; pg_nango and the plain client: median of {rounds} rounds, taken in turns)"
     );
     let rate = |seconds: f64| count as f64 / seconds;
     let line = |name: &str, t: &Timings| {
@@ -47,8 +49,7 @@ pub fn against_peers(
         );
     };
     line("pg_nango", nango);
-    let plain = plain_script(&mut cluster.connect(), url, (dataset, count), rounds);
-    line("plain client script", &plain);
+    line("plain client script", plain);
     let dlt = crate::dlt::dlt_peer(cluster, url, dataset, count);
     if let Some(dlt) = &dlt {
         line("dlt rest_api", dlt);
@@ -60,48 +61,70 @@ pub fn against_peers(
             peer.again / nango.again
         );
     };
-    ratio("plain client script", &plain);
+    ratio("plain client script", plain);
     if let Some(dlt) = &dlt {
         ratio("dlt", dlt);
     }
 }
 
-/// The plain client script: `rounds` times, two syncs of the dataset into `plain_peer.records`, emptied
-/// before each round; the medians of the first syncs and of the second.
-fn plain_script(
-    client: &mut Client,
-    url: &str,
-    (dataset, count): (&str, usize),
-    rounds: usize,
-) -> Timings {
-    client
-        .batch_execute(
-            "CREATE SCHEMA plain_peer;
-             CREATE TABLE plain_peer.records (id text PRIMARY KEY, data jsonb NOT NULL, updated_at timestamptz NOT NULL);",
-        )
-        .expect("create the plain peer's table");
-    let agent = ureq::Agent::new_with_defaults();
-    let endpoint = format!("{url}/datasets/{dataset}");
-    let sync = |client: &mut Client| {
-        let started = Instant::now();
-        let saved = plain_sync(client, &agent, &endpoint);
-        assert_eq!(saved, count, "the plain client script saw every record");
-        started.elapsed().as_secs_f64()
-    };
-    let (mut firsts, mut agains) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        firsts.push(sync(client));
-        agains.push(sync(client));
+/// The plain client script: round after round, two syncs of the dataset into `plain_peer.records`, emptied
+/// after each round.
+pub struct PlainPeer {
+    agent: ureq::Agent,
+    endpoint: String,
+    count: usize,
+    firsts: Vec<f64>,
+    agains: Vec<f64>,
+}
+
+impl PlainPeer {
+    /// Creates the peer's table, for the dataset at `url/datasets/{dataset}` of `count` records.
+    pub fn new(client: &mut Client, url: &str, (dataset, count): (&str, usize)) -> PlainPeer {
+        client
+            .batch_execute(
+                "CREATE SCHEMA plain_peer;
+                 CREATE TABLE plain_peer.records (id text PRIMARY KEY, data jsonb NOT NULL, updated_at timestamptz NOT NULL);",
+            )
+            .expect("create the plain peer's table");
+        PlainPeer {
+            agent: ureq::Agent::new_with_defaults(),
+            endpoint: format!("{url}/datasets/{dataset}"),
+            count,
+            firsts: Vec::new(),
+            agains: Vec::new(),
+        }
+    }
+
+    /// One round: a first sync into the empty table and a sync with nothing changed, both timed.
+    pub fn round(&mut self, client: &mut Client) {
+        crate::settle(client);
+        for times in [0, 1] {
+            let started = Instant::now();
+            let saved = plain_sync(client, &self.agent, &self.endpoint);
+            assert_eq!(
+                saved, self.count,
+                "the plain client script saw every record"
+            );
+            let seconds = started.elapsed().as_secs_f64();
+            [&mut self.firsts, &mut self.agains][times].push(seconds);
+        }
         let stored: i64 = client
             .query_one("SELECT count(*) FROM plain_peer.records", &[])
             .unwrap()
             .get(0);
-        assert_eq!(stored as usize, count, "the plain peer stored every record");
+        assert_eq!(
+            stored as usize, self.count,
+            "the plain peer stored every record"
+        );
         client.batch_execute("TRUNCATE plain_peer.records").unwrap();
     }
-    Timings {
-        first: crate::median(&mut firsts),
-        again: crate::median(&mut agains),
+
+    /// The medians of the first syncs and of the second.
+    pub fn timings(&mut self) -> Timings {
+        Timings {
+            first: crate::median(&mut self.firsts),
+            again: crate::median(&mut self.agains),
+        }
     }
 }
 

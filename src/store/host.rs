@@ -16,7 +16,7 @@ use crate::txn::run_txn;
 const MAX_LOG_MESSAGE: usize = 10_000;
 
 /// How many log rows a run has written and dropped under `nango.max_logs_per_run`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct LogBudget {
     pub written: usize,
     pub dropped: usize,
@@ -70,25 +70,62 @@ impl SpiHost {
         }
     }
 
-    /// Appends a row to the run's logs in its own transaction; returns its id (`None` if it could not be
+    /// Appends a row to the run's logs in the current transaction; returns its id.
+    fn append_log(
+        &self,
+        level: &str,
+        message: &str,
+        payload_json: Option<&str>,
+    ) -> Result<Option<i64>, String> {
+        let id = batch_json(
+            "INSERT INTO nango.logs (job, run, level, message, payload) VALUES ($1, $2, $3, $4, $5::jsonb)
+             RETURNING to_jsonb(id)",
+            &[
+                self.job_id.into(),
+                self.run_label.as_deref().into(),
+                level.into(),
+                message.into(),
+                payload_json.into(),
+            ],
+        )?;
+        Ok(id.and_then(|id| id.as_i64()))
+    }
+
+    /// Appends a row to the run's logs, in the current transaction when `in_txn` (it then stands or falls
+    /// with what that transaction writes), else in its own; returns its id (`None` if it could not be
     /// written).
-    fn insert_log(&self, level: &str, message: &str, payload_json: Option<&str>) -> Option<i64> {
-        run_txn(|| {
-            batch_json(
-                "INSERT INTO nango.logs (job, run, level, message, payload) VALUES ($1, $2, $3, $4, $5::jsonb)
-                 RETURNING to_jsonb(id)",
-                &[
-                    self.job_id.into(),
-                    self.run_label.as_deref().into(),
-                    level.into(),
-                    message.into(),
-                    payload_json.into(),
-                ],
-            )
-        })
-        .ok()
-        .flatten()
-        .and_then(|id| id.as_i64())
+    fn insert_log(
+        &self,
+        (level, message, payload_json): (&str, &str, Option<&str>),
+        in_txn: bool,
+    ) -> Option<i64> {
+        // SPI without a transaction would crash the process: a line logged outside one gets its own.
+        // SAFETY: reads the state of the backend's transaction.
+        if in_txn && unsafe { pgrx::pg_sys::IsTransactionState() } {
+            return self.append_log(level, message, payload_json).ok().flatten();
+        }
+        run_txn(|| self.append_log(level, message, payload_json))
+            .ok()
+            .flatten()
+    }
+
+    /// Logs a line unless the run has written `nango.max_logs_per_run` already (see [`Self::insert_log`]
+    /// for `in_txn`).
+    fn log_line(&mut self, level: &str, message: &str, payload_json: Option<&str>, in_txn: bool) {
+        let limit = crate::guc::max_logs_per_run();
+        if self.logs.written >= limit {
+            self.logs.dropped += 1;
+            if self.logs.notice.is_none() {
+                let notice = format!(
+                    "nango.max_logs_per_run ({limit}) reached: later log lines of this run are dropped"
+                );
+                self.logs.notice = self.insert_log(("warn", &notice, None), in_txn);
+            }
+            return;
+        }
+        self.logs.written += 1;
+        let message: String = message.chars().take(MAX_LOG_MESSAGE).collect();
+        self.insert_log((level, &message, payload_json), in_txn);
     }
 
     /// Writes the number of log lines the run dropped into the row that announced the limit; called once
@@ -138,7 +175,8 @@ impl SpiHost {
         collected
     }
 
-    /// Logs what a write did, as Nango's "batch saved" lines; batchUpdate warns about ids not stored.
+    /// Logs what a write did, as Nango's "batch saved" lines, in the write's transaction; batchUpdate warns
+    /// about ids not stored.
     fn log_outcome(&mut self, op: SaveOp, model: &str, outcome: &records::Outcome) {
         let [added, updated, deleted] = outcome.counts;
         let unchanged = outcome.records as i64 - outcome.written - outcome.missing.len() as i64;
@@ -153,7 +191,7 @@ impl SpiHost {
             outcome.records,
             outcome.written
         );
-        self.log("info", &message, Some(&payload.to_string()));
+        self.log_line("info", &message, Some(&payload.to_string()), true);
         if !outcome.missing.is_empty() {
             let shown: Vec<&str> = outcome
                 .missing
@@ -171,7 +209,7 @@ impl SpiHost {
                     ""
                 }
             );
-            self.log("warn", &message, None);
+            self.log_line("warn", &message, None, true);
         }
     }
 
@@ -208,7 +246,9 @@ impl Host for SpiHost {
         let probe_first = !self.changing.contains(model);
         let mark = self.merging.get(model).copied();
         let mark = mark.filter(|_| op != SaveOp::Delete);
-        let (outcome, skipped) = run_txn(|| {
+        // The lines saying what the write did are written in its transaction: one commit less per batch.
+        let budget = self.logs;
+        let outcome = run_txn(|| {
             let (kept, skipped) = match mark {
                 Some(mark) => sdk_state::unmodified(connection, model, &batch, mark, job)?,
                 None => (None, Vec::new()),
@@ -219,23 +259,28 @@ impl Host for SpiHost {
                 let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
                 deletes::mark_seen(sync, connection, model, &ids)?;
             }
-            Ok((outcome, skipped))
+            if !skipped.is_empty() {
+                let message = format!(
+                    "{} {model}: {} records were changed after the merging strategy was set and were not overwritten: {}",
+                    op.method(),
+                    skipped.len(),
+                    skipped
+                        .iter()
+                        .take(10)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                self.log_line("warn", &message, None, true);
+            }
+            self.log_outcome(op, model, &outcome);
+            Ok(outcome)
         })
-        .map_err(|e| format!("could not save {model} records: {e}"))?;
-        if !skipped.is_empty() {
-            let message = format!(
-                "{} {model}: {} records were changed after the merging strategy was set and were not overwritten: {}",
-                op.method(),
-                skipped.len(),
-                skipped
-                    .iter()
-                    .take(10)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            self.log("warn", &message, None);
-        }
+        .map_err(|e| {
+            // Its lines were rolled back with it.
+            self.logs = budget;
+            format!("could not save {model} records: {e}")
+        })?;
         if op == SaveOp::Save {
             if outcome.written * 2 > outcome.records as i64 {
                 self.changing.insert(model.to_string());
@@ -243,7 +288,6 @@ impl Host for SpiHost {
                 self.changing.remove(model);
             }
         }
-        self.log_outcome(op, model, &outcome);
         Ok(())
     }
 
@@ -257,23 +301,7 @@ impl Host for SpiHost {
     }
 
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>) {
-        let limit = crate::guc::max_logs_per_run();
-        if self.logs.written >= limit {
-            self.logs.dropped += 1;
-            if self.logs.notice.is_none() {
-                self.logs.notice = self.insert_log(
-                    "warn",
-                    &format!(
-                        "nango.max_logs_per_run ({limit}) reached: later log lines of this run are dropped"
-                    ),
-                    None,
-                );
-            }
-            return;
-        }
-        self.logs.written += 1;
-        let message: String = message.chars().take(MAX_LOG_MESSAGE).collect();
-        self.insert_log(level, &message, payload_json);
+        self.log_line(level, message, payload_json, false);
     }
 
     fn metadata(&mut self) -> Result<String, String> {
