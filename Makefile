@@ -32,6 +32,7 @@ bench: install
 	cargo run --release -p pg_nango_bench -- $(ARGS)
 
 lint: setup
+	@cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1 || rustup component add clippy rustfmt
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -p pg_nango_core -p pg_nango_mock_api -p pg_nango_e2e -- -D warnings
+	cargo clippy --release --all-targets -p pg_nango_core -p pg_nango_mock_api -p pg_nango_e2e -p pg_nango_bench -- -D warnings
 	cargo clippy --release -p pg_nango -- -D warnings

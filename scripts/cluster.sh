@@ -2,6 +2,8 @@
 # Starts or stops a throwaway PostgreSQL 15 cluster with pg_nango preloaded, listening on 127.0.0.1 and on a
 # socket in its data directory. PostgreSQL refuses to run as root, so as root the cluster runs as the
 # `postgres` OS user (created by Debian's package). PG_NANGO_PRELOAD=no leaves shared_preload_libraries alone.
+# The server runs with RUST_BACKTRACE=1, as a developer's shell often has it: no error may carry a Rust
+# backtrace to the client all the same.
 #   scripts/cluster.sh start DATADIR PORT [setting=value ...]
 #   scripts/cluster.sh stop DATADIR
 #   scripts/cluster.sh crash-restart DATADIR     (immediate stop, as a power loss, then start: crash recovery)
@@ -40,7 +42,7 @@ start)
         echo "timezone = 'UTC'"
         for setting in "$@"; do echo "$setting"; done
     } >>"$datadir/postgresql.conf"
-    as_owner "$BIN/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 start >/dev/null
+    as_owner env RUST_BACKTRACE=1 "$BIN/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 start >/dev/null
     ;;
 stop)
     if [ -f "$datadir/postmaster.pid" ]; then
@@ -49,7 +51,7 @@ stop)
     ;;
 crash-restart)
     as_owner "$BIN/pg_ctl" -D "$datadir" -m immediate -w stop >/dev/null
-    as_owner "$BIN/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 start >/dev/null
+    as_owner env RUST_BACKTRACE=1 "$BIN/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 start >/dev/null
     ;;
 *)
     echo "usage: cluster.sh start DATADIR PORT [setting=value ...] | stop DATADIR | crash-restart DATADIR" >&2

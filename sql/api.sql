@@ -7,11 +7,12 @@ CREATE FUNCTION nango.create_integration(unique_key text, provider text,
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF unique_key IS NULL OR unique_key !~ '^[A-Za-z0-9_.-]+$' THEN
-        RAISE EXCEPTION 'invalid integration key "%"', unique_key USING HINT = 'Use letters, digits, ., _ and -.';
+        RAISE EXCEPTION 'invalid integration key "%"', unique_key
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use letters, digits, ., _ and -.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM nango.providers p WHERE p.name = create_integration.provider) THEN
         RAISE EXCEPTION 'unknown provider "%"', provider
-            USING HINT = 'See SELECT name FROM nango.providers, or add it with nango.upsert_providers(yaml).';
+            USING ERRCODE = 'undefined_object', HINT = 'See SELECT name FROM nango.providers, or add it with nango.upsert_providers(yaml).';
     END IF;
     INSERT INTO nango.integrations AS i (unique_key, provider, client_id)
     VALUES (create_integration.unique_key, create_integration.provider, create_integration.client_id)
@@ -34,13 +35,13 @@ DECLARE
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM nango.integrations i WHERE i.unique_key = create_connection.provider_config_key) THEN
         RAISE EXCEPTION 'integration "%" does not exist', provider_config_key
-            USING HINT = 'Create it with nango.create_integration(unique_key, provider), or deploy a nango.yaml that names it.';
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with nango.create_integration(unique_key, provider), or deploy a nango.yaml that names it.';
     END IF;
     IF connection_id IS NULL OR connection_id = '' OR length(connection_id) > 255 THEN
-        RAISE EXCEPTION 'connection_id must be 1 to 255 characters';
+        RAISE EXCEPTION 'connection_id must be 1 to 255 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF jsonb_typeof(coalesce(connection_config, '{}')) <> 'object' OR jsonb_typeof(coalesce(metadata, '{}')) <> 'object' THEN
-        RAISE EXCEPTION 'connection_config and metadata must be JSON objects';
+        RAISE EXCEPTION 'connection_config and metadata must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM nango._check_credentials(credentials);
     PERFORM nango._check_connection_config(provider_config_key, coalesce(connection_config, '{}'));
@@ -101,7 +102,8 @@ BEGIN
     SELECT c.id INTO conn FROM nango.connections c
     WHERE c.provider_config_key = _connection.provider_config_key AND c.connection_id = _connection.connection_id;
     IF conn IS NULL THEN
-        RAISE EXCEPTION 'connection "%" of integration "%" does not exist', connection_id, provider_config_key;
+        RAISE EXCEPTION 'connection "%" of integration "%" does not exist', connection_id, provider_config_key
+            USING ERRCODE = 'undefined_object', HINT = 'See SELECT provider_config_key, connection_id FROM nango.connections.';
     END IF;
     RETURN conn;
 END
@@ -141,7 +143,7 @@ DECLARE
     job_id bigint;
 BEGIN
     IF octet_length(coalesce(payload, 'null')::text) > nango._max_webhook_payload() THEN
-        RAISE EXCEPTION 'the webhook payload is larger than nango.max_response_size';
+        RAISE EXCEPTION 'the webhook payload is larger than nango.max_response_size' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM nango._ensure_syncs(conn);
     FOR target IN
@@ -169,7 +171,7 @@ CREATE FUNCTION nango.set_metadata(provider_config_key text, connection_id text,
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF jsonb_typeof(metadata) IS DISTINCT FROM 'object' THEN
-        RAISE EXCEPTION 'metadata must be a JSON object';
+        RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     UPDATE nango.connections c SET metadata = set_metadata.metadata, updated_at = now()
     WHERE c.id = nango._connection(set_metadata.provider_config_key, set_metadata.connection_id);
@@ -180,7 +182,7 @@ CREATE FUNCTION nango.update_metadata(provider_config_key text, connection_id te
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF jsonb_typeof(metadata) IS DISTINCT FROM 'object' THEN
-        RAISE EXCEPTION 'metadata must be a JSON object';
+        RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     UPDATE nango.connections c SET metadata = c.metadata || update_metadata.metadata, updated_at = now()
     WHERE c.id = nango._connection(update_metadata.provider_config_key, update_metadata.connection_id);
@@ -195,7 +197,8 @@ DECLARE
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM nango.sync_configs sc
                    WHERE sc.provider_config_key = _syncs_of.provider_config_key AND sc.name = _syncs_of.sync_name) THEN
-        RAISE EXCEPTION 'sync "%" of integration "%" is not deployed', sync_name, provider_config_key;
+        RAISE EXCEPTION 'sync "%" of integration "%" is not deployed', sync_name, provider_config_key
+            USING ERRCODE = 'undefined_object';
     END IF;
     IF connection_id IS NOT NULL THEN
         PERFORM nango._connection(provider_config_key, connection_id);
@@ -208,7 +211,7 @@ BEGIN
       AND (_syncs_of.connection_id IS NULL OR c.connection_id = _syncs_of.connection_id);
     IF ids IS NULL THEN
         RAISE EXCEPTION 'sync "%" of integration "%" has no connection yet', sync_name, provider_config_key
-            USING HINT = 'Create one with nango.create_connection.';
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Create one with nango.create_connection.';
     END IF;
     RETURN ids;
 END
@@ -289,17 +292,18 @@ BEGIN
         SELECT j.status, j.xmin::text = (pg_catalog.pg_current_xact_id_if_assigned()::text::numeric % 4294967296)::text
         INTO current_status, queued_here FROM nango.jobs j WHERE j.id = job_id;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'job % does not exist', job_id;
+            RAISE EXCEPTION 'job % does not exist', job_id USING ERRCODE = 'undefined_object';
         END IF;
         IF current_status = 'QUEUED' AND queued_here THEN
             RAISE EXCEPTION 'job % was queued by this transaction, and no worker can start it before it commits', job_id
-                USING HINT = 'Call nango.trigger_sync and nango.wait_for_job in separate statements, outside a transaction block.';
+                USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Call nango.trigger_sync and nango.wait_for_job in separate statements, outside a transaction block.';
         END IF;
         IF current_status IN ('SUCCESS', 'ERROR', 'CANCELLED') THEN
             RETURN current_status;
         END IF;
         IF clock_timestamp() >= deadline THEN
-            RAISE EXCEPTION 'job % is still % after %', job_id, current_status, timeout;
+            RAISE EXCEPTION 'job % is still % after %', job_id, current_status, timeout
+                USING ERRCODE = 'query_canceled', HINT = 'Wait again, or pass a longer timeout.';
         END IF;
         PERFORM pg_sleep(0.05);
     END LOOP;
@@ -355,7 +359,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,255}$' THEN
         RAISE EXCEPTION 'invalid environment variable name "%"', left(name, 40)
-            USING HINT = 'Use 1 to 255 letters, digits, ., _ and -.';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use 1 to 255 letters, digits, ., _ and -.';
     END IF;
     IF value IS NULL THEN
         DELETE FROM nango.environment_variables v WHERE v.name = set_environment_variable.name;

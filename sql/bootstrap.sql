@@ -6,7 +6,7 @@ DO $$
 BEGIN
     IF current_setting('shared_preload_libraries') !~ '(^|[\s,"])pg_nango([\s,"]|$)' THEN
         RAISE EXCEPTION 'pg_nango must be loaded when the server starts (it runs background workers)'
-            USING HINT = 'Add pg_nango to shared_preload_libraries in postgresql.conf (shared_preload_libraries = ''pg_nango''), restart PostgreSQL, then run CREATE EXTENSION pg_nango again.';
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Add pg_nango to shared_preload_libraries in postgresql.conf (shared_preload_libraries = ''pg_nango''), restart PostgreSQL, then run CREATE EXTENSION pg_nango again.';
     END IF;
 END
 $$;
@@ -174,7 +174,11 @@ CREATE TABLE nango.jobs (
     -- Where the time of the run went, in milliseconds: wait (queued → its worker began to claim it), connect
     -- (the worker's start, on the first run of a worker), claim (loading the run), start (engine and
     -- modules), script (the script itself). Set when the run ends.
-    phases         jsonb
+    phases         jsonb,
+    -- Where a run stands while it runs, written with each batch it saves: {"records": {model: records
+    -- passed to batchSave/batchUpdate/batchDelete so far}, "requests": requests made through the proxy,
+    -- "last_batch_at": the time of the last batch}; at its end, the requests made in all.
+    progress       jsonb NOT NULL DEFAULT '{}'
 );
 -- One scheduled or triggered run per sync and connection at a time. Webhook runs are not counted: as on
 -- Nango, they run as their webhooks arrive, beside the sync's own runs.
@@ -364,7 +368,7 @@ BEGIN
             WHEN 'updated' THEN flags[2] := true;
             WHEN 'deleted' THEN flags[3] := true;
             ELSE RAISE EXCEPTION 'invalid filter "%"', btrim(part)
-                USING HINT = 'Use added, updated, deleted, or a comma list of them.';
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use added, updated, deleted, or a comma list of them.';
         END CASE;
     END LOOP;
     RETURN flags;
@@ -379,7 +383,7 @@ BEGIN
     END IF;
     IF cursor !~ '^[0-9]{1,18}$' THEN
         RAISE EXCEPTION 'invalid cursor "%"', left(cursor, 40)
-            USING HINT = 'Pass the cursor column of a row returned by nango.records.';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the cursor column of a row returned by nango.records.';
     END IF;
     RETURN cursor::bigint;
 END
@@ -474,12 +478,17 @@ SELECT sc.provider_config_key AS integration,
        (SELECT jsonb_object_agg(m.model, (SELECT count(*) FROM nango.stored_records r
                                            WHERE r.model = m.model AND r.connection = s.connection
                                              AND r.deleted_at IS NULL))
-          FROM unnest(sc.models) AS m(model)) AS record_counts
+          FROM unnest(sc.models) AS m(model)) AS record_counts,
+       -- The last run's progress (live while it runs): records saved so far by model, requests made, the
+       -- time of its last batch.
+       lj.progress -> 'records' AS records_saved,
+       (lj.progress ->> 'requests')::bigint AS requests,
+       (lj.progress ->> 'last_batch_at')::timestamptz AS last_batch_at
 FROM nango.syncs s
 JOIN nango.sync_configs sc ON sc.id = s.sync_config
 JOIN nango.connections c ON c.id = s.connection
 -- The sync's own runs: webhook runs (type WEBHOOK) have their rows in nango.jobs but do not make its status.
-LEFT JOIN LATERAL (SELECT j.id, j.status FROM nango.jobs j
+LEFT JOIN LATERAL (SELECT j.id, j.status, j.progress FROM nango.jobs j
                    WHERE j.sync = s.id AND j.type IN ('INITIAL', 'INCREMENTAL') ORDER BY j.id DESC LIMIT 1) lj ON true
 LEFT JOIN LATERAL (SELECT j.status, j.error FROM nango.jobs j
                    WHERE j.sync = s.id AND j.type IN ('INITIAL', 'INCREMENTAL')

@@ -5,6 +5,7 @@
 //! - [`guc`]: the `nango.*` settings;
 //! - [`api`]: the SQL functions written in Rust (`nango.deploy`, `nango.upsert_providers`); the rest of the
 //!   SQL surface is plain SQL in `sql/` (connections, sync commands, `nango.records`, views);
+//! - [`error`]: the errors of the SQL surface and their SQLSTATEs;
 //! - [`worker`]: the scheduler (one static background worker) and the run worker (one dynamic background
 //!   worker per run);
 //! - [`store`]: the SPI side of a run: records, logs, job state and notifications.
@@ -15,6 +16,7 @@
 use pgrx::prelude::*;
 
 pub mod api;
+pub mod error;
 pub mod guc;
 pub mod store;
 pub mod txn;
@@ -28,6 +30,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    error::keep_backtraces_out_of_errors();
     guc::define();
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         worker::scheduler::register();

@@ -3,6 +3,8 @@
 
 use pgrx::prelude::*;
 
+use crate::error::ApiError;
+
 /// Refuses credentials whose shape does not fit their `type` (see `pg_nango_core::providers::auth`); the
 /// error names the missing field, never a value.
 #[pg_extern(immutable)]
@@ -11,20 +13,15 @@ fn _check_credentials(credentials: Option<pgrx::JsonB>) {
     let credentials = credentials.map(|c| c.0).unwrap_or_default();
     match pg_nango_core::providers::auth::check_credentials(&credentials) {
         Ok(()) => {}
-        Err(refused) if refused.starts_with("unsupported credentials type") => super::fail(
-            refused,
-            &format!(
-                "Use one of {}.",
-                pg_nango_core::providers::auth::CREDENTIAL_TYPES.join(", ")
-            ),
-        ),
-        Err(refused) => {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                refused
-            );
+        Err(refused) if refused.starts_with("unsupported credentials type") => {
+            ApiError::invalid(refused)
+                .hint(format!(
+                    "Use one of {}.",
+                    pg_nango_core::providers::auth::CREDENTIAL_TYPES.join(", ")
+                ))
+                .raise()
         }
+        Err(refused) => ApiError::invalid(refused).raise(),
     }
 }
 
@@ -39,20 +36,27 @@ fn _check_connection_config(provider_config_key: &str, connection_config: pgrx::
          WHERE i.unique_key = $1",
         &[provider_config_key.into()],
     )
-    .unwrap_or_else(|e| error!("could not read the provider of integration \"{provider_config_key}\": {e}"));
+    .unwrap_or_else(|e| {
+        ApiError::internal(format!(
+            "could not read the provider of integration \"{provider_config_key}\": {e}"
+        ))
+        .raise()
+    });
     let Some(pgrx::JsonB(definition)) = definition else {
         return;
     };
     let provider: pg_nango_core::providers::Provider = serde_json::from_value(definition)
         .unwrap_or_else(|e| {
-            error!("the provider of integration \"{provider_config_key}\" is not valid: {e}")
+            ApiError::internal(format!(
+                "the provider of integration \"{provider_config_key}\" is not valid: {e}"
+            ))
+            .raise()
         });
     if let Err(refused) =
         pg_nango_core::providers::check_connection_config(&provider, &connection_config.0)
     {
-        super::fail(
-            format!("connection_config is refused: {refused}"),
-            "A value placed in a URL's host must be a host name part (letters, digits, - and .), one in a port a number.",
-        );
+        ApiError::invalid(format!("connection_config is refused: {refused}"))
+            .hint("A value placed in a URL's host must be a host name part (letters, digits, - and .), one in a port a number.")
+            .raise();
     }
 }

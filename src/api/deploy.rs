@@ -11,7 +11,16 @@ use pg_nango_core::records::views::{self, ViewChange, ViewPlan};
 use pgrx::prelude::*;
 use serde_json::{Value, json};
 
+use crate::error::ApiError;
 use crate::guc;
+
+/// The HINT of a refused deploy.
+const NOTHING_DEPLOYED: &str = "Nothing was deployed; the previous deployment keeps running.";
+
+/// A file or folder of a deploy from a server path that cannot be read.
+fn cannot_read(path: &Path, error: std::io::Error) -> ! {
+    ApiError::invalid(format!("cannot read {}: {error}", path.display())).raise()
+}
 
 /// Deploys the folder at `path` (a path on the database server).
 #[pg_extern(name = "deploy", security_definer)]
@@ -23,9 +32,11 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
             .flatten()
             .unwrap_or(false);
     if !allowed {
-        error!(
-            "deploying from a server path needs membership in pg_read_server_files; pass the files with nango.deploy(config, files) instead"
-        );
+        ApiError::not_permitted(
+            "deploying from a server path needs membership in pg_read_server_files",
+        )
+        .hint("Pass the files with nango.deploy(config, files) instead.")
+        .raise();
     }
     let root = Path::new(path);
     // A folder with nango.yaml is the yaml format; one with only index.ts is zero-YAML.
@@ -34,10 +45,12 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && root.join(INDEX_FILE).is_file() => {
             None
         }
-        Err(e) => error!(
-            "cannot read {}: {e} (a project has a nango.yaml, or an index.ts for Nango's zero-YAML format)",
+        Err(e) => ApiError::invalid(format!(
+            "cannot read {}: {e}",
             root.join("nango.yaml").display()
-        ),
+        ))
+        .hint("A project has a nango.yaml, or an index.ts for Nango's zero-YAML format.")
+        .raise(),
     };
     let mut files = BTreeMap::new();
     collect_files(root, root, &mut files);
@@ -64,7 +77,7 @@ fn deploy_files(
     allow_destructive: default!(bool, false),
 ) -> pgrx::JsonB {
     let Some(pgrx::JsonB(Value::Object(map))) = files else {
-        error!("files must be a JSON object of path: source");
+        ApiError::invalid("files must be a JSON object of path: source").raise();
     };
     let mut sources = BTreeMap::new();
     for (path, source) in map {
@@ -72,7 +85,10 @@ fn deploy_files(
             Value::String(text) => {
                 sources.insert(path.trim_start_matches("./").to_string(), text);
             }
-            _ => error!("files: the value of \"{path}\" must be the file's source text"),
+            _ => ApiError::invalid(format!(
+                "files: the value of \"{path}\" must be the file's source text"
+            ))
+            .raise(),
         }
     }
     let config = config.filter(|c| !c.trim().is_empty());
@@ -80,8 +96,7 @@ fn deploy_files(
 }
 
 fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
-    let entries =
-        std::fs::read_dir(dir).unwrap_or_else(|e| error!("cannot read {}: {e}", dir.display()));
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| cannot_read(dir, e));
     for entry in entries.flatten() {
         let path = entry.path();
         let relative = path
@@ -97,8 +112,7 @@ fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) 
                 collect_files(root, &path, files);
             }
         } else if is_script_path(&relative) {
-            let source = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| error!("cannot read {}: {e}", path.display()));
+            let source = std::fs::read_to_string(&path).unwrap_or_else(|e| cannot_read(&path, e));
             files.insert(relative, source);
         }
     }
@@ -126,10 +140,9 @@ fn deploy_content(
     };
     pgrx::check_for_interrupts!();
     let plan = planned.unwrap_or_else(|e| {
-        super::fail(
-            format!("deploy failed: {e}"),
-            "nothing was deployed; the previous deployment keeps running",
-        )
+        ApiError::invalid(format!("deploy failed: {e}"))
+            .hint(NOTHING_DEPLOYED)
+            .raise()
     });
     check_removals(&plan, allow_destructive);
     ensure_integrations(&plan);
@@ -156,10 +169,9 @@ fn check_removals(plan: &DeploymentPlan, allow_destructive: bool) {
     let removed: Vec<&String> = deployed.iter().filter(|d| !keep.contains(d)).collect();
     if !removed.is_empty() && !allow_destructive {
         let names: Vec<&str> = removed.iter().map(|s| s.as_str()).collect();
-        super::fail(
-            format!("deploy failed: it would remove {}", names.join(", ")),
-            "a deploy is the complete set of syncs and actions; pass allow_destructive => true to remove them",
-        );
+        ApiError::invalid(format!("deploy failed: it would remove {}", names.join(", ")))
+            .hint("A deploy is the complete set of syncs and actions; pass allow_destructive => true to remove them.")
+            .raise();
     }
 }
 
@@ -189,13 +201,12 @@ fn ensure_integrations(plan: &DeploymentPlan) {
         .flatten()
         .unwrap_or(false);
         if !known {
-            super::fail(
-                format!(
-                    "deploy failed: integration \"{}\" does not exist and no provider is named \"{provider}\"",
-                    integration.key
-                ),
-                "create it first with nango.create_integration(unique_key, provider), or set provider: in nango.yaml",
-            );
+            ApiError::undefined(format!(
+                "deploy failed: integration \"{}\" does not exist and no provider is named \"{provider}\"",
+                integration.key
+            ))
+            .hint("Create it first with nango.create_integration(unique_key, provider), or set provider: in nango.yaml.")
+            .raise();
         }
         run(
             "INSERT INTO nango.integrations (unique_key, provider) VALUES ($1, $2)",
@@ -357,10 +368,9 @@ fn plan_views(plan: &DeploymentPlan) -> (Vec<ViewPlan>, Vec<String>, Vec<String>
     .collect();
     let (plans, warnings) = views::plan_views(&plan.config.models, &previous, &occupied)
         .unwrap_or_else(|e| {
-            super::fail(
-                format!("deploy failed: {e}"),
-                "nothing was deployed; the previous deployment keeps running",
-            )
+            ApiError::invalid(format!("deploy failed: {e}"))
+                .hint(NOTHING_DEPLOYED)
+                .raise()
         });
     (plans, warnings, gone)
 }
@@ -455,7 +465,7 @@ fn view_grants(view: &str) -> Vec<String> {
             let grantable = row.get::<bool>(3).ok().flatten().unwrap_or(false);
             Some(
                 views::grant_sql(view, &privilege, text(row, 2).as_deref(), grantable)
-                    .unwrap_or_else(|e| error!("deploy failed: {e}")),
+                    .unwrap_or_else(|e| ApiError::internal(format!("deploy failed: {e}")).raise()),
             )
         },
     )
@@ -473,20 +483,21 @@ fn drop_view(view: &str, why: &str) {
         &[view.into()],
     );
     if !dependents.is_empty() {
-        super::fail(
-            format!(
-                "deploy failed: {} must be dropped ({why}) but {} depend on it",
-                views::qualified(view),
-                dependents.join(", ")
-            ),
-            "drop the views built on it first (and create them again after the deploy); nothing was deployed",
-        );
+        ApiError::in_use(format!(
+            "deploy failed: {} must be dropped ({why}) but {} depend on it",
+            views::qualified(view),
+            dependents.join(", ")
+        ))
+        .hint("Drop the views built on it first (and create them again after the deploy); nothing was deployed.")
+        .raise();
     }
     run(&format!("DROP VIEW {}", views::qualified(view)), &[]);
 }
 
 fn run(sql: &str, args: &[pgrx::datum::DatumWithOid]) {
-    Spi::run_with_args(sql, args).unwrap_or_else(|e| error!("deploy failed while writing: {e}"));
+    Spi::run_with_args(sql, args).unwrap_or_else(|e| {
+        ApiError::internal(format!("deploy failed while writing: {e}")).raise()
+    });
 }
 
 fn select_strings(sql: &str) -> Vec<String> {
@@ -507,7 +518,9 @@ fn select_rows<T>(
         client
             .select(sql, None, args)
             .map(|rows| rows.filter_map(|row| read(&row)).collect())
-            .unwrap_or_else(|e| error!("deploy failed while reading: {e}"))
+            .unwrap_or_else(|e| {
+                ApiError::internal(format!("deploy failed while reading: {e}")).raise()
+            })
     })
 }
 

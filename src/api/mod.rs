@@ -1,5 +1,5 @@
-//! SQL functions written in Rust. Each reports bad input as an ERROR that says what and where, and changes
-//! nothing (it runs in the caller's transaction).
+//! SQL functions written in Rust. Each reports bad input as an ERROR that says what and where, with its
+//! SQLSTATE ([`crate::error`]), and changes nothing (it runs in the caller's transaction).
 
 pub mod connections;
 pub mod deploy;
@@ -8,17 +8,7 @@ pub mod oneoff;
 
 use pgrx::prelude::*;
 
-/// Raises an ERROR for bad input (SQLSTATE 22023) with a hint on how to fix it.
-pub fn fail(message: String, hint: &str) -> ! {
-    pgrx::pg_sys::panic::ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        message,
-        "pg_nango",
-    )
-    .set_hint(hint)
-    .report(PgLogLevel::ERROR);
-    unreachable!("an ERROR report does not return")
-}
+use crate::error::ApiError;
 
 /// The provider catalog compiled into the extension.
 const BUNDLED_PROVIDERS: &str = include_str!("../../providers.yaml");
@@ -44,7 +34,7 @@ fn store_providers(yaml: &str, custom: bool) -> i32 {
         .map(|definition| definition.0)
     };
     let catalog = pg_nango_core::providers::parse_catalog_with(yaml, &stored)
-        .unwrap_or_else(|e| error!("{e}"));
+        .unwrap_or_else(|e| ApiError::invalid(e.to_string()).raise());
     for (name, definition) in &catalog {
         Spi::run_with_args(
             "INSERT INTO nango.providers AS p (name, definition, custom) VALUES ($1, $2, $3)
@@ -57,7 +47,9 @@ fn store_providers(yaml: &str, custom: bool) -> i32 {
                 custom.into(),
             ],
         )
-        .unwrap_or_else(|e| error!("could not store provider {name}: {e}"));
+        .unwrap_or_else(|e| {
+            ApiError::internal(format!("could not store provider {name}: {e}")).raise()
+        });
     }
     catalog.len() as i32
 }

@@ -5,6 +5,7 @@
 use pgrx::prelude::*;
 use serde_json::{Value, json};
 
+use crate::error::ApiError;
 use crate::worker::oneoff::{OneOffRequest, OneOffResponse, run_in_worker};
 
 /// The names of the integration's scripts of `event`, in name order.
@@ -15,7 +16,10 @@ fn scripts(provider_config_key: &str, event: &str) -> Vec<String> {
         &[provider_config_key.into(), event.into()],
     )
     .unwrap_or_else(|e| {
-        error!("could not read the on-event scripts of \"{provider_config_key}\": {e}")
+        ApiError::internal(format!(
+            "could not read the on-event scripts of \"{provider_config_key}\": {e}"
+        ))
+        .raise()
     })
     .unwrap_or_default()
 }

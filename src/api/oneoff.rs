@@ -4,6 +4,7 @@
 use pg_nango_core::script::json::check_action_input;
 use pgrx::prelude::*;
 
+use crate::error::ApiError;
 use crate::worker::oneoff::{OneOffRequest, OneOffResponse, run_in_worker};
 
 /// Runs `runAction(nango, input)` of a deployed action and returns its output. A `jsonb` input reaches the
@@ -46,10 +47,9 @@ fn run_action(
         .as_deref()
         .map(|text| check_action_input(text, max_bytes))
     {
-        super::fail(
-            format!("action {action_name}: {message}"),
-            "Pass the input as one JSON value, e.g. '{\"id\": 1}'.",
-        );
+        ApiError::invalid(format!("action {action_name}: {message}"))
+            .hint("Pass the input as one JSON value, e.g. '{\"id\": 1}'.")
+            .raise();
     }
     require(
         "SELECT EXISTS (SELECT 1 FROM nango.action_configs WHERE provider_config_key = $1 AND name = $2)",
@@ -113,10 +113,9 @@ fn require(sql: &str, first: &str, second: &str, message: impl FnOnce() -> Strin
         .flatten()
         .unwrap_or(false);
     if !exists {
-        super::fail(
-            message(),
-            "See SELECT * FROM nango.sync_configs / nango.action_configs, or deploy it with nango.deploy.",
-        );
+        ApiError::undefined(message())
+            .hint("See SELECT * FROM nango.sync_configs / nango.action_configs, or deploy it with nango.deploy.")
+            .raise();
     }
 }
 
@@ -126,10 +125,11 @@ fn require_connection(provider_config_key: &str, connection_id: &str) {
         "SELECT nango._connection($1, $2)",
         &[provider_config_key.into(), connection_id.into()],
     )
-    .unwrap_or_else(|e| error!("{e}"));
+    .unwrap_or_else(|e| ApiError::from(e).raise());
 }
 
-/// The output, or an ERROR: an `ActionError`'s message with its payload as DETAIL, else what failed.
+/// The output, or an ERROR: an `ActionError`'s message with its payload as DETAIL, a run past its time limit
+/// (57014), else what failed (38000) with the error type as DETAIL.
 fn output_or_error(response: OneOffResponse, what: &str) -> pgrx::JsonB {
     match response {
         OneOffResponse::Output { output } => pgrx::JsonB(output),
@@ -137,29 +137,21 @@ fn output_or_error(response: OneOffResponse, what: &str) -> pgrx::JsonB {
             error_type,
             message,
             payload: Some(payload),
-        } if error_type == "action_script_runtime_error" => {
-            pgrx::pg_sys::panic::ErrorReport::new(
-                PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
-                message,
-                "pg_nango",
-            )
-            .set_detail(payload.to_string())
-            .report(PgLogLevel::ERROR);
-            unreachable!("an ERROR report does not return")
-        }
+        } if error_type == "action_script_runtime_error" => ApiError::script_failed(message)
+            .detail(payload.to_string())
+            .raise(),
         OneOffResponse::Failed {
             error_type,
             message,
             ..
         } => {
-            pgrx::pg_sys::panic::ErrorReport::new(
-                PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
-                format!("{what} failed: {message}"),
-                "pg_nango",
-            )
-            .set_detail(format!("error type: {error_type}"))
-            .report(PgLogLevel::ERROR);
-            unreachable!("an ERROR report does not return")
+            let message = format!("{what} failed: {message}");
+            let error = if error_type == "execution_timeout" {
+                ApiError::timed_out(message)
+            } else {
+                ApiError::script_failed(message)
+            };
+            error.detail(format!("error type: {error_type}")).raise()
         }
     }
 }

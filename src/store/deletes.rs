@@ -104,7 +104,7 @@ pub fn close_window(
         "DELETE FROM nango.delete_windows WHERE sync = $1 AND model = $2 AND connection = $3",
         &[sync.into(), model.into(), connection.into()],
     )?;
-    add_counts(job, model, counts_of(&closed["counts"]))?;
+    add_counts(job, model, counts_of(&closed["counts"]), None)?;
     Ok(Some(
         serde_json::from_value(closed["ids"].clone()).unwrap_or_default(),
     ))

@@ -46,6 +46,8 @@ pub struct SpiHost {
     pub merging: HashMap<String, i64>,
     /// When the engine was ready and the script's function was called.
     pub script_started_at: Option<Instant>,
+    /// Requests the script made through the proxy so far.
+    pub requests: i64,
 }
 
 impl SpiHost {
@@ -67,6 +69,7 @@ impl SpiHost {
             logs: LogBudget::default(),
             merging: HashMap::new(),
             script_started_at: None,
+            requests: 0,
         }
     }
 
@@ -242,6 +245,7 @@ impl Host for SpiHost {
             return Ok(());
         }
         let (job, sync, connection) = (self.job()?, self.sync_id, self.connection);
+        let requests = self.requests;
         let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
         let probe_first = !self.changing.contains(model);
         let mark = self.merging.get(model).copied();
@@ -254,7 +258,7 @@ impl Host for SpiHost {
                 None => (None, Vec::new()),
             };
             let written = kept.as_ref().unwrap_or(&batch);
-            let outcome = records::write(op, model, connection, job, written, probe_first)?;
+            let outcome = records::write(op, model, (connection, job, requests), written, probe_first)?;
             if remember {
                 let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
                 deletes::mark_seen(sync, connection, model, &ids)?;
@@ -289,6 +293,10 @@ impl Host for SpiHost {
             }
         }
         Ok(())
+    }
+
+    fn request_made(&mut self) {
+        self.requests += 1;
     }
 
     fn script_started(&mut self) {

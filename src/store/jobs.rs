@@ -177,13 +177,25 @@ pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
 }
 
 /// Stores where the time of a run went (`nango.jobs.phases`): `phases` as the worker measured them, and the
-/// wait from the job's queueing to `claim_started` (seconds since the Unix epoch).
-pub fn record_phases(job_id: i64, phases: &Value, claim_started: f64) -> Result<(), String> {
+/// wait from the job's queueing to `claim_started` (seconds since the Unix epoch); and the requests the
+/// script made in all (`nango.jobs.progress`).
+pub fn record_phases(
+    job_id: i64,
+    phases: &Value,
+    claim_started: f64,
+    requests: i64,
+) -> Result<(), String> {
     exec(
         "UPDATE nango.jobs SET phases = jsonb_strip_nulls($2::jsonb
-             || jsonb_build_object('wait', round((extract(epoch FROM to_timestamp($3) - created_at) * 1000)::numeric, 1)))
+             || jsonb_build_object('wait', round((extract(epoch FROM to_timestamp($3) - created_at) * 1000)::numeric, 1))),
+             progress = progress || jsonb_build_object('requests', $4::bigint)
          WHERE id = $1",
-        &[job_id.into(), phases.to_string().as_str().into(), claim_started.into()],
+        &[
+            job_id.into(),
+            phases.to_string().as_str().into(),
+            claim_started.into(),
+            requests.into(),
+        ],
     )
 }
 

@@ -197,16 +197,36 @@ FROM nango.record_cursor s
 ON CONFLICT (model, until) DO UPDATE SET after_cursor = excluded.after_cursor
 WHERE m.after_cursor > excluded.after_cursor";
 
-/// Adds one batch's count changes to the job's per-model result.
+/// Adds one batch's count changes to the job's per-model result and, for a batch, its progress: `$6`
+/// records of the model passed to the batch calls so far, `$7` requests the script made so far.
 const COUNT_SQL: &str = "
 UPDATE nango.jobs SET result = result || jsonb_build_object($2::text, jsonb_build_object(
     'added', coalesce((result -> $2 ->> 'added')::bigint, 0) + $3,
     'updated', coalesce((result -> $2 ->> 'updated')::bigint, 0) + $4,
-    'deleted', coalesce((result -> $2 ->> 'deleted')::bigint, 0) + $5))
+    'deleted', coalesce((result -> $2 ->> 'deleted')::bigint, 0) + $5)),
+    progress = CASE WHEN $6::bigint IS NULL THEN progress ELSE jsonb_build_object(
+        'records', coalesce(progress -> 'records', '{}') || jsonb_build_object($2::text,
+                   coalesce((progress -> 'records' ->> $2)::bigint, 0) + $6),
+        'requests', $7::bigint,
+        'last_batch_at', now()) END
 WHERE id = $1";
 
-/// Adds `[added, updated, deleted]` to the job's counts for `model`.
-pub fn add_counts(job: i64, model: &str, counts: [i64; 3]) -> Result<(), String> {
+/// Where a run stands when it writes a batch (`nango.jobs.progress`).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Records in the batch.
+    pub records: i64,
+    /// Requests the script made through the proxy so far.
+    pub requests: i64,
+}
+
+/// Adds `[added, updated, deleted]` to the job's counts for `model`, and a batch's progress.
+pub fn add_counts(
+    job: i64,
+    model: &str,
+    counts: [i64; 3],
+    progress: Option<Progress>,
+) -> Result<(), String> {
     batch_exec(
         COUNT_SQL,
         &[
@@ -215,6 +235,8 @@ pub fn add_counts(job: i64, model: &str, counts: [i64; 3]) -> Result<(), String>
             counts[0].into(),
             counts[1].into(),
             counts[2].into(),
+            progress.map(|p| p.records).into(),
+            progress.map(|p| p.requests).into(),
         ],
     )
 }
@@ -251,14 +273,13 @@ pub fn database_is_utf8() -> bool {
     unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 }
 }
 
-/// Writes one batch for a job, inside the caller's transaction, and adds its counts to the job. With
-/// `probe_first`, a batchSave first finds which records differ from the stored ones ([`PROBE_SQL`]) and
-/// sends only those.
+/// Writes one batch for a job, inside the caller's transaction, and adds its counts and progress to the
+/// job (`requests`: those the script made so far). With `probe_first`, a batchSave first finds which
+/// records differ from the stored ones ([`PROBE_SQL`]) and sends only those.
 pub fn write(
     op: SaveOp,
     model: &str,
-    connection: i64,
-    job: i64,
+    (connection, job, requests): (i64, i64, i64),
     batch: &RecordBatch,
     probe_first: bool,
 ) -> Result<Outcome, String> {
@@ -354,7 +375,11 @@ pub fn write(
                 .extend(missing.iter().filter_map(Value::as_str).map(str::to_string));
         }
     }
-    add_counts(job, model, outcome.counts)?;
+    let progress = Progress {
+        records: batch.len() as i64,
+        requests,
+    };
+    add_counts(job, model, outcome.counts, Some(progress))?;
     analyze_if_unknown()?;
     outcome.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(outcome)

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use pg_nango_core::script::{ScriptError, ScriptKind};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
+
+use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -145,7 +147,7 @@ pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
             i64::from_ne_bytes(id) & i64::MAX,
             nonce.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         ),
-        _ => error!("pg_nango: could not read random bytes for the run's hand-over"),
+        _ => ApiError::internal("could not read random bytes for the run's hand-over").raise(),
     };
     let envelope = Envelope {
         nonce: nonce.clone(),
@@ -154,7 +156,7 @@ pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
     let text = serde_json::to_string(&envelope).unwrap_or_default();
     if let Err(error) = create_handover_dir().and_then(|_| write_private(&request_path(id), &text))
     {
-        error!("pg_nango: could not hand the run over to a worker: {error}");
+        ApiError::internal(format!("could not hand the run over to a worker: {error}")).raise();
     }
     let cleanup = move || {
         let _ = std::fs::remove_file(request_path(id));
@@ -179,7 +181,9 @@ pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
         Ok(worker) => worker,
         Err(_) => {
             cleanup();
-            error!("pg_nango: no background worker slot for the run; raise max_worker_processes");
+            ApiError::no_capacity("no background worker slot for the run")
+                .hint("Raise max_worker_processes (a restart is needed), or wait for running work to end.")
+                .raise();
         }
     };
     let worker_pid = worker.wait_for_startup().ok();
@@ -404,6 +408,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         logs: Default::default(),
         merging: Default::default(),
         script_started_at: None,
+        requests: 0,
     }));
     let outcome = run_isolated(script, host.clone(), Some(caller_gone));
     host.borrow_mut().finish();

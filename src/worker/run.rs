@@ -62,6 +62,7 @@ pub extern "C-unwind" fn pg_nango_run_worker_main(_argument: pg_sys::Datum) {
                 first_of_worker = false;
                 run_job(next, phases);
                 set_application_name("pg_nango run (idle)");
+                report_activity(None);
                 idle_since = Instant::now();
             }
             Ok(None) => {
@@ -114,6 +115,10 @@ fn run_job(next: NextJob, mut phases: Phases) {
         "pg_nango {}/{} {}",
         job.context.provider_config_key, job.sync_name, job.context.connection_id
     ));
+    report_activity(Some(&format!(
+        "pg_nango: sync {}/{} for connection {} (job {job_id})",
+        job.context.provider_config_key, job.sync_name, job.context.connection_id
+    )));
 
     let open_windows = run_txn(|| deletes::open_windows(job.sync_id)).unwrap_or_default();
     let host = Rc::new(RefCell::new(SpiHost::for_job(
@@ -146,11 +151,12 @@ fn run_job(next: NextJob, mut phases: Phases) {
     phases.script_started = host.borrow().script_started_at;
     phases.script_ended = Some(Instant::now());
     host.borrow_mut().finish();
+    let requests = host.borrow().requests;
     let (phases, claim_started) = (phases.to_json(), phases.claim_started_epoch());
     match outcome {
         Ok(_) => {
             let ended = run_txn(|| {
-                jobs::record_phases(job_id, &phases, claim_started)?;
+                jobs::record_phases(job_id, &phases, claim_started, requests)?;
                 jobs::finish_success(&job)
             });
             if let Err(error) = ended {
@@ -163,7 +169,7 @@ fn run_job(next: NextJob, mut phases: Phases) {
         }
         Err(error) => {
             let ended = run_txn(|| {
-                jobs::record_phases(job_id, &phases, claim_started)?;
+                jobs::record_phases(job_id, &phases, claim_started, requests)?;
                 jobs::finish_failure(job_id, error.error_type(), &error.message())
             });
             if ended.is_err() {
@@ -292,6 +298,24 @@ pub fn stop_requested() -> bool {
 pub fn end_failed(job_id: i64, error_type: &str, description: &str) {
     if let Err(error) = run_txn(|| jobs::finish_failure(job_id, error_type, description)) {
         warning!("pg_nango: could not end job {job_id}: {error}");
+    }
+}
+
+/// Shows what the worker runs in `pg_stat_activity` (`state` active, `query` the text, `query_start` now), or
+/// that it is idle. The text names the run, never its credentials.
+pub fn report_activity(running: Option<&str>) {
+    match running {
+        Some(text) => {
+            let text = std::ffi::CString::new(text.replace('\0', "")).unwrap_or_default();
+            // SAFETY: pgstat copies the text into the backend's status entry.
+            unsafe {
+                pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr())
+            };
+        }
+        // SAFETY: as above; an idle state has no text.
+        None => unsafe {
+            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null())
+        },
     }
 }
 

@@ -307,7 +307,7 @@ fn definition_errors_refuse_the_deploy_and_change_nothing() {
         message,
         "deploy failed: zdesk/syncs/tickets.ts: createSync > frequency: Interval is invalid, check syntax here https://github.com/vercel/ms"
     );
-    assert!(hint.contains("nothing was deployed"), "{hint}");
+    assert!(hint.contains("Nothing was deployed"), "{hint}");
 
     let mut files = project();
     files.insert(

@@ -249,6 +249,10 @@ impl Host for DeferredWrites {
         });
     }
 
+    fn request_made(&mut self) {
+        self.post(|host, _| host.request_made());
+    }
+
     fn metadata(&mut self) -> Result<String, String> {
         self.ask(|host| host.metadata())
     }
@@ -380,6 +384,9 @@ mod tests {
         fn log(&mut self, _level: &str, message: &str, _payload: Option<&str>) {
             self.events.lock().unwrap().push(format!("log {message}"));
         }
+        fn request_made(&mut self) {
+            self.events.lock().unwrap().push("request".into());
+        }
         fn metadata(&mut self) -> Result<String, String> {
             self.events.lock().unwrap().push("metadata".into());
             Ok("{}".into())
@@ -435,6 +442,27 @@ mod tests {
             open,
             server,
         }
+    }
+
+    #[test]
+    fn a_request_is_counted_behind_the_writes_before_it_without_waiting() {
+        let Served {
+            events,
+            mut host,
+            open,
+            ..
+        } = hosts();
+        host.defer_save(SaveOp::Save, "M", batch(&["held"]), String::new())
+            .unwrap();
+        // Counting a request does not wait for the write in flight.
+        host.request_made();
+        assert!(events.lock().unwrap().is_empty());
+        open.send(()).unwrap();
+        host.metadata().unwrap();
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["batchSave M 1", "request", "metadata"]
+        );
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub trait Host {
     }
     /// Appends a line to the run's log.
     fn log(&mut self, level: &str, message: &str, payload_json: Option<&str>);
+    /// The script sent a request through the proxy (counted in the run's progress).
+    fn request_made(&mut self) {}
     /// The connection's metadata as JSON.
     fn metadata(&mut self) -> Result<String, String>;
     /// Replaces (`merge = false`) or shallow-merges the connection's metadata.
@@ -763,6 +765,7 @@ fn host_functions<'js>(
                     // the request back.
                     let failed = host.borrow_mut().failed_write();
                     failed.map_err(|e| Exception::throw_message(&ctx, &e))?;
+                    host.borrow_mut().request_made();
                     let (provider, oauth_client, base_delay) = &*proxy;
                     let call: ProxyCall = serde_json::from_str(&call_json)
                         .map_err(|e| Exception::throw_message(&ctx, &format!("invalid proxy configuration: {e}")))?;
