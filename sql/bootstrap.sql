@@ -390,12 +390,16 @@ END
 $$;
 
 -- Where a delta read starts: after the least cursor marked since `delta` (see nango.record_marks); with no
--- mark since then, nothing was modified and the read starts after the last possible cursor. Strict: with no
--- delta it is NULL, which greatest() ignores. A definer's function, so that a reader needs no privilege on the
--- marks beyond those nango.records asks for.
+-- mark since then, nothing was modified and the read starts after the last possible cursor. A model with no
+-- mark at all (its marks deleted by hand, say) is read from its start. Strict: with no delta it is NULL,
+-- which greatest() ignores. A definer's function, so that a reader needs no privilege on the marks beyond
+-- those nango.records asks for.
 CREATE FUNCTION nango._record_delta_start(model text, delta timestamptz) RETURNS bigint
 LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(min(m.after_cursor), 9223372036854775807) FROM nango.record_marks m
+    SELECT coalesce(min(m.after_cursor),
+                    CASE WHEN EXISTS (SELECT 1 FROM nango.record_marks k WHERE k.model = $1)
+                         THEN 9223372036854775807 ELSE 0 END)
+    FROM nango.record_marks m
     WHERE m.model = $1 AND m.until > $2
 $$;
 

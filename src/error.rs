@@ -178,11 +178,16 @@ impl<T> OrRaise<T> for Result<T, ApiError> {
 /// Keeps the Rust backtrace out of the DETAIL of every ERROR that passes through the extension's code:
 /// pgrx attaches one to a Postgres ERROR raised under Rust frames whenever backtraces are enabled (a
 /// developer's `RUST_BACKTRACE=1` in the server's environment), and it would reach every client. Called by
-/// `_PG_init`, before any backtrace was taken; a `RUST_LIB_BACKTRACE` the server was started with wins.
+/// `_PG_init` in the postmaster (the library is preloaded), whose environment every server process
+/// inherits; a `RUST_LIB_BACKTRACE` the server was started with wins. It also applies to the other Rust
+/// libraries of the server, whose errors then carry no backtrace either.
 pub fn keep_backtraces_out_of_errors() {
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: `_PG_init` runs before the process starts any thread of its own (the postmaster, or a
-        // backend loading the library), so nothing reads the environment meanwhile.
+    // SAFETY: reads a flag Postgres sets before loading any library.
+    let in_postmaster = unsafe { !pgrx::pg_sys::IsUnderPostmaster };
+    if in_postmaster && std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the postmaster loads the preloaded libraries before it starts any process or thread of
+        // its own; a library loaded before this one that started a thread could race with this write, but
+        // Postgres' own libraries start none.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
 }

@@ -94,9 +94,9 @@ impl SpiHost {
         Ok(id.and_then(|id| id.as_i64()))
     }
 
-    /// Appends a row to the run's logs, in the current transaction when `in_txn` (it then stands or falls
-    /// with what that transaction writes), else in its own; returns its id (`None` if it could not be
-    /// written).
+    /// Appends a row to the run's logs, in the current transaction when `in_txn`, else in its own; returns
+    /// its id (`None` if it could not be written). In the current transaction the row stands or falls
+    /// with what that transaction writes, and a Postgres ERROR of its INSERT fails the transaction too.
     fn insert_log(
         &self,
         (level, message, payload_json): (&str, &str, Option<&str>),
@@ -258,7 +258,11 @@ impl Host for SpiHost {
                 None => (None, Vec::new()),
             };
             let written = kept.as_ref().unwrap_or(&batch);
-            let outcome = records::write(op, model, (connection, job, requests), written, probe_first)?;
+            let progress = records::Progress {
+                records: batch.len() as i64,
+                requests,
+            };
+            let outcome = records::write(op, model, (connection, job, progress), written, probe_first)?;
             if remember {
                 let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
                 deletes::mark_seen(sync, connection, model, &ids)?;

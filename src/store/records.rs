@@ -214,7 +214,7 @@ WHERE id = $1";
 /// Where a run stands when it writes a batch (`nango.jobs.progress`).
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    /// Records in the batch.
+    /// Records the script passed in the batch call.
     pub records: i64,
     /// Requests the script made through the proxy so far.
     pub requests: i64,
@@ -273,13 +273,13 @@ pub fn database_is_utf8() -> bool {
     unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 }
 }
 
-/// Writes one batch for a job, inside the caller's transaction, and adds its counts and progress to the
-/// job (`requests`: those the script made so far). With `probe_first`, a batchSave first finds which
-/// records differ from the stored ones ([`PROBE_SQL`]) and sends only those.
+/// Writes one batch for a job, inside the caller's transaction, and adds its counts and `progress` to the
+/// job. With `probe_first`, a batchSave first finds which records differ from the stored ones
+/// ([`PROBE_SQL`]) and sends only those.
 pub fn write(
     op: SaveOp,
     model: &str,
-    (connection, job, requests): (i64, i64, i64),
+    (connection, job, progress): (i64, i64, Progress),
     batch: &RecordBatch,
     probe_first: bool,
 ) -> Result<Outcome, String> {
@@ -375,10 +375,6 @@ pub fn write(
                 .extend(missing.iter().filter_map(Value::as_str).map(str::to_string));
         }
     }
-    let progress = Progress {
-        records: batch.len() as i64,
-        requests,
-    };
     add_counts(job, model, outcome.counts, Some(progress))?;
     analyze_if_unknown()?;
     outcome.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;

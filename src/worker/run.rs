@@ -82,17 +82,24 @@ pub extern "C-unwind" fn pg_nango_run_worker_main(_argument: pg_sys::Datum) {
     }
 }
 
-/// Fixes this worker's `search_path` to `pg_catalog, pg_temp` for the rest of its life, over whatever the
-/// database's or role's settings say: no name the worker's SQL uses can resolve to an object another role
-/// created. Called right after connecting, by every pg_nango worker.
+/// Fixes this worker's `search_path` to `pg_catalog, pg_temp` and its isolation level to read committed for
+/// the rest of its life, over whatever the database's or role's settings say: no name the worker's SQL uses
+/// can resolve to an object another role created. Called right after connecting, by every pg_nango worker.
 pub fn harden_session() {
-    unsafe {
-        pg_sys::SetConfigOption(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_OVERRIDE,
-        );
+    // Read committed, whatever the database's or role's default: a write reads what the writers before it
+    // committed while it waited for the model's lock (see `store::records::lock_model`).
+    for (name, value) in [
+        (c"search_path", c"pg_catalog, pg_temp"),
+        (c"default_transaction_isolation", c"read committed"),
+    ] {
+        unsafe {
+            pg_sys::SetConfigOption(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_SUSET,
+                pg_sys::GucSource::PGC_S_OVERRIDE,
+            );
+        }
     }
 }
 

@@ -217,16 +217,17 @@ fn start_run_workers(
 }
 
 /// Merges the record marks (see `nango.record_marks`) older than an hour into hourly ones and those older
-/// than a day into daily ones, each step its own transaction. A merged mark keeps the latest `until` of its
-/// marks (rounded up to its hour or day) and their least cursor, so it still covers every write they did.
+/// than a day into daily ones (hours and days of UTC, whatever the session's time zone), each step its own
+/// transaction. A merged mark keeps the latest `until` of its marks (rounded up to its hour or day) and
+/// their least cursor, so it still covers every write they did.
 fn merge_record_marks() -> Result<(), String> {
     const MERGE_SQL: &str = "
         WITH merged AS (
             DELETE FROM nango.record_marks m
-            WHERE m.until < now() - $2::interval AND m.until <> date_trunc($1, m.until)
+            WHERE m.until < now() - $2::interval AND m.until <> date_trunc($1, m.until, 'UTC')
             RETURNING m.model, m.until, m.after_cursor)
         INSERT INTO nango.record_marks AS m (model, until, after_cursor)
-        SELECT model, date_trunc($1, until - interval '1 microsecond') + $2::interval, min(after_cursor)
+        SELECT model, date_trunc($1, until - interval '1 microsecond', 'UTC') + $2::interval, min(after_cursor)
         FROM merged GROUP BY 1, 2
         ON CONFLICT (model, until) DO UPDATE SET after_cursor = least(m.after_cursor, excluded.after_cursor)";
     for unit in ["hour", "day"] {

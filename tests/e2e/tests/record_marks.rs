@@ -194,4 +194,11 @@ fn delta_reads_start_at_the_marks_and_stay_exact_when_they_merge() {
     check(&mut client, "merged marks");
     assert_eq!(rows_read(&mut client, &started), 2);
     assert_eq!(rows_read(&mut client, &points[4]), 0);
+
+    // A model whose marks are gone (deleted by hand) is read from its start: slower, still exact.
+    client
+        .batch_execute("DELETE FROM nango.record_marks WHERE model = 'Item'")
+        .unwrap();
+    check(&mut client, "no marks");
+    assert_eq!(rows_read(&mut client, &started), 4);
 }

@@ -765,7 +765,6 @@ fn host_functions<'js>(
                     // the request back.
                     let failed = host.borrow_mut().failed_write();
                     failed.map_err(|e| Exception::throw_message(&ctx, &e))?;
-                    host.borrow_mut().request_made();
                     let (provider, oauth_client, base_delay) = &*proxy;
                     let call: ProxyCall = serde_json::from_str(&call_json)
                         .map_err(|e| Exception::throw_message(&ctx, &format!("invalid proxy configuration: {e}")))?;
@@ -783,6 +782,7 @@ fn host_functions<'js>(
                             None,
                         );
                     };
+                    host.borrow_mut().request_made();
                     let sent = http::send_with_retries(&client, &request, provider, &call, *base_delay, &sign, &mut on_retry).await;
                     let mut response = sent.map_err(|e| Exception::throw_message(&ctx, &e))?;
                     if call.decompress != Some(false) {
