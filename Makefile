@@ -21,7 +21,9 @@ demo-stop:
 
 unit: setup
 	bash scripts/fetch-npm.sh @nangohq/providers
-	cargo test --release -p pg_nango_core
+	# One test at a time: the sandbox forks, and a fork while another test thread holds a lock leaves the
+	# child stuck until its deadline (a Postgres backend, the real caller, is single-threaded then).
+	cargo test --release -p pg_nango_core -- --test-threads=1
 
 e2e: install
 	cargo test --release -p pg_nango_e2e
