@@ -164,17 +164,6 @@ impl From<pgrx::spi::SpiError> for ApiError {
     }
 }
 
-/// Raises the error of a failed call where it was found.
-pub trait OrRaise<T> {
-    fn or_raise(self) -> T;
-}
-
-impl<T> OrRaise<T> for Result<T, ApiError> {
-    fn or_raise(self) -> T {
-        self.unwrap_or_else(|error| error.raise())
-    }
-}
-
 /// Keeps the Rust backtrace out of the DETAIL of every ERROR that passes through the extension's code:
 /// pgrx attaches one to a Postgres ERROR raised under Rust frames whenever backtraces are enabled (a
 /// developer's `RUST_BACKTRACE=1` in the server's environment), and it would reach every client. Called by

@@ -98,16 +98,10 @@ impl PlainPeer {
     /// One round: a first sync into the empty table and a sync with nothing changed, both timed.
     pub fn round(&mut self, client: &mut Client) {
         crate::settle(client);
-        for times in [0, 1] {
-            let started = Instant::now();
-            let saved = plain_sync(client, &self.agent, &self.endpoint);
-            assert_eq!(
-                saved, self.count,
-                "the plain client script saw every record"
-            );
-            let seconds = started.elapsed().as_secs_f64();
-            [&mut self.firsts, &mut self.agains][times].push(seconds);
-        }
+        let first = self.timed_sync(client);
+        self.firsts.push(first);
+        let again = self.timed_sync(client);
+        self.agains.push(again);
         let stored: i64 = client
             .query_one("SELECT count(*) FROM plain_peer.records", &[])
             .unwrap()
@@ -117,6 +111,17 @@ impl PlainPeer {
             "the plain peer stored every record"
         );
         client.batch_execute("TRUNCATE plain_peer.records").unwrap();
+    }
+
+    /// One sync of every page, timed in seconds.
+    fn timed_sync(&self, client: &mut Client) -> f64 {
+        let started = Instant::now();
+        let saved = plain_sync(client, &self.agent, &self.endpoint);
+        assert_eq!(
+            saved, self.count,
+            "the plain client script saw every record"
+        );
+        started.elapsed().as_secs_f64()
     }
 
     /// The medians of the first syncs and of the second.

@@ -18,8 +18,8 @@ use crate::guc;
 const NOTHING_DEPLOYED: &str = "Nothing was deployed; the previous deployment keeps running.";
 
 /// A file or folder of a deploy from a server path that cannot be read.
-fn cannot_read(path: &Path, error: std::io::Error) -> ! {
-    ApiError::invalid(format!("cannot read {}: {error}", path.display())).raise()
+fn cannot_read(path: &Path, error: std::io::Error) -> ApiError {
+    ApiError::invalid(format!("cannot read {}: {error}", path.display()))
 }
 
 /// Deploys the folder at `path` (a path on the database server).
@@ -45,12 +45,9 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && root.join(INDEX_FILE).is_file() => {
             None
         }
-        Err(e) => ApiError::invalid(format!(
-            "cannot read {}: {e}",
-            root.join("nango.yaml").display()
-        ))
-        .hint("A project has a nango.yaml, or an index.ts for Nango's zero-YAML format.")
-        .raise(),
+        Err(e) => cannot_read(&root.join("nango.yaml"), e)
+            .hint("A project has a nango.yaml, or an index.ts for Nango's zero-YAML format.")
+            .raise(),
     };
     let mut files = BTreeMap::new();
     collect_files(root, root, &mut files);
@@ -96,7 +93,7 @@ fn deploy_files(
 }
 
 fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| cannot_read(dir, e));
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| cannot_read(dir, e).raise());
     for entry in entries.flatten() {
         let path = entry.path();
         let relative = path
@@ -112,7 +109,8 @@ fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) 
                 collect_files(root, &path, files);
             }
         } else if is_script_path(&relative) {
-            let source = std::fs::read_to_string(&path).unwrap_or_else(|e| cannot_read(&path, e));
+            let source =
+                std::fs::read_to_string(&path).unwrap_or_else(|e| cannot_read(&path, e).raise());
             files.insert(relative, source);
         }
     }

@@ -313,7 +313,7 @@ pub fn end_failed(job_id: i64, error_type: &str, description: &str) {
 pub fn report_activity(running: Option<&str>) {
     match running {
         Some(text) => {
-            let text = std::ffi::CString::new(text.replace('\0', "")).unwrap_or_default();
+            let text = c_text(text);
             // SAFETY: pgstat copies the text into the backend's status entry.
             unsafe {
                 pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr())
@@ -328,6 +328,11 @@ pub fn report_activity(running: Option<&str>) {
 
 /// Shows the run in `pg_stat_activity.application_name`.
 pub fn set_application_name(name: &str) {
-    let name = std::ffi::CString::new(name.replace('\0', "")).unwrap_or_default();
+    let name = c_text(name);
     unsafe { pg_sys::pgstat_report_appname(name.as_ptr()) };
+}
+
+/// `text` for pgstat, which takes a C string: without the NULs it cannot hold.
+fn c_text(text: &str) -> std::ffi::CString {
+    std::ffi::CString::new(text.replace('\0', "")).unwrap_or_default()
 }

@@ -6,16 +6,19 @@ use std::time::Duration;
 
 use pg_nango_e2e::*;
 
+/// The SQLSTATE, message and DETAIL of a database error.
+fn state_of(error: postgres::Error) -> (String, String, Option<String>) {
+    let code = error.code().expect("a database error").code().to_string();
+    let (message, detail) = db_error(error);
+    (code, message, detail)
+}
+
 /// The SQLSTATE, message and DETAIL of the error a statement raises.
 fn error_of(client: &mut Client, sql: &str) -> (String, String, Option<String>) {
-    let error = client
-        .batch_execute(sql)
-        .expect_err(&format!("{sql} should fail"));
-    let db = error.as_db_error().expect("a database error");
-    (
-        db.code().code().to_string(),
-        db.message().to_string(),
-        db.detail().map(str::to_string),
+    state_of(
+        client
+            .batch_execute(sql)
+            .expect_err(&format!("{sql} should fail")),
     )
 }
 
@@ -214,13 +217,11 @@ fn an_error_raised_under_the_extensions_code_carries_no_backtrace() {
             &[&config, &files],
         )
         .expect_err("the deploy waits for the lock and times out");
-    let db = error.as_db_error().expect("a database error");
-    assert_eq!(db.code().code(), "55P03", "{}", db.message());
+    let (code, message, detail) = state_of(error);
+    assert_eq!(code, "55P03", "{message}");
     assert_eq!(
-        db.detail(),
-        None,
-        "no Rust backtrace reaches the client: {:?}",
-        db.detail()
+        detail, None,
+        "no Rust backtrace reaches the client: {detail:?}"
     );
     holder.batch_execute("ROLLBACK").unwrap();
     std::thread::sleep(Duration::from_millis(10));
