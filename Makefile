@@ -4,7 +4,7 @@ DEMO_DIR  ?= $(CURDIR)/target/demo
 # Installing writes PostgreSQL's root-owned directories: as another user, through sudo.
 SUDO_FLAG := $(shell [ "$$(id -u)" = 0 ] || echo --sudo)
 
-.PHONY: setup install demo demo-stop test unit e2e lint bench
+.PHONY: setup install cli demo demo-stop test unit e2e lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -12,7 +12,12 @@ setup:
 install: setup
 	cargo pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
 
-demo: install
+# The pg-nango client, installed beside psql.
+cli: setup
+	cargo build --release -p pg_nango_cli
+	$(if $(SUDO_FLAG),sudo )install -m 0755 target/release/pg-nango /usr/local/bin/pg-nango
+
+demo: install cli
 	cargo build --release -p pg_nango_mock_api
 	@bash scripts/demo.sh "$(DEMO_DIR)"
 
@@ -26,7 +31,7 @@ unit: setup
 	cargo test --release -p pg_nango_core -- --test-threads=1
 
 e2e: install
-	cargo test --release -p pg_nango_e2e
+	cargo test --release -p pg_nango_e2e -p pg_nango_cli
 
 test: unit e2e
 
@@ -36,5 +41,5 @@ bench: install
 lint: setup
 	@cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1 || rustup component add clippy rustfmt
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -p pg_nango_core -p pg_nango_mock_api -p pg_nango_e2e -p pg_nango_bench -- -D warnings
+	cargo clippy --release --all-targets -p pg_nango_core -p pg_nango_cli -p pg_nango_mock_api -p pg_nango_e2e -p pg_nango_bench -- -D warnings
 	cargo clippy --release -p pg_nango -- -D warnings

@@ -72,9 +72,22 @@ SELECT id, status, result FROM nango.jobs WHERE id = :job;
 SELECT nango.trigger_action('demo', 'acme', 'create-ticket',
     '{"subject": "Printer on fire again", "requester_name": "Ada", "requester_email": "ada@example.com"}') ->> 'id' AS created_id;
 SQL
+echo "==> the same from a laptop, with the pg-nango client (connection from libpq's PGHOST, PGPORT, …)"
+export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+client() { echo "\$ pg-nango $*"; pg-nango "$@"; }
+client deploy "$dir/nango-integrations" --plan
+client deploy "$dir/nango-integrations"
+echo "\$ pg-nango dryrun demo tickets acme --validate   # (first and last line)"
+pg-nango dryrun demo tickets acme --validate | sed -n '1p;$p'
+client trigger demo tickets acme --wait
+client status
+client records Ticket --connection acme --limit 3
+client logs --limit 5
+
 cat <<EOF
 
 The demo is running:
   psql -h 127.0.0.1 -p $PORT -U postgres        # then e.g. SELECT * FROM nango.sync_status;
+  PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres pg-nango logs --follow
   make demo-stop                                   # stops PostgreSQL and the mock API
 EOF

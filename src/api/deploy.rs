@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pg_nango_core::deploy::zero_yaml::{DefinitionLimits, INDEX_FILE, plan_zero_yaml};
-use pg_nango_core::deploy::{DeploymentPlan, is_script_path, plan_with_packages};
+use pg_nango_core::deploy::changes::{Changes, Fingerprints};
+use pg_nango_core::deploy::folder::{read_folder, read_package};
+use pg_nango_core::deploy::zero_yaml::{DefinitionLimits, plan_zero_yaml};
+use pg_nango_core::deploy::{DeploymentPlan, plan_with_packages};
 use pg_nango_core::records::views::{self, ViewChange, ViewPlan};
 use pgrx::prelude::*;
 use serde_json::{Value, json};
@@ -16,11 +18,6 @@ use crate::guc;
 
 /// The HINT of a refused deploy.
 const NOTHING_DEPLOYED: &str = "Nothing was deployed; the previous deployment keeps running.";
-
-/// A file or folder of a deploy from a server path that cannot be read.
-fn cannot_read(path: &Path, error: std::io::Error) -> ApiError {
-    ApiError::invalid(format!("cannot read {}: {error}", path.display()))
-}
 
 /// Deploys the folder at `path` (a path on the database server).
 #[pg_extern(name = "deploy", security_definer)]
@@ -39,29 +36,19 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
         .raise();
     }
     let root = Path::new(path);
-    // A folder with nango.yaml is the yaml format; one with only index.ts is zero-YAML.
-    let config = match std::fs::read_to_string(root.join("nango.yaml")) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && root.join(INDEX_FILE).is_file() => {
-            None
-        }
-        Err(e) => cannot_read(&root.join("nango.yaml"), e)
+    let folder = read_folder(root).unwrap_or_else(|e| {
+        ApiError::invalid(e.to_string())
             .hint("A project has a nango.yaml, or an index.ts for Nango's zero-YAML format.")
-            .raise(),
-    };
-    let mut files = BTreeMap::new();
-    collect_files(root, root, &mut files);
+            .raise()
+    });
     // Packages are read from the folder's node_modules only as far as the scripts import them.
-    let packages = |relative: &str| {
-        let inside = relative.starts_with("node_modules/")
-            && !relative
-                .split('/')
-                .any(|part| part == ".." || part.is_empty());
-        inside
-            .then(|| std::fs::read_to_string(root.join(relative)).ok())
-            .flatten()
-    };
-    deploy_content(config.as_deref(), files, allow_destructive, &packages)
+    let packages = |relative: &str| read_package(root, relative);
+    deploy_content(
+        folder.config.as_deref(),
+        folder.files,
+        allow_destructive,
+        &packages,
+    )
 }
 
 /// Deploys `config` (nango.yaml) with `files` (`{"github/syncs/issues.ts": "<source>", …}`); with `config`
@@ -90,30 +77,6 @@ fn deploy_files(
     }
     let config = config.filter(|c| !c.trim().is_empty());
     deploy_content(config, sources, allow_destructive, &|_| None)
-}
-
-fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| cannot_read(dir, e).raise());
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let relative = path
-            .strip_prefix(root)
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .unwrap_or_default();
-        if path.is_dir() {
-            if !matches!(
-                entry.file_name().to_str(),
-                Some("node_modules" | "dist" | "build") | None
-            ) && !relative.starts_with('.')
-            {
-                collect_files(root, &path, files);
-            }
-        } else if is_script_path(&relative) {
-            let source =
-                std::fs::read_to_string(&path).unwrap_or_else(|e| cannot_read(&path, e).raise());
-            files.insert(relative, source);
-        }
-    }
 }
 
 fn deploy_content(
@@ -220,6 +183,7 @@ fn ensure_integrations(plan: &DeploymentPlan) {
 fn write(plan: &DeploymentPlan) -> Value {
     // Planned before anything is written: a model whose names Postgres cannot store fails the deploy here.
     let (view_plans, view_warnings, gone_views) = plan_views(plan);
+    let before = deployed_fingerprints();
     run("DELETE FROM nango.files", &[]);
     for (path, (source, module)) in &plan.modules {
         run(
@@ -316,6 +280,7 @@ fn write(plan: &DeploymentPlan) -> Value {
         );
     }
     run("SELECT nango._ensure_syncs()", &[]);
+    let changes = Changes::between(&before, &deployed_fingerprints());
 
     let summary = json!({
         "format": plan.format.as_str(),
@@ -326,6 +291,7 @@ fn write(plan: &DeploymentPlan) -> Value {
         "models": plan.config.models.keys().collect::<Vec<_>>(),
         "views": views,
         "warnings": plan.config.warnings.iter().chain(&view_warnings).collect::<Vec<_>>(),
+        "changes": changes,
     });
     run(
         "INSERT INTO nango.deployments (config, summary) VALUES ($1, $2)",
@@ -335,6 +301,34 @@ fn write(plan: &DeploymentPlan) -> Value {
         ],
     );
     summary
+}
+
+/// Every deployed sync, action, on-event script, model and project file (packages left out), with a
+/// fingerprint of its definition and, for a script, of its entry file's compiled code.
+fn deployed_fingerprints() -> Fingerprints {
+    select_rows(
+        "SELECT kind || ' ' || name, md5(definition) FROM (
+             SELECT 'sync' AS kind, sc.provider_config_key || '/' || sc.name AS name,
+                    (pg_catalog.to_jsonb(sc) - 'id')::text || coalesce(f.js, '') AS definition
+               FROM nango.sync_configs sc LEFT JOIN nango.files f ON f.path = sc.entry_file
+             UNION ALL
+             SELECT 'action', ac.provider_config_key || '/' || ac.name,
+                    (pg_catalog.to_jsonb(ac) - 'id')::text || coalesce(f.js, '')
+               FROM nango.action_configs ac LEFT JOIN nango.files f ON f.path = ac.entry_file
+             UNION ALL
+             SELECT 'on-event', oc.provider_config_key || '/' || oc.name,
+                    (pg_catalog.to_jsonb(oc) - 'id')::text || coalesce(f.js, '')
+               FROM nango.on_event_configs oc LEFT JOIN nango.files f ON f.path = oc.entry_file
+             UNION ALL
+             SELECT 'model', m.name, m.definition::text FROM nango.models m
+             UNION ALL
+             SELECT 'file', f.path, f.js FROM nango.files f WHERE f.path NOT LIKE 'node_modules/%'
+         ) deployed",
+        &[],
+        |row| Some((text(row, 1)?, text(row, 2)?)),
+    )
+    .into_iter()
+    .collect()
 }
 
 /// The typed views this deploy wants, a warning for each view or column not named as its model or field, and

@@ -2,12 +2,12 @@
 //! aliases, `field?` for optional fields, `Type[]` and YAML sequences for arrays, nested mappings, unions with
 //! `|` (how enums are written), literals, references to other models, `__extends` and `__string` dynamic keys.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 
 /// The type of one field.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FieldType {
     String,
@@ -40,7 +40,7 @@ pub enum FieldType {
 }
 
 /// One field of a model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Field {
     pub name: String,
     pub optional: bool,
@@ -49,7 +49,7 @@ pub struct Field {
 }
 
 /// A model: its fields in declaration order, and the type of its dynamic keys when it has `__string`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub name: String,
     pub fields: Vec<Field>,

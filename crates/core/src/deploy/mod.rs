@@ -3,6 +3,8 @@
 //! resolve. A project without `nango.yaml` is Nango's zero-YAML format ([`zero_yaml`]). The extension writes
 //! the plan in one transaction.
 
+pub mod changes;
+pub mod folder;
 pub mod zero_yaml;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,6 +2,7 @@
 //! sent after a run, and the `filter` argument of `nango.records`.
 
 pub mod batch;
+pub mod conformance;
 pub mod jsonb;
 pub mod notify;
 pub mod views;
