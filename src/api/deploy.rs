@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pg_nango_core::deploy::changes::{Changes, Fingerprints};
-use pg_nango_core::deploy::folder::{read_folder, read_package};
+use pg_nango_core::deploy::folder::{FolderError, read_folder, read_package};
 use pg_nango_core::deploy::zero_yaml::{DefinitionLimits, plan_zero_yaml};
 use pg_nango_core::deploy::{DeploymentPlan, plan_with_packages};
 use pg_nango_core::records::views::{self, ViewChange, ViewPlan};
@@ -37,9 +37,13 @@ fn deploy_path(path: &str, allow_destructive: default!(bool, false)) -> pgrx::Js
     }
     let root = Path::new(path);
     let folder = read_folder(root).unwrap_or_else(|e| {
-        ApiError::invalid(e.to_string())
-            .hint("A project has a nango.yaml, or an index.ts for Nango's zero-YAML format.")
-            .raise()
+        let error = ApiError::invalid(format!("deploy failed: {e}"));
+        match e {
+            FolderError::NotAProject(_) => error
+                .hint("A project has a nango.yaml, or an index.ts for Nango's zero-YAML format."),
+            _ => error.hint(NOTHING_DEPLOYED),
+        }
+        .raise()
     });
     // Packages are read from the folder's node_modules only as far as the scripts import them.
     let packages = |relative: &str| read_package(root, relative);
@@ -303,8 +307,8 @@ fn write(plan: &DeploymentPlan) -> Value {
     summary
 }
 
-/// Every deployed sync, action, on-event script, model and project file (packages left out), with a
-/// fingerprint of its definition and, for a script, of its entry file's compiled code.
+/// Every deployed sync, action, on-event script, model, project file and package, with a fingerprint of its
+/// definition and, for a script, of its entry file's compiled code.
 fn deployed_fingerprints() -> Fingerprints {
     select_rows(
         "SELECT kind || ' ' || name, md5(definition) FROM (
@@ -322,7 +326,16 @@ fn deployed_fingerprints() -> Fingerprints {
              UNION ALL
              SELECT 'model', m.name, m.definition::text FROM nango.models m
              UNION ALL
-             SELECT 'file', f.path, f.js FROM nango.files f WHERE f.path NOT LIKE 'node_modules/%'
+             SELECT 'file', f.path, f.js FROM nango.files f WHERE left(f.path, 13) <> 'node_modules/'
+             UNION ALL
+             -- A package as a whole (`@scope/name` or `name`), with every file of it the scripts reach.
+             SELECT 'package', p.package, string_agg(p.path || ':' || p.js, ',' ORDER BY p.path)
+               FROM (SELECT f.path, f.js,
+                            CASE WHEN split_part(f.path, '/', 2) LIKE '@%'
+                                 THEN split_part(f.path, '/', 2) || '/' || split_part(f.path, '/', 3)
+                                 ELSE split_part(f.path, '/', 2) END AS package
+                       FROM nango.files f WHERE left(f.path, 13) = 'node_modules/') p
+              GROUP BY p.package
          ) deployed",
         &[],
         |row| Some((text(row, 1)?, text(row, 2)?)),

@@ -9,66 +9,90 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use postgres::{Client, Config, NoTls};
 
+use crate::tls;
+
 /// Where Debian's libpq looks for the server's socket when no host is given.
 const SOCKET_DIRECTORIES: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 
 /// Opens the session every command runs on.
 pub fn connect(dsn: Option<&str>) -> anyhow::Result<Client> {
-    let config = match dsn {
+    let (dsn, protection) = tls::protection(dsn)?;
+    let mut config = match dsn.as_deref() {
         Some(dsn) => Config::from_str(dsn).map_err(|e| {
             anyhow!("the connection string is not valid: {e}")
                 .context("use postgresql://user@host:port/database or host=… port=… dbname=…")
         })?,
-        None => from_environment()?,
+        None => Config::new(),
     };
+    // As libpq does, what the connection string leaves out comes from the environment and the defaults.
+    apply_environment(&mut config)?;
     let described = describe(&config);
-    let mut config = config;
     config.application_name("pg-nango");
-    config.connect(NoTls).map_err(|e| {
-        anyhow!("{}", e.as_db_error().map_or(e.to_string(), |db| db.message().to_string())).context(format!(
+    config.ssl_mode(protection.ssl_mode());
+    let connected = if protection == tls::Protection::Disable {
+        config.connect(NoTls)
+    } else {
+        config.connect(tls::connector(protection)?)
+    };
+    connected.map_err(|e| {
+        anyhow::Error::new(e).context(format!(
             "cannot connect to {described}; set --dsn, DATABASE_URL or PGHOST/PGPORT/PGUSER/PGDATABASE as for psql"
         ))
     })
 }
 
-/// libpq's environment variables, with its defaults where one is not set.
-fn from_environment() -> anyhow::Result<Config> {
+/// Fills what `config` lacks from libpq's environment variables, with libpq's defaults where one is not set.
+fn apply_environment(config: &mut Config) -> anyhow::Result<()> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut config = Config::new();
-    match var("PGHOST") {
-        Some(hosts) => {
-            for host in hosts.split(',') {
-                config.host(host);
+    if config.get_hosts().is_empty() {
+        match var("PGHOST") {
+            Some(hosts) => {
+                for host in hosts.split(',') {
+                    config.host(host);
+                }
+            }
+            None => {
+                let socket = SOCKET_DIRECTORIES
+                    .iter()
+                    .find(|dir| Path::new(dir).is_dir())
+                    .copied()
+                    .unwrap_or("localhost");
+                config.host(socket);
             }
         }
-        None => {
-            let socket = SOCKET_DIRECTORIES
-                .iter()
-                .find(|dir| Path::new(dir).is_dir())
-                .copied()
-                .unwrap_or("localhost");
-            config.host(socket);
-        }
     }
-    if let Some(port) = var("PGPORT") {
+    if config.get_ports().is_empty()
+        && let Some(port) = var("PGPORT")
+    {
         let port: u16 = port
             .parse()
             .with_context(|| format!("PGPORT is not a port number: {port}"))?;
         config.port(port);
     }
-    let user = var("PGUSER")
-        .or_else(|| var("USER"))
-        .or_else(|| var("LOGNAME"))
-        .ok_or_else(|| anyhow!("no user name: set PGUSER"))?;
-    config.user(&user);
-    config.dbname(var("PGDATABASE").as_deref().unwrap_or(&user));
-    if let Some(password) = var("PGPASSWORD") {
+    if config.get_user().is_none() {
+        let user = var("PGUSER")
+            .or_else(|| var("USER"))
+            .or_else(|| var("LOGNAME"))
+            .ok_or_else(|| anyhow!("no user name: set PGUSER"))?;
+        config.user(&user);
+    }
+    if config.get_dbname().is_none() {
+        let dbname = var("PGDATABASE").or_else(|| config.get_user().map(str::to_string));
+        if let Some(dbname) = dbname {
+            config.dbname(&dbname);
+        }
+    }
+    if config.get_password().is_none()
+        && let Some(password) = var("PGPASSWORD")
+    {
         config.password(password);
     }
-    if let Some(seconds) = var("PGCONNECT_TIMEOUT").and_then(|s| s.parse().ok()) {
+    if config.get_connect_timeout().is_none()
+        && let Some(seconds) = var("PGCONNECT_TIMEOUT").and_then(|s| s.parse().ok())
+    {
         config.connect_timeout(Duration::from_secs(seconds));
     }
-    Ok(config)
+    Ok(())
 }
 
 /// The server and database, as an error names them (never the password).

@@ -8,9 +8,13 @@ use anyhow::{Context, bail};
 use owo_colors::{OwoColorize, Stream};
 use pg_nango_core::deploy::changes::Changes;
 use postgres::Client;
+use postgres::error::SqlState;
 use serde_json::{Value, json};
 
 use crate::output::Output;
+
+/// How long a deploy waits for a lock before it gives up.
+const LOCK_TIMEOUT: &str = "10s";
 use crate::project::Project;
 
 /// Deploys `project`, or only shows what it would change (`plan_only`).
@@ -28,6 +32,9 @@ pub fn deploy(
         project.package_files
     ));
     let mut transaction = client.transaction()?;
+    // A deploy replaces the typed views: it waits for their readers. Better to say so than to hang (and
+    // make every later reader of those views queue behind it).
+    transaction.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))?;
     // Removals are allowed inside the transaction so that the summary lists them; whether they may stay
     // is decided below, before anything commits.
     let summary: Value = transaction
@@ -35,17 +42,31 @@ pub fn deploy(
             "SELECT nango.deploy($1::text, $2::jsonb, allow_destructive => true)",
             &[&project.config, &files],
         )
-        .context("the server refused the deploy; nothing was deployed")?
-        .get(0);
+        .map_err(|e| {
+            let waited = e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE);
+            anyhow::Error::new(e).context(if waited {
+                format!(
+                    "the deploy waited more than {LOCK_TIMEOUT} for a lock (a long query on a typed view, or \
+                     another deploy); nothing was deployed, try again"
+                )
+            } else {
+                "the server refused the deploy; nothing was deployed".to_string()
+            })
+        })?
+        .try_get(0)
+        .context("the server's deploy summary cannot be read")?;
     spinner.finish_and_clear();
     let changes: Changes = serde_json::from_value(summary["changes"].clone()).context(
         "the server's deploy summary has no changes (is the extension older than this client?)",
     )?;
     let destructive = changes.destructive();
-    let refused = !destructive.is_empty() && !allow_destructive;
+    let refused = !destructive.is_empty() && !allow_destructive && !plan_only;
     let commit = !plan_only && !refused;
     if commit {
-        transaction.commit()?;
+        transaction.commit().context(
+            "the commit of the deploy failed, and whether it took effect is unknown: see \
+             SELECT * FROM nango.deployments ORDER BY id DESC LIMIT 1",
+        )?;
     } else {
         transaction.rollback()?;
     }
@@ -65,7 +86,10 @@ pub fn deploy(
             destructive.join(", ")
         );
     }
-    out.say(if plan_only {
+    out.say(if plan_only && !destructive.is_empty() && !allow_destructive {
+        "nothing deployed (--plan); deploying it removes syncs or actions and needs --allow-destructive"
+            .to_string()
+    } else if plan_only {
         "nothing deployed (--plan)".to_string()
     } else {
         format!(

@@ -12,6 +12,7 @@ mod deploy;
 mod output;
 mod project;
 mod runs;
+mod tls;
 mod watch;
 
 use std::path::PathBuf;

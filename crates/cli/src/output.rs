@@ -1,12 +1,15 @@
 //! How results reach the terminal: tables and coloured text for people, JSON for scripts (`--json`), and
 //! errors with the server's DETAIL, HINT and SQLSTATE.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 
+use anyhow::anyhow;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::{OwoColorize, Stream, Style};
 use postgres::GenericClient;
+use postgres::error::DbError;
 use postgres::types::ToSql;
 use serde_json::{Map, Value};
 
@@ -25,7 +28,7 @@ impl Rows {
         client: &mut impl GenericClient,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Rows, postgres::Error> {
+    ) -> anyhow::Result<Rows> {
         let columns: Vec<String> = client
             .prepare(sql)?
             .columns()
@@ -33,18 +36,19 @@ impl Rows {
             .map(|c| c.name().to_string())
             .collect();
         let wrapped = format!("SELECT pg_catalog.row_to_json(q)::text FROM ({sql}) q");
-        let rows = client
-            .query(&wrapped, params)?
-            .iter()
-            .map(|row| {
-                let object: Map<String, Value> =
-                    serde_json::from_str(row.get::<_, &str>(0)).unwrap_or_default();
+        let mut rows = Vec::new();
+        for row in client.query(&wrapped, params)? {
+            let object: Map<String, Value> =
+                serde_json::from_str(row.get::<_, &str>(0)).map_err(|e| {
+                    anyhow!("a row the server sent cannot be read ({e}); read it with psql")
+                })?;
+            rows.push(
                 columns
                     .iter()
                     .map(|c| object.get(c).cloned().unwrap_or(Value::Null))
-                    .collect()
-            })
-            .collect();
+                    .collect(),
+            );
+        }
         Ok(Rows { columns, rows })
     }
 
@@ -114,7 +118,7 @@ impl Output {
     /// A line for people; left out with `--json`, whose standard output is JSON only.
     pub fn say(&self, line: impl std::fmt::Display) {
         if !self.json {
-            println!("{line}");
+            println!("{}", printable(&line.to_string()));
         }
     }
 
@@ -139,10 +143,15 @@ impl Output {
             .chain()
             .find_map(|e| e.downcast_ref::<postgres::Error>())
             .and_then(|e| e.as_db_error());
+        // The server's error is printed from its fields below, once.
         let context: Vec<String> = error
             .chain()
-            .filter(|e| e.downcast_ref::<postgres::Error>().is_none())
-            .map(|e| e.to_string())
+            .filter(|e| {
+                e.downcast_ref::<postgres::Error>()
+                    .is_none_or(|e| e.as_db_error().is_none())
+                    && e.downcast_ref::<DbError>().is_none()
+            })
+            .map(|e| printable(&e.to_string()).into_owned())
             .collect();
         if self.json {
             let mut body = Map::new();
@@ -163,12 +172,12 @@ impl Output {
             eprintln!("  {line}");
         }
         if let Some(db) = database {
-            eprintln!("  {}", db.message());
+            eprintln!("  {}", printable(db.message()));
             if let Some(detail) = db.detail() {
-                eprintln!("  detail: {detail}");
+                eprintln!("  detail: {}", printable(detail));
             }
             if let Some(hint) = db.hint() {
-                let hint = format!("hint: {hint}");
+                let hint = format!("hint: {}", printable(hint));
                 eprintln!(
                     "  {}",
                     hint.if_supports_color(Stream::Stderr, |t| t.yellow().to_string())
@@ -190,12 +199,32 @@ pub fn status_style(value: &Value) -> Option<Style> {
     }
 }
 
-/// A value as a table cell shows it: text as it is, JSON compact, cut at [`MAX_CELL_CHARS`].
+/// `text` with its control characters (C0, DEL, C1: escape sequences a terminal would act on) written as
+/// escapes: API responses, log lines and errors are third parties' text.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A value as a table cell shows it: text as it is, JSON compact, cut at [`MAX_CELL_CHARS`], with control
+/// characters escaped.
 pub fn cell(value: &Value) -> String {
     let text = match value {
         Value::Null => String::new(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
+        Value::String(text) => printable(text).into_owned(),
+        other => printable(&other.to_string()).into_owned(),
     };
     if text.chars().count() > MAX_CELL_CHARS {
         let cut: String = text.chars().take(MAX_CELL_CHARS - 1).collect();

@@ -32,12 +32,7 @@ pub struct Project {
 /// Reads and plans the project in `dir`.
 pub fn read(dir: &Path, out: &Output) -> anyhow::Result<Project> {
     let spinner = out.spinner(&format!("reading {}", dir.display()));
-    let folder = read_folder(dir).map_err(|e| {
-        anyhow!("{e}").context(format!(
-            "{} is not a Nango project: it needs a nango.yaml, or an index.ts (zero-YAML)",
-            dir.display()
-        ))
-    })?;
+    let folder = read_folder(dir).map_err(|e| anyhow!("{e}; nothing was sent"))?;
     spinner.set_message(format!("compiling {} files", folder.files.len()));
     let read_packages = RefCell::new(BTreeMap::new());
     let packages = |relative: &str| {

@@ -47,7 +47,8 @@ pub fn dryrun(client: &mut Client, run: DryRun, out: &Output) -> anyhow::Result<
             ],
         )
         .with_context(|| format!("the dry run of sync {} did not finish", run.sync))?
-        .get(0);
+        .try_get(0)
+        .context("the dry run's records cannot be read")?;
     spinner.finish_and_clear();
     let by_model = result.as_object().cloned().unwrap_or_default();
     let problems = if run.validate {
@@ -94,8 +95,8 @@ pub fn dryrun(client: &mut Client, run: DryRun, out: &Output) -> anyhow::Result<
 fn validate(client: &mut Client, by_model: &Map<String, Value>) -> anyhow::Result<Vec<Value>> {
     let mut models = BTreeMap::new();
     for row in client.query("SELECT name, definition FROM nango.models", &[])? {
-        let name: String = row.get(0);
-        let definition: Value = row.get(1);
+        let name: String = row.try_get(0)?;
+        let definition: Value = row.try_get(1)?;
         let model: Model = serde_json::from_value(definition)
             .with_context(|| format!("the deployed model {name} cannot be read by this client"))?;
         models.insert(name, model);
@@ -170,7 +171,8 @@ pub fn action(
             &[&integration, &connection, &action, &input],
         )
         .with_context(|| format!("the action {action} failed"))?
-        .get(0);
+        .try_get(0)
+        .context("the action's output cannot be read")?;
     spinner.finish_and_clear();
     out.print_json(&output);
     Ok(ExitCode::SUCCESS)

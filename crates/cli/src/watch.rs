@@ -1,6 +1,7 @@
 //! Watching from the client: `status` (nango.sync_status), `logs` (nango.logs, and with `--follow` the
 //! notification channel for each run's end) and `records` (nango.records, a page at a time by cursor).
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
 use serde_json::{Value, json};
 
-use crate::output::{Output, Rows, cell, status_style};
+use crate::output::{Output, Rows, cell, printable, status_style};
 
 /// How long `logs --follow` waits for a notification before it reads new log lines anyway.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
@@ -84,14 +85,19 @@ pub fn logs(
             .get(0);
         client.batch_execute(&format!("LISTEN {channel}"))?;
     }
-    let mut last_id = print_new_logs(client, filter, least_level, 0, limit, out)?;
+    let mut reader = LogReader {
+        filter,
+        least_level,
+        printed: HashMap::new(),
+    };
+    let mut since = reader.print(client, None, limit, out)?;
     if !follow {
         return Ok(ExitCode::SUCCESS);
     }
     // Until interrupted: the lines a run wrote, then its end.
     loop {
         let ended = wait_for_run_ends(client)?;
-        last_id = print_new_logs(client, filter, least_level, last_id, i64::MAX, out)?;
+        since = reader.print(client, Some(since), i64::MAX, out)?;
         for payload in ended {
             print_run_end(&payload, filter, out);
         }
@@ -112,75 +118,103 @@ fn wait_for_run_ends(client: &mut Client) -> anyhow::Result<Vec<String>> {
     Ok(ended)
 }
 
-/// Prints the log lines after `after_id` (the latest `limit` of them) and returns the last id seen.
-fn print_new_logs(
-    client: &mut Client,
-    filter: &LogFilter,
+/// Reads log lines as they become visible. A line's id is taken when it is written, and a run writes some
+/// lines inside the transaction of its batch, so a line with a lower id can appear after one with a higher
+/// id: each read looks back [`LATE_LINES`] before the previous read, and skips the lines printed already.
+struct LogReader<'a> {
+    filter: &'a LogFilter,
     least_level: i32,
-    after_id: i64,
-    limit: i64,
-    out: &Output,
-) -> anyhow::Result<i64> {
-    let rows = Rows::query(
-        client,
-        "SELECT * FROM (
-             SELECT l.id, l.time, l.level,
-                    coalesce(j.integration || '/' || j.sync_name || ' ' || j.connection_id, l.run) AS run,
-                    l.job, l.message, l.payload
-             FROM nango.logs l LEFT JOIN nango.jobs j ON j.id = l.job
-             WHERE l.id > $1
-               AND ($2::bigint IS NULL OR l.job = $2)
-               AND ($3::text IS NULL OR j.connection_id = $3)
-               AND pg_catalog.array_position(ARRAY['debug', 'info', 'warn', 'error'], l.level) > $4
-             ORDER BY l.id DESC LIMIT $5
-         ) latest ORDER BY id",
-        &[
-            &after_id,
-            &filter.job,
-            &filter.connection,
-            &least_level,
-            &limit,
-        ],
-    )
-    .context("cannot read nango.logs")?;
-    let mut last_id = after_id;
-    for row in &rows.rows {
-        last_id = last_id.max(row[0].as_i64().unwrap_or(0));
-        if out.json {
-            // One object per line, so that a follower can read them as they come.
-            println!(
-                "{}",
-                Value::Object(
-                    rows.columns
-                        .iter()
-                        .cloned()
-                        .zip(row.iter().cloned())
-                        .collect()
-                )
-            );
-            continue;
-        }
-        let level = row[2].as_str().unwrap_or_default();
-        let mut line = format!(
-            "{} {:5} {} {}",
-            cell(&row[1]),
-            level,
-            cell(&row[3]),
-            cell(&row[5])
+    /// The lines printed within the look-back, by id, with their time (seconds since the epoch).
+    printed: HashMap<i64, f64>,
+}
+
+/// How long after it was written a log line may still become visible (the longest batch transaction).
+const LATE_LINES: &str = "1 minute";
+
+impl LogReader<'_> {
+    /// Prints the lines written since `since` (the server's time of the previous read, seconds since the
+    /// epoch) that were not printed yet, or with `since` `None` the latest `limit` lines. Returns the
+    /// server's time at the start of this read.
+    fn print(
+        &mut self,
+        client: &mut Client,
+        since: Option<f64>,
+        limit: i64,
+        out: &Output,
+    ) -> anyhow::Result<f64> {
+        let now: f64 = client
+            .query_one(
+                "SELECT EXTRACT(epoch FROM pg_catalog.clock_timestamp())::float8",
+                &[],
+            )?
+            .get(0);
+        let sql = format!(
+            "SELECT * FROM (
+                 SELECT l.id, l.time, l.level,
+                        coalesce(j.integration || '/' || j.sync_name || ' ' || j.connection_id, l.run) AS run,
+                        l.job, l.message, l.payload,
+                        EXTRACT(epoch FROM l.time)::float8 AS written
+                 FROM nango.logs l LEFT JOIN nango.jobs j ON j.id = l.job
+                 WHERE ($1::float8 IS NULL OR l.time > pg_catalog.to_timestamp($1) - interval '{LATE_LINES}')
+                   AND ($2::bigint IS NULL OR l.job = $2)
+                   AND ($3::text IS NULL OR j.connection_id = $3)
+                   AND pg_catalog.array_position(ARRAY['debug', 'info', 'warn', 'error'], l.level) > $4
+                 ORDER BY l.id DESC LIMIT $5
+             ) latest ORDER BY id"
         );
-        if !row[6].is_null() {
-            line.push(' ');
-            line.push_str(&row[6].to_string());
+        let rows = Rows::query(
+            client,
+            &sql,
+            &[
+                &since,
+                &self.filter.job,
+                &self.filter.connection,
+                &self.least_level,
+                &limit,
+            ],
+        )
+        .context("cannot read nango.logs")?;
+        for row in &rows.rows {
+            let id = row[0].as_i64().unwrap_or_default();
+            let written = row[7].as_f64().unwrap_or_default();
+            if self.printed.insert(id, written).is_none() {
+                print_log_line(&rows.columns[..7], &row[..7], out);
+            }
         }
-        match status_style(&row[2]) {
-            Some(style) => println!(
-                "{}",
-                line.if_supports_color(Stream::Stdout, |t| t.style(style))
-            ),
-            None => println!("{line}"),
-        }
+        // Lines older than the next read's look-back are not read again.
+        let horizon = now - 120.0;
+        self.printed.retain(|_, written| *written > horizon);
+        Ok(now)
     }
-    Ok(last_id)
+}
+
+/// One log line: a JSON object per line with `--json` (a follower reads them as they come), else text
+/// coloured by level.
+fn print_log_line(columns: &[String], row: &[Value], out: &Output) {
+    if out.json {
+        let object = columns.iter().cloned().zip(row.iter().cloned()).collect();
+        println!("{}", Value::Object(object));
+        return;
+    }
+    let level = row[2].as_str().unwrap_or_default();
+    let mut line = format!(
+        "{} {:5} {} {}",
+        cell(&row[1]),
+        printable(level),
+        cell(&row[3]),
+        cell(&row[5])
+    );
+    if !row[6].is_null() {
+        line.push(' ');
+        line.push_str(&printable(&row[6].to_string()));
+    }
+    match status_style(&row[2]) {
+        Some(style) => println!(
+            "{}",
+            line.if_supports_color(Stream::Stdout, |t| t.style(style))
+        ),
+        None => println!("{line}"),
+    }
 }
 
 /// Prints a run's end from its notification body (Nango's webhook shape), if the filter wants it.
@@ -202,18 +236,21 @@ fn print_run_end(payload: &str, filter: &LogFilter, out: &Output) {
         println!("{}", json!({"notification": body}));
         return;
     }
-    let run = format!(
+    // A sync's notification names it `syncName`; an on-event script's, `name`.
+    let name = body["syncName"].as_str().or(body["name"].as_str());
+    let run = printable(&format!(
         "{}/{} {}",
         body["providerConfigKey"].as_str().unwrap_or_default(),
-        body["syncName"].as_str().unwrap_or_default(),
+        name.unwrap_or_default(),
         body["connectionId"].as_str().unwrap_or_default()
-    );
+    ))
+    .into_owned();
     let job = body["jobId"].as_i64().unwrap_or_default();
     if body["success"] == Value::Bool(true) {
         let counts = &body["responseResults"];
         let line = format!(
             "ended   {run} (job {job}): {} +{} ~{} -{}",
-            body["model"].as_str().unwrap_or_default(),
+            printable(body["model"].as_str().unwrap_or_default()),
             counts["added"],
             counts["updated"],
             counts["deleted"]
@@ -225,7 +262,7 @@ fn print_run_end(payload: &str, filter: &LogFilter, out: &Output) {
     } else {
         let line = format!(
             "failed  {run} (job {job}): {}",
-            body["error"]["description"].as_str().unwrap_or_default()
+            printable(body["error"]["description"].as_str().unwrap_or_default())
         );
         println!(
             "{}",
