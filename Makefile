@@ -3,19 +3,23 @@ PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
 DEMO_DIR  ?= $(CURDIR)/target/demo
 # Installing writes PostgreSQL's root-owned directories: as another user, through sudo.
 SUDO_FLAG := $(shell [ "$$(id -u)" = 0 ] || echo --sudo)
+SUDO      := $(if $(SUDO_FLAG),sudo )
+EXTDIR     = $(shell $(PG_CONFIG) --sharedir)/extension
 
-.PHONY: setup install cli demo demo-stop test unit e2e lint bench
+.PHONY: setup install cli demo demo-stop test unit pgtest e2e lint bench package package-check
 
 setup:
 	@bash scripts/setup.sh
 
 install: setup
 	cargo pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
+	# Earlier releases' install scripts (CREATE EXTENSION … VERSION); the upgrade scripts come with pgrx's.
+	$(SUDO)install -m 0644 sql/releases/*.sql $(EXTDIR)/
 
 # The pg-nango client, installed beside psql.
 cli: setup
 	cargo build --release -p pg_nango_cli
-	$(if $(SUDO_FLAG),sudo )install -m 0755 target/release/pg-nango /usr/local/bin/pg-nango
+	$(SUDO)install -m 0755 target/release/pg-nango /usr/local/bin/pg-nango
 
 demo: install cli
 	cargo build --release -p pg_nango_mock_api
@@ -30,10 +34,22 @@ unit: setup
 	# child stuck until its deadline (a Postgres backend, the real caller, is single-threaded then).
 	cargo test --release -p pg_nango_core -- --test-threads=1
 
+# The #[pg_test]s (cargo pgrx test): SQL functions that need no background worker.
+pgtest: setup
+	@bash scripts/pg-test.sh
+
 e2e: install
 	cargo test --release -p pg_nango_e2e -p pg_nango_cli
 
-test: unit e2e
+test: unit pgtest e2e
+
+# target/postgresql-15-pg-nango_<version>_<arch>.deb
+package: setup
+	@bash scripts/package.sh
+
+# Installs that package with apt (replacing a `make install`) and checks it on a new cluster.
+package-check: setup
+	@bash scripts/package-check.sh
 
 bench: install
 	cargo run --release -p pg_nango_bench -- $(ARGS)
@@ -43,3 +59,4 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -p pg_nango_core -p pg_nango_cli -p pg_nango_mock_api -p pg_nango_e2e -p pg_nango_bench -- -D warnings
 	cargo clippy --release -p pg_nango -- -D warnings
+	cargo clippy --release -p pg_nango --features pg_test --tests -- -D warnings

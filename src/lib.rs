@@ -22,6 +22,9 @@ pub mod store;
 pub mod txn;
 pub mod worker;
 
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
@@ -34,5 +37,17 @@ pub extern "C-unwind" fn _PG_init() {
     guc::define();
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         worker::scheduler::register();
+    }
+}
+
+/// The settings `cargo pgrx test`'s cluster starts with: the library preloaded, as `CREATE EXTENSION`
+/// requires. The scheduler's database (`postgres`) has no extension there, so no worker runs anything.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'pg_nango'"]
     }
 }

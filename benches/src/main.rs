@@ -82,7 +82,7 @@ fn main() {
             "nango.allowed_hosts = '127.0.0.1'",
         ],
     ));
-    prepare(&cluster.0);
+    prepare(&cluster.0, None);
     let mut client = cluster.0.connect();
     client
         .execute(

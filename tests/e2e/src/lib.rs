@@ -118,6 +118,16 @@ fn free_port() -> u16 {
 /// The binary's cluster, started on first use (and stopped at exit, also when setting it up fails), with
 /// the extension created, the test providers added and the fixture deployed.
 pub fn cluster() -> &'static Cluster {
+    cluster_with(None)
+}
+
+/// [`cluster`], with the extension created at an earlier `version` (`CREATE EXTENSION … VERSION`) when
+/// this is the binary's first use of it.
+pub fn cluster_at(version: &str) -> &'static Cluster {
+    cluster_with(Some(version))
+}
+
+fn cluster_with(version: Option<&str>) -> &'static Cluster {
     let cluster = CLUSTER.get_or_init(|| {
         let name = std::env::current_exe()
             .ok()
@@ -140,16 +150,21 @@ pub fn cluster() -> &'static Cluster {
         unsafe { libc::atexit(stop_cluster) };
         cluster
     });
-    READY.get_or_init(|| prepare(cluster));
+    READY.get_or_init(|| prepare(cluster, version));
     cluster
 }
 
-/// Creates the extension in a new cluster, adds the test providers and deploys the fixture folder.
-pub fn prepare(cluster: &Cluster) {
+/// Creates the extension in a new cluster (at `version`, or the library's own), adds the test providers
+/// and deploys the fixture folder.
+pub fn prepare(cluster: &Cluster, version: Option<&str>) {
     let mut client = cluster.connect();
+    let create = match version {
+        Some(version) => format!("CREATE EXTENSION pg_nango VERSION '{version}'"),
+        None => "CREATE EXTENSION pg_nango".to_string(),
+    };
     client
-        .batch_execute("CREATE EXTENSION pg_nango")
-        .expect("CREATE EXTENSION pg_nango");
+        .batch_execute(&create)
+        .unwrap_or_else(|e| panic!("{create}: {e}"));
     let providers = std::fs::read_to_string(fixtures_dir().join("providers.yaml"))
         .expect("fixture providers.yaml");
     client
