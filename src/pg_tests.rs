@@ -78,7 +78,9 @@ mod tests {
         ))
         .unwrap();
         assert!(
-            missing_script.starts_with("22023 deploy failed: demo/syncs/tickets.ts: no script for sync tickets"),
+            missing_script.starts_with(
+                "22023 deploy failed: demo/syncs/tickets.ts: no script for sync tickets"
+            ),
             "{missing_script}"
         );
         let broken = error_of(&format!(
