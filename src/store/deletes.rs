@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::records::{add_counts, counted, counts_of, lock_model};
-use super::{exec, one_json};
+use super::{exec, one_json, own_row};
 
 /// Opens an explicit window unless one is open; an implicit one becomes explicit (it then outlives the run).
 pub fn open_window(sync: i64, connection: i64, model: &str, job: i64) -> Result<(), String> {
@@ -46,7 +46,7 @@ pub fn open_windows(sync: i64) -> Result<Vec<String>, String> {
         "SELECT coalesce(jsonb_agg(model), '[]') FROM nango.delete_windows WHERE sync = $1",
         &[sync.into()],
     )?;
-    Ok(serde_json::from_value(models.unwrap_or_default()).unwrap_or_default())
+    own_row("the models with an open deletion window", models)
 }
 
 /// Remembers the ids of a batch as seen in the model's window.
@@ -95,19 +95,22 @@ pub fn close_window(
     if open != Some(Value::Bool(true)) {
         return Ok(None);
     }
-    let closed = one_json(
-        CLOSE_SQL,
-        &[sync.into(), model.into(), connection.into(), job.into()],
-    )?
-    .unwrap_or_default();
+    let closed: Value = own_row(
+        "the records a deletion window marked deleted",
+        one_json(
+            CLOSE_SQL,
+            &[sync.into(), model.into(), connection.into(), job.into()],
+        )?,
+    )?;
     exec(
         "DELETE FROM nango.delete_windows WHERE sync = $1 AND model = $2 AND connection = $3",
         &[sync.into(), model.into(), connection.into()],
     )?;
     add_counts(job, model, counts_of(&closed["counts"]), None)?;
-    Ok(Some(
-        serde_json::from_value(closed["ids"].clone()).unwrap_or_default(),
-    ))
+    Ok(Some(own_row(
+        "the ids a deletion window marked deleted",
+        Some(closed["ids"].clone()),
+    )?))
 }
 
 /// At the success of a run: closes its implicit windows (legacy `track_deletes`).
@@ -116,8 +119,7 @@ pub fn close_implicit_windows(sync: i64, connection: i64, job: i64) -> Result<()
         "SELECT coalesce(jsonb_agg(model ORDER BY model), '[]') FROM nango.delete_windows WHERE sync = $1 AND implicit",
         &[sync.into()],
     )?;
-    let models: Vec<String> =
-        serde_json::from_value(models.unwrap_or_default()).unwrap_or_default();
+    let models: Vec<String> = own_row("the models with an implicit deletion window", models)?;
     for model in models {
         close_window(sync, &model, connection, job)?;
     }

@@ -14,7 +14,7 @@ use pg_nango_core::script::{ScriptKind, ScriptRun, StoredModule};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{deletes, exec, one_json};
+use super::{deletes, exec, one_json, own_row};
 use crate::guc;
 
 /// Everything a run needs, loaded when its worker claims the job.
@@ -167,10 +167,11 @@ pub fn finish_success(job: &ClaimedJob) -> Result<(), String> {
     }
     let identity = job.identity();
     for model in &job.models {
-        let counts: ModelCounts = result
-            .get(model)
-            .and_then(|c| serde_json::from_value(c.clone()).ok())
-            .unwrap_or_default();
+        // A model the run wrote nothing to has no counts yet: zero, as Nango reports it.
+        let counts: ModelCounts = match result.get(model) {
+            Some(counts) => own_row("a job's counts", Some(counts.clone()))?,
+            None => ModelCounts::default(),
+        };
         notify(&success_body(&identity, model, counts, &job.started_at))?;
     }
     Ok(())
@@ -262,7 +263,7 @@ pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Resul
         sync_type: text("type"),
         job_id,
     };
-    let models: Vec<String> = serde_json::from_value(ended["models"].clone()).unwrap_or_default();
+    let models: Vec<String> = own_row("the models of a failed job", Some(ended["models"].clone()))?;
     notify(&failure_body(
         &identity,
         &models,

@@ -31,6 +31,16 @@ pub fn one_json(
     }
 }
 
+/// `value`, a jsonb the extension's own statement returned, read as a `T`. A statement that returned no
+/// row, or a value of another shape, is a bug (or a damaged installation) to report, not an empty value.
+pub fn own_row<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: Option<serde_json::Value>,
+) -> Result<T, String> {
+    let value = value.ok_or_else(|| format!("{what}: the statement returned no row"))?;
+    serde_json::from_value(value).map_err(|e| format!("{what}: unexpected shape ({e})"))
+}
+
 /// Runs a statement for its effect.
 pub fn exec(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<(), String> {
     Spi::run_with_args(sql, args).map_err(|e| e.to_string())

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use pgrx::pg_sys;
 
-use super::{JsonbBytes, batch_exec, batch_json, exec};
+use super::{JsonbBytes, batch_exec, batch_json, exec, own_row};
 
 /// Records per statement: a larger batch is written in chunks of this size, still in one transaction.
 const CHUNK: usize = 1000;
@@ -317,16 +317,18 @@ pub fn write(
         };
         let mut records: Vec<&OutgoingRecord> = chunk.iter().collect();
         if probe_first && op == SaveOp::Save {
-            let differing = batch_json(
-                PROBE_SQL,
-                &[
-                    ids(&records).as_slice().into(),
-                    hashes(&records).into(),
-                    model.into(),
-                    connection.into(),
-                ],
-            )?
-            .unwrap_or_default();
+            let differing: Value = own_row(
+                "the records whose hash differs",
+                batch_json(
+                    PROBE_SQL,
+                    &[
+                        ids(&records).as_slice().into(),
+                        hashes(&records).into(),
+                        model.into(),
+                        connection.into(),
+                    ],
+                )?,
+            )?;
             records = differing
                 .as_array()
                 .into_iter()
@@ -351,19 +353,21 @@ pub fn write(
             .map(|r| built(r, use_built).map(JsonbBytes))
             .collect();
         outcome.prebuilt += values.iter().filter(|v| v.is_some()).count();
-        let result = batch_json(
-            statement(op),
-            &[
-                texts.into(),
-                model.into(),
-                connection.into(),
-                job.into(),
-                ids(&records).as_slice().into(),
-                hashes(&records).into(),
-                values.into(),
-            ],
-        )?
-        .unwrap_or_default();
+        let result: Value = own_row(
+            "a batch's counts",
+            batch_json(
+                statement(op),
+                &[
+                    texts.into(),
+                    model.into(),
+                    connection.into(),
+                    job.into(),
+                    ids(&records).as_slice().into(),
+                    hashes(&records).into(),
+                    values.into(),
+                ],
+            )?,
+        )?;
         let counts = counts_of(&result["counts"]);
         for (total, delta) in outcome.counts.iter_mut().zip(counts) {
             *total += delta;

@@ -127,7 +127,17 @@ fn run_job(next: NextJob, mut phases: Phases) {
         job.context.provider_config_key, job.sync_name, job.context.connection_id
     )));
 
-    let open_windows = run_txn(|| deletes::open_windows(job.sync_id)).unwrap_or_default();
+    let open_windows = match run_txn(|| deletes::open_windows(job.sync_id)) {
+        Ok(models) => models,
+        Err(error) => {
+            end_failed(
+                job_id,
+                "script_internal_error",
+                &format!("could not read the sync's deletion windows: {error}"),
+            );
+            return;
+        }
+    };
     let host = Rc::new(RefCell::new(SpiHost::for_job(
         job_id,
         job.sync_id,

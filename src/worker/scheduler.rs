@@ -20,7 +20,7 @@ use pgrx::bgworkers::{
 use pgrx::prelude::*;
 
 use crate::guc;
-use crate::store::{exec, one_json};
+use crate::store::{exec, one_json, own_row};
 use crate::txn::run_txn;
 use crate::worker::run::{harden_session, set_application_name};
 
@@ -98,17 +98,19 @@ fn installed() -> Result<bool, String> {
 
 /// Ends RUNNING jobs whose process is gone (killed, or the server restarted), with a failure notification.
 fn end_orphaned_jobs() -> Result<(), String> {
-    let orphans = run_txn(|| {
-        one_json(
-            // A process that started after the claim is another one that got the same pid.
-            "SELECT coalesce(jsonb_agg(j.id), '[]') FROM nango.jobs j
-             WHERE j.status = 'RUNNING'
-               AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-                               WHERE a.pid = j.pid AND a.backend_start <= j.started_at)",
-            &[],
+    let orphans: serde_json::Value = run_txn(|| {
+        own_row(
+            "the running jobs without a process",
+            one_json(
+                // A process that started after the claim is another one that got the same pid.
+                "SELECT coalesce(jsonb_agg(j.id), '[]') FROM nango.jobs j
+                 WHERE j.status = 'RUNNING'
+                   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                                   WHERE a.pid = j.pid AND a.backend_start <= j.started_at)",
+                &[],
+            )?,
         )
-    })?
-    .unwrap_or_default();
+    })?;
     for job_id in orphans
         .as_array()
         .into_iter()
@@ -178,16 +180,18 @@ fn start_run_workers(
             Ok(_) | Err(BackgroundWorkerStatus::NotYetStarted)
         )
     });
-    let state = run_txn(|| {
-        one_json(
-            "SELECT jsonb_build_object(
-                 'queued', (SELECT count(*) FROM nango.jobs WHERE status = 'QUEUED'),
-                 'running', (SELECT count(*) FROM nango.jobs WHERE status = 'RUNNING'),
-                 'workers', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_nango run'))",
-            &[],
+    let state: serde_json::Value = run_txn(|| {
+        own_row(
+            "the queue's state",
+            one_json(
+                "SELECT jsonb_build_object(
+                     'queued', (SELECT count(*) FROM nango.jobs WHERE status = 'QUEUED'),
+                     'running', (SELECT count(*) FROM nango.jobs WHERE status = 'RUNNING'),
+                     'workers', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_nango run'))",
+                &[],
+            )?,
         )
-    })?
-    .unwrap_or_default();
+    })?;
     let count = |key: &str| state[key].as_u64().unwrap_or(0) as usize;
     let alive = count("workers").max(launched.len());
     // Jobs of one-off workers count as running too: at worst a worker more is started than needed.
