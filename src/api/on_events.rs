@@ -2,6 +2,7 @@
 //! `nango.delete_connection` (`pre-connection-deletion`), each script in a one-off worker (see
 //! [`crate::worker::on_event`]); and the size limit of `nango.handle_webhook`'s payload.
 
+use pg_nango_core::jobs::ErrorType;
 use pgrx::prelude::*;
 use serde_json::{Value, json};
 
@@ -80,7 +81,7 @@ fn _validate_connection(
                 provider_config_key,
                 connection_id,
                 &name,
-                &error_type,
+                error_type,
                 message,
             ),
         }
@@ -97,7 +98,7 @@ fn refuse(
     integration: &str,
     connection_id: &str,
     name: &str,
-    error_type: &str,
+    error_type: ErrorType,
     message: String,
 ) -> ! {
     let message = if message.is_empty() {

@@ -1,6 +1,7 @@
 //! `nango.trigger_action` and `nango.dryrun`: run a script now for one connection and return its result
 //! (see [`crate::worker::oneoff`] for where it runs).
 
+use pg_nango_core::jobs::ErrorType;
 use pg_nango_core::script::json::check_action_input;
 use pgrx::prelude::*;
 
@@ -134,10 +135,10 @@ fn output_or_error(response: OneOffResponse, what: &str) -> pgrx::JsonB {
     match response {
         OneOffResponse::Output { output } => pgrx::JsonB(output),
         OneOffResponse::Failed {
-            error_type,
+            error_type: ErrorType::ActionRuntime,
             message,
             payload: Some(payload),
-        } if error_type == "action_script_runtime_error" => ApiError::script_failed(message)
+        } => ApiError::script_failed(message)
             .detail(payload.to_string())
             .raise(),
         OneOffResponse::Failed {
@@ -146,7 +147,7 @@ fn output_or_error(response: OneOffResponse, what: &str) -> pgrx::JsonB {
             ..
         } => {
             let message = format!("{what} failed: {message}");
-            let error = if error_type == "execution_timeout" {
+            let error = if error_type == ErrorType::ExecutionTimeout {
                 ApiError::timed_out(message)
             } else {
                 ApiError::script_failed(message)

@@ -2,6 +2,7 @@
 //! that writes the final state, advances `lastSyncDate` on success and sends the notifications, so that a
 //! listener is told exactly when the data is visible.
 
+use pg_nango_core::jobs::ErrorType;
 use std::collections::HashMap;
 
 use pg_nango_core::providers::oauth::OAuthClient;
@@ -208,14 +209,10 @@ pub fn held_by_this_process(job_id: i64) -> Result<bool, String> {
     )? == Some(Value::Bool(true)))
 }
 
-/// The failed end of a run (`CANCELLED` when `error_type` is `script_aborted`), with its notification: a
-/// sync's failure body, or for an on-event script [`on_event_failure_body`].
-pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Result<(), String> {
-    let status = if error_type == "script_aborted" {
-        "CANCELLED"
-    } else {
-        "ERROR"
-    };
+/// The failed end of a run (`CANCELLED` when it was cancelled), with its notification: a sync's failure
+/// body, or for an on-event script [`on_event_failure_body`].
+pub fn finish_failure(job_id: i64, error_type: ErrorType, description: &str) -> Result<(), String> {
+    let status = error_type.final_status().as_str();
     let ended = one_json(
         // The sync may be gone (its connection deleted while it ran): the job is ended all the same.
         "UPDATE nango.jobs j SET status = $2, ended_at = now(), error = jsonb_build_object('type', $3::text, 'description', $4::text)
@@ -228,7 +225,12 @@ pub fn finish_failure(job_id: i64, error_type: &str, description: &str) -> Resul
                                                  WHERE sc.provider_config_key = j.integration AND sc.name = j.sync_name),
                                       'started_at', to_json(coalesce(j.started_at, j.created_at)) #>> '{}',
                                       'failed_at', to_json(now()) #>> '{}')",
-        &[job_id.into(), status.into(), error_type.into(), description.into()],
+        &[
+            job_id.into(),
+            status.into(),
+            error_type.as_str().into(),
+            description.into(),
+        ],
     )?;
     let Some(ended) = ended else {
         return Ok(());

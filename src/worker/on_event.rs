@@ -10,6 +10,7 @@
 //!
 //! A failed script ends its job ERROR with a notification ([`crate::store::jobs::finish_failure`]).
 
+use pg_nango_core::jobs::ErrorType;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -184,7 +185,7 @@ fn execute(
             if let Err(error) = ended {
                 end_failed(
                     job_id,
-                    "script_internal_error",
+                    ErrorType::Internal,
                     &format!("could not record the end of the run: {error}"),
                 );
             }

@@ -13,6 +13,7 @@
 //! the caller is cancelled while waiting, it stops the worker; if it is terminated, the worker notices
 //! that its caller is gone and stops itself.
 
+use pg_nango_core::jobs::ErrorType;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,7 +62,7 @@ pub enum OneOffResponse {
         output: Value,
     },
     Failed {
-        error_type: String,
+        error_type: ErrorType,
         message: String,
         payload: Option<Value>,
     },
@@ -209,7 +210,7 @@ pub fn run_in_worker(request: &OneOffRequest) -> OneOffResponse {
     match answer {
         Some(response) => response,
         None => OneOffResponse::Failed {
-            error_type: "script_internal_error".into(),
+            error_type: ErrorType::Internal,
             message: "the run's worker ended without an answer: it was stopped, or it failed (see the server log)".into(),
             payload: None,
         },
@@ -276,14 +277,11 @@ pub extern "C-unwind" fn pg_nango_oneoff_worker_main(argument: pg_sys::Datum) {
         Ok(envelope) => {
             let response = match serde_json::from_value::<OneOffRequest>(envelope.body) {
                 Ok(request) => serve(&request),
-                Err(error) => failed(
-                    "script_internal_error",
-                    format!("unreadable request: {error}"),
-                ),
+                Err(error) => failed(ErrorType::Internal, format!("unreadable request: {error}")),
             };
             (envelope.nonce, response)
         }
-        Err(message) => (String::new(), failed("script_internal_error", message)),
+        Err(message) => (String::new(), failed(ErrorType::Internal, message)),
     };
     if caller_exited() || stop_requested() {
         // Nobody is left to read the answer (or remove its file): the caller is gone, or it was cancelled
@@ -302,9 +300,9 @@ pub extern "C-unwind" fn pg_nango_oneoff_worker_main(argument: pg_sys::Datum) {
     }
 }
 
-pub fn failed(error_type: &str, message: String) -> OneOffResponse {
+pub fn failed(error_type: ErrorType, message: String) -> OneOffResponse {
     OneOffResponse::Failed {
-        error_type: error_type.into(),
+        error_type,
         message,
         payload: None,
     }
@@ -365,11 +363,11 @@ pub fn start_request<T>(
     match load(request) {
         Ok(Some(loaded)) => Ok((label, loaded)),
         Ok(None) => Err(failed(
-            "script_internal_error",
+            ErrorType::Internal,
             format!("{label}: not found among committed data (the run happens in another session)"),
         )),
         Err(error) => Err(failed(
-            "script_internal_error",
+            ErrorType::Internal,
             format!("could not load {label}: {error}"),
         )),
     }
@@ -423,7 +421,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
             output: output.unwrap_or(Value::Null),
         },
         Err(ScriptError::Action { message, payload }) => OneOffResponse::Failed {
-            error_type: "action_script_runtime_error".into(),
+            error_type: ErrorType::ActionRuntime,
             message,
             payload: Some(payload),
         },

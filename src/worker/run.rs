@@ -15,6 +15,7 @@
 //! with the job RUNNING, and a worker ends a job under that lock, so the signal always meets the job it
 //! was meant for: a worker that got it never takes another job.
 
+use pg_nango_core::jobs::ErrorType;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -132,7 +133,7 @@ fn run_job(next: NextJob, mut phases: Phases) {
         Err(error) => {
             end_failed(
                 job_id,
-                "script_internal_error",
+                ErrorType::Internal,
                 &format!("could not read the sync's deletion windows: {error}"),
             );
             return;
@@ -152,7 +153,7 @@ fn run_job(next: NextJob, mut phases: Phases) {
         (None, true) => {
             end_failed(
                 job_id,
-                "script_internal_error",
+                ErrorType::Internal,
                 "the webhook's payload is gone (the run was queued before a restore?)",
             );
             return;
@@ -179,7 +180,7 @@ fn run_job(next: NextJob, mut phases: Phases) {
             if let Err(error) = ended {
                 end_failed(
                     job_id,
-                    "script_internal_error",
+                    ErrorType::Internal,
                     &format!("could not record the end of the run: {error}"),
                 );
             }
@@ -271,14 +272,14 @@ pub fn claimed_or_ended<T>(
         Ok(Some(claimed)) => Some(claimed),
         Ok(None) => {
             if run_txn(|| jobs::held_by_this_process(job_id)).unwrap_or(false) {
-                end_failed(job_id, "script_internal_error", gone);
+                end_failed(job_id, ErrorType::Internal, gone);
             }
             None
         }
         Err(error) => {
             end_failed(
                 job_id,
-                "script_internal_error",
+                ErrorType::Internal,
                 &format!("could not load the job: {error}"),
             );
             None
@@ -312,7 +313,7 @@ pub fn stop_requested() -> bool {
 
 /// Ends the job as failed; if even that transaction fails, logs it (the scheduler will find the job's
 /// worker gone and end it).
-pub fn end_failed(job_id: i64, error_type: &str, description: &str) {
+pub fn end_failed(job_id: i64, error_type: ErrorType, description: &str) {
     if let Err(error) = run_txn(|| jobs::finish_failure(job_id, error_type, description)) {
         warning!("pg_nango: could not end job {job_id}: {error}");
     }

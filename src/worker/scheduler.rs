@@ -11,6 +11,7 @@
 //! `nango.job_retention` and merge old record marks. Each step is its own transaction; a failing step is
 //! logged and the loop goes on.
 
+use pg_nango_core::jobs::ErrorType;
 use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{
@@ -120,7 +121,7 @@ fn end_orphaned_jobs() -> Result<(), String> {
         run_txn(|| {
             crate::store::jobs::finish_failure(
                 job_id,
-                "worker_crashed",
+                ErrorType::WorkerCrashed,
                 "the run's worker ended unexpectedly",
             )
         })?;

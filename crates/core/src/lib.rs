@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod deploy;
+pub mod jobs;
 pub mod providers;
 pub mod records;
 pub mod script;

@@ -377,7 +377,7 @@ fn http_errors_carry_the_status() {
         Duration::from_secs(5),
     );
     let error = result.unwrap_err();
-    assert_eq!(error.error_type(), "script_http_error");
+    assert_eq!(error.error_type().as_str(), "script_http_error");
     assert!(error.message().contains("status code 503"), "{error}");
     assert_eq!(
         host.logs

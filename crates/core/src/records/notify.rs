@@ -1,5 +1,6 @@
 //! The bodies of the notifications sent on the `nango` channel after a run, shaped like Nango's sync webhooks.
 
+use crate::jobs::ErrorType;
 use serde_json::{Value, json};
 
 use super::ModelCounts;
@@ -46,7 +47,7 @@ pub fn success_body(
 pub fn failure_body(
     run: &RunIdentity,
     models: &[String],
-    error_type: &str,
+    error_type: ErrorType,
     description: &str,
     started_at: &str,
     failed_at: &str,
@@ -87,7 +88,7 @@ pub struct OnEventIdentity {
 /// a sync's failure).
 pub fn on_event_failure_body(
     run: &OnEventIdentity,
-    error_type: &str,
+    error_type: ErrorType,
     description: &str,
     started_at: &str,
     failed_at: &str,
@@ -176,7 +177,7 @@ mod tests {
         let body = failure_body(
             &run(),
             &["A".into(), "B".into()],
-            "script_error",
+            ErrorType::Script,
             &long,
             "s",
             "f",
@@ -197,7 +198,7 @@ mod tests {
             job_id: 9,
         };
         let long = "é\\".repeat(10_000);
-        let body = on_event_failure_body(&run, "script_internal_error", &long, "s", "f");
+        let body = on_event_failure_body(&run, ErrorType::Internal, &long, "s", "f");
         assert!(body.len() <= MAX_PAYLOAD_BYTES);
         let body = parse(&body).unwrap();
         assert_eq!(body["type"], "on-event");

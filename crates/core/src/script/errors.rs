@@ -4,6 +4,7 @@
 //! a panic becomes an [`internal_error`]. Kept apart from the run flow, which only decides which of these
 //! a run ended with.
 
+use crate::jobs::ErrorType;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -38,18 +39,18 @@ pub enum ScriptError {
 
 impl ScriptError {
     /// A short machine-readable kind, after Nango's runner error types.
-    pub fn error_type(&self) -> &'static str {
+    pub fn error_type(&self) -> ErrorType {
         match self {
-            ScriptError::Timeout(_) => "execution_timeout",
-            ScriptError::Cancelled => "script_aborted",
-            ScriptError::OutOfMemory(_) => "script_out_of_memory",
+            ScriptError::Timeout(_) => ErrorType::ExecutionTimeout,
+            ScriptError::Cancelled => ErrorType::Aborted,
+            ScriptError::OutOfMemory(_) => ErrorType::OutOfMemory,
             ScriptError::Thrown {
                 http_status: Some(_),
                 ..
-            } => "script_http_error",
-            ScriptError::Thrown { .. } => "script_error",
-            ScriptError::Action { .. } => "action_script_runtime_error",
-            ScriptError::Setup(_) => "script_internal_error",
+            } => ErrorType::ScriptHttp,
+            ScriptError::Thrown { .. } => ErrorType::Script,
+            ScriptError::Action { .. } => ErrorType::ActionRuntime,
+            ScriptError::Setup(_) => ErrorType::Internal,
         }
     }
 
