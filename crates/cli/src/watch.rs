@@ -174,10 +174,24 @@ impl LogReader<'_> {
             ],
         )
         .context("cannot read nango.logs")?;
+        if since.is_none() {
+            // The lines already visible but left out by `limit` are not new: a follow must not print them.
+            let visible = client.query(
+                &format!(
+                    "SELECT id, EXTRACT(epoch FROM time)::float8 FROM nango.logs
+                     WHERE time > pg_catalog.to_timestamp($1) - interval '{LATE_LINES}'"
+                ),
+                &[&now],
+            )?;
+            for row in visible {
+                self.printed.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
         for row in &rows.rows {
             let id = row[0].as_i64().unwrap_or_default();
             let written = row[7].as_f64().unwrap_or_default();
-            if self.printed.insert(id, written).is_none() {
+            let new = self.printed.insert(id, written).is_none();
+            if new || since.is_none() {
                 print_log_line(&rows.columns[..7], &row[..7], out);
             }
         }

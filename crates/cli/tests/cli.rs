@@ -287,8 +287,25 @@ fn logs_follow_prints_a_runs_lines_then_its_end() {
         "cli-logs",
         &json!({"steps": [{"save": [{"id": "l1", "title": "one"}]}]}),
     );
+    // An earlier run: of its lines, only the latest one is printed first (--limit 1), and none again.
+    let (earlier, status) = run_sync(&mut client, "e2e", "records", "cli-logs");
+    assert_eq!(status, "SUCCESS");
+    set_metadata(
+        &mut client,
+        "e2e",
+        "cli-logs",
+        &json!({"steps": [{"save": [{"id": "l2", "title": "two"}]}]}),
+    );
     let mut follower = pg_nango()
-        .args(["logs", "--follow", "--connection", "cli-logs", "--json"])
+        .args([
+            "logs",
+            "--follow",
+            "--connection",
+            "cli-logs",
+            "--json",
+            "--limit",
+            "1",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start pg-nango logs --follow");
@@ -325,6 +342,11 @@ fn logs_follow_prints_a_runs_lines_then_its_end() {
     assert_eq!(end["success"], json!(true));
     assert_eq!(end["connectionId"], "cli-logs");
     assert_eq!(end["responseResults"]["added"], json!(1));
+    let of_earlier = seen.iter().filter(|l| l["job"] == json!(earlier)).count();
+    assert_eq!(of_earlier, 1, "{seen:#?}");
+    let ids: std::collections::HashSet<i64> =
+        seen.iter().map(|l| l["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), seen.len(), "a line printed twice: {seen:#?}");
     // The run's own lines came before its end, each naming the run.
     let of_job: Vec<&Value> = seen.iter().filter(|l| l["job"] == json!(job)).collect();
     assert!(
