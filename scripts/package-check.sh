@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 deb=$(bash scripts/package.sh | tail -1)
+# What `make install` put there is removed first, so that the checks below run on the package's files alone.
+pkglibdir=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)
+extdir=$(/usr/lib/postgresql/15/bin/pg_config --sharedir)/extension
+if ! dpkg-query -W -f='${Status}' postgresql-15-pg-nango 2>/dev/null | grep -q "install ok installed"; then
+    $SUDO rm -f "$pkglibdir/pg_nango.so" "$extdir"/pg_nango.control "$extdir"/pg_nango--*.sql
+fi
 echo "==> apt-get install ./$deb"
 $SUDO apt-get install -y --reinstall "./$deb" >/dev/null
 dpkg-query -W -f='${Status}\n' postgresql-15-pg-nango | grep -qx "install ok installed"

@@ -48,10 +48,11 @@ pub struct ScriptContext {
     pub connection_config: Value,
     pub credentials: Option<Value>,
     pub provider_name: String,
-    pub provider: Value,
+    pub provider: Provider,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
-    pub files: Option<Value>,
+    /// The deployed modules by path; none when nothing is deployed.
+    pub files: Option<HashMap<String, StoredModule>>,
 }
 
 impl ClaimedJob {
@@ -292,25 +293,7 @@ impl ScriptContext {
         models: Vec<String>,
         last_sync_date: Option<String>,
     ) -> ScriptRun {
-        let modules: HashMap<String, StoredModule> = self
-            .files
-            .as_ref()
-            .and_then(Value::as_object)
-            .map(|files| {
-                files
-                    .iter()
-                    .map(|(path, file)| {
-                        let text =
-                            |key: &str| file.get(key).and_then(Value::as_str).map(str::to_string);
-                        let module = StoredModule {
-                            js: text("js").unwrap_or_default(),
-                            source_map: text("source_map"),
-                        };
-                        (path.clone(), module)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let modules = self.files.clone().unwrap_or_default();
         // An on-event script runs under an action's limits: its caller may be waiting for it.
         let action = matches!(kind, ScriptKind::Action { .. } | ScriptKind::OnEvent);
         ScriptRun {
@@ -318,7 +301,7 @@ impl ScriptContext {
             entry: entry.to_string(),
             modules: std::sync::Arc::new(modules),
             provider_name: self.provider_name.clone(),
-            provider: serde_json::from_value::<Provider>(self.provider.clone()).unwrap_or_default(),
+            provider: self.provider.clone(),
             connection: ConnectionInfo {
                 connection_id: self.connection_id.clone(),
                 provider_config_key: self.provider_config_key.clone(),

@@ -155,8 +155,8 @@ fn normalize(dir: &str, specifier: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// A compiled module kept in memory for the runtime.
-#[derive(Debug, Clone)]
+/// A compiled module kept in memory for the runtime (a row of `nango.files`: `js`, `source_map`).
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct StoredModule {
     pub js: String,
     pub source_map: Option<String>,
