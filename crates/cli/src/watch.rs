@@ -120,7 +120,7 @@ fn wait_for_run_ends(client: &mut Client) -> anyhow::Result<Vec<String>> {
 
 /// Reads log lines as they become visible. A line's id is taken when it is written, and a run writes some
 /// lines inside the transaction of its batch, so a line with a lower id can appear after one with a higher
-/// id: each read looks back [`LATE_LINES`] before the previous read, and skips the lines printed already.
+/// id: each read looks back [`LATE_LINES_SECONDS`] before the previous read, and skips the lines printed already.
 struct LogReader<'a> {
     filter: &'a LogFilter,
     least_level: i32,
@@ -129,7 +129,7 @@ struct LogReader<'a> {
 }
 
 /// How long after it was written a log line may still become visible (the longest batch transaction).
-const LATE_LINES: &str = "1 minute";
+const LATE_LINES_SECONDS: f64 = 60.0;
 
 impl LogReader<'_> {
     /// Prints the lines written since `since` (the server's time of the previous read, seconds since the
@@ -155,7 +155,7 @@ impl LogReader<'_> {
                         l.job, l.message, l.payload,
                         EXTRACT(epoch FROM l.time)::float8 AS written
                  FROM nango.logs l LEFT JOIN nango.jobs j ON j.id = l.job
-                 WHERE ($1::float8 IS NULL OR l.time > pg_catalog.to_timestamp($1) - interval '{LATE_LINES}')
+                 WHERE ($1::float8 IS NULL OR l.time > pg_catalog.to_timestamp($1::float8 - {LATE_LINES_SECONDS}))
                    AND ($2::bigint IS NULL OR l.job = $2)
                    AND ($3::text IS NULL OR j.connection_id = $3)
                    AND pg_catalog.array_position(ARRAY['debug', 'info', 'warn', 'error'], l.level) > $4
@@ -179,7 +179,7 @@ impl LogReader<'_> {
             let visible = client.query(
                 &format!(
                     "SELECT id, EXTRACT(epoch FROM time)::float8 FROM nango.logs
-                     WHERE time > pg_catalog.to_timestamp($1) - interval '{LATE_LINES}'"
+                     WHERE time > pg_catalog.to_timestamp($1::float8 - {LATE_LINES_SECONDS})"
                 ),
                 &[&now],
             )?;
@@ -195,8 +195,8 @@ impl LogReader<'_> {
                 print_log_line(&rows.columns[..7], &row[..7], out);
             }
         }
-        // Lines older than the next read's look-back are not read again.
-        let horizon = now - 120.0;
+        // Lines older than the next read's look-back are not read again (kept twice as long, for margin).
+        let horizon = now - 2.0 * LATE_LINES_SECONDS;
         self.printed.retain(|_, written| *written > horizon);
         Ok(now)
     }
