@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use pg_nango_core::records::batch::RecordBatch;
+use pg_nango_core::records::fresh::Freshness;
 use pg_nango_core::script::{Host, SaveOp};
 use serde_json::Value;
 
@@ -42,6 +43,9 @@ pub struct SpiHost {
     pub dry_run: Option<BTreeMap<String, Vec<Value>>>,
     /// Log rows written and dropped so far.
     pub logs: LogBudget,
+    /// What the run knows of each model's stored records: while it alone wrote them, a batch of new ids
+    /// is inserted without looking them up (see `pg_nango_core::records::fresh`).
+    pub fresh: HashMap<String, Freshness>,
     /// Models set to `ignore_if_modified_after`, with the cursor their last change had then.
     pub merging: HashMap<String, i64>,
     /// When the engine was ready and the script's function was called.
@@ -67,6 +71,7 @@ impl SpiHost {
             changing: HashSet::new(),
             dry_run: None,
             logs: LogBudget::default(),
+            fresh: HashMap::new(),
             merging: HashMap::new(),
             script_started_at: None,
             requests: 0,
@@ -186,7 +191,7 @@ impl SpiHost {
         let payload = serde_json::json!({
             "model": model, "records": outcome.records, "written": outcome.written,
             "unchanged": unchanged, "added": added, "updated": updated, "deleted": deleted,
-            "prebuilt": outcome.prebuilt, "ms": (outcome.elapsed_ms * 100.0).round() / 100.0,
+            "prebuilt": outcome.prebuilt, "looked_up": outcome.looked_up, "ms": (outcome.elapsed_ms * 100.0).round() / 100.0,
         });
         let message = format!(
             "{} {model}: {} records, {} written, {unchanged} unchanged",
@@ -248,6 +253,7 @@ impl Host for SpiHost {
         let requests = self.requests;
         let remember = self.open_windows.contains(model) && op != SaveOp::Delete;
         let probe_first = !self.changing.contains(model);
+        let mut fresh = self.fresh.remove(model).unwrap_or_default();
         let mark = self.merging.get(model).copied();
         let mark = mark.filter(|_| op != SaveOp::Delete);
         // The lines saying what the write did are written in its transaction: one commit less per batch.
@@ -262,7 +268,11 @@ impl Host for SpiHost {
                 records: batch.len() as i64,
                 requests,
             };
-            let outcome = records::write(op, model, (connection, job, progress), written, probe_first)?;
+            let lookup = records::Lookup {
+                probe_first,
+                fresh: &mut fresh,
+            };
+            let outcome = records::write(op, model, (connection, job, progress), written, lookup)?;
             if remember {
                 let ids: Vec<&str> = batch.records.iter().map(|r| r.id.as_str()).collect();
                 deletes::mark_seen(sync, connection, model, &ids)?;
@@ -285,10 +295,20 @@ impl Host for SpiHost {
             Ok(outcome)
         })
         .map_err(|e| {
-            // Its lines were rolled back with it.
+            // Its lines were rolled back with it, and what it may have inserted.
             self.logs = budget;
             format!("could not save {model} records: {e}")
-        })?;
+        });
+        let outcome = match outcome {
+            Ok(outcome) => {
+                self.fresh.insert(model.to_string(), fresh);
+                outcome
+            }
+            Err(e) => {
+                self.fresh.insert(model.to_string(), Freshness::Shared);
+                return Err(e);
+            }
+        };
         if op == SaveOp::Save {
             if outcome.written * 2 > outcome.records as i64 {
                 self.changing.insert(model.to_string());

@@ -9,6 +9,10 @@
 //! the model's cursor lock first ([`lock_model`]), so cursors follow commit order, and the read of what is
 //! stored and the write that follows see the same rows.
 //!
+//! While a run alone has written a model's records for its connection since the connection had none,
+//! a batchSave of ids it has not saved is inserted without the lookup ([`INSERT_NEW_SQL`]; why that is
+//! safe: `pg_nango_core::records::fresh`).
+//!
 //! The job's counts are kept per record, by the record's state at the end of the run: a record changed twice
 //! in one run counts once, under its final `last_action`. So a run's counts are exactly what
 //! `nango.records(model, delta => <the run's start>)` returns for the connection, by `last_action`.
@@ -16,6 +20,7 @@
 use std::time::Instant;
 
 use pg_nango_core::records::batch::{OutgoingRecord, RecordBatch};
+use pg_nango_core::records::fresh::Freshness;
 use pg_nango_core::script::SaveOp;
 use serde_json::Value;
 
@@ -46,6 +51,8 @@ pub struct Outcome {
     pub missing: Vec<String>,
     /// Records sent as `jsonb` built on the script's side (the others went as text).
     pub prebuilt: usize,
+    /// Whether the batch looked its records up (a batchSave of records known to be new does not).
+    pub looked_up: bool,
     pub elapsed_ms: f64,
 }
 
@@ -118,6 +125,29 @@ updated AS (
     RETURNING c.action, c.previous),
 written AS (SELECT action, previous FROM inserted UNION ALL SELECT action, previous FROM updated)"
 );
+
+/// batchSave of records known not to be stored (`pg_nango_core::records::fresh`): inserted without
+/// looking them up. Should one be stored after all, the primary key fails the batch. Also returns the
+/// highest cursor drawn.
+const INSERT_NEW_SQL: &str = counted!(
+    "
+WITH written AS (
+    INSERT INTO nango.stored_records
+        (model, connection, external_id, data, data_hash, first_seen_at, last_modified_at, deleted_at,
+         last_action, cursor, last_job)
+    SELECT $2, $3, i.id, coalesce(i.js, i.txt::jsonb), i.hash, now(), now(), NULL, 'ADDED',
+           nextval('nango.record_cursor'), $4
+    FROM unnest($5::text[], $1::text[], $7::jsonb[], $6::uuid[]) WITH ORDINALITY AS i(id, txt, js, hash, n)
+    ORDER BY i.n
+    RETURNING 'ADDED'::text AS action, NULL::text AS previous, cursor)",
+    ",
+    'last_cursor', max(cursor)"
+);
+
+/// The highest cursor of a model's stored records for a connection (`$1` connection, `$2` model), deleted
+/// ones included: one step down the connection's cursor index.
+const LAST_CURSOR_SQL: &str = "
+SELECT to_jsonb(max(s.cursor)) FROM nango.stored_records s WHERE s.connection = $1 AND s.model = $2";
 
 /// Before a batchSave, when most records of the run's last batch were unchanged: the positions (1-based) of
 /// the records not stored under their hash, found from the ids and hashes alone. Only those are then sent
@@ -273,15 +303,25 @@ pub fn database_is_utf8() -> bool {
     unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 }
 }
 
+/// How a batch finds what is stored before it writes.
+#[derive(Debug)]
+pub struct Lookup<'a> {
+    /// A batchSave first finds which records differ from the stored ones ([`PROBE_SQL`]) and sends only
+    /// those.
+    pub probe_first: bool,
+    /// What the run knows of the model's stored records: a batchSave of records it shows to be new is
+    /// inserted without looking them up ([`INSERT_NEW_SQL`]).
+    pub fresh: &'a mut Freshness,
+}
+
 /// Writes one batch for a job, inside the caller's transaction, and adds its counts and `progress` to the
-/// job. With `probe_first`, a batchSave first finds which records differ from the stored ones
-/// ([`PROBE_SQL`]) and sends only those.
+/// job.
 pub fn write(
     op: SaveOp,
     model: &str,
     (connection, job, progress): (i64, i64, Progress),
     batch: &RecordBatch,
-    probe_first: bool,
+    lookup: Lookup,
 ) -> Result<Outcome, String> {
     let started = Instant::now();
     lock_model(model)?;
@@ -300,9 +340,26 @@ pub fn write(
     if alive != Some(Value::Bool(true)) {
         return Err("the connection was deleted".into());
     }
+    let insert_new = match op {
+        SaveOp::Save if !batch.is_empty() && lookup.fresh.worth_checking() => {
+            // Under the model's lock: no other writer can add a record before this batch commits.
+            let stored_last = batch_json(LAST_CURSOR_SQL, &[connection.into(), model.into()])?;
+            let ids = batch.records.iter().map(|r| r.id.as_str());
+            lookup
+                .fresh
+                .admits(ids, stored_last.as_ref().and_then(Value::as_i64))
+        }
+        SaveOp::Save => false,
+        SaveOp::Update | SaveOp::Delete => {
+            lookup.fresh.written_otherwise();
+            false
+        }
+    };
+    let mut last_cursor = None;
     let utf8 = database_is_utf8();
     let mut outcome = Outcome {
         records: batch.len(),
+        looked_up: !insert_new,
         ..Outcome::default()
     };
     fn ids<'a>(records: &[&'a OutgoingRecord]) -> Vec<&'a str> {
@@ -316,7 +373,7 @@ pub fn write(
                 .collect::<Vec<_>>()
         };
         let mut records: Vec<&OutgoingRecord> = chunk.iter().collect();
-        if probe_first && op == SaveOp::Save {
+        if lookup.probe_first && op == SaveOp::Save && !insert_new {
             let differing: Value = own_row(
                 "the records whose hash differs",
                 batch_json(
@@ -356,7 +413,11 @@ pub fn write(
         let result: Value = own_row(
             "a batch's counts",
             batch_json(
-                statement(op),
+                if insert_new {
+                    INSERT_NEW_SQL
+                } else {
+                    statement(op)
+                },
                 &[
                     texts.into(),
                     model.into(),
@@ -373,11 +434,16 @@ pub fn write(
             *total += delta;
         }
         outcome.written += result["written"].as_i64().unwrap_or(0);
+        last_cursor = last_cursor.max(result["last_cursor"].as_i64());
         if let Some(missing) = result["missing"].as_array() {
             outcome
                 .missing
                 .extend(missing.iter().filter_map(Value::as_str).map(str::to_string));
         }
+    }
+    if let (true, Some(last_cursor)) = (insert_new, last_cursor) {
+        let ids = batch.records.iter().map(|r| r.id.as_str());
+        lookup.fresh.inserted(ids, last_cursor);
     }
     add_counts(job, model, outcome.counts, Some(progress))?;
     analyze_if_unknown()?;

@@ -404,6 +404,7 @@ fn serve(request: &OneOffRequest) -> OneOffResponse {
         changing: Default::default(),
         dry_run: dry_run.then(BTreeMap::new),
         logs: Default::default(),
+        fresh: Default::default(),
         merging: Default::default(),
         script_started_at: None,
         requests: 0,

@@ -289,6 +289,133 @@ fn counts_and_notifications_are_the_net_change_of_the_run() {
     );
 }
 
+/// `(records, looked_up)` of each batchSave of a job, from its log lines' payloads.
+fn saves_looked_up(client: &mut Client, job: i64) -> Vec<(i64, bool)> {
+    pairs(
+        client,
+        "SELECT (payload ->> 'records')::bigint, (payload ->> 'looked_up')::boolean FROM nango.logs
+         WHERE job = $1 AND message LIKE 'batchSave %' ORDER BY id",
+        &[&job],
+    )
+}
+
+#[test]
+fn a_first_sync_inserts_new_records_without_lookup_and_still_finds_repeated_ones() {
+    let mut client = connect();
+    create_connection(&mut client, "e2e", "rec-fresh");
+    // a and b, then c are new; b comes again (changed), then a is deleted and saved again.
+    let steps = json!([
+        {"save": [{"id": "a", "title": "A"}, {"id": "b", "title": "B"}]},
+        {"save": [{"id": "c", "title": "C"}]},
+        {"save": [{"id": "b", "title": "B2"}, {"id": "e", "title": "E"}]},
+        {"delete": [{"id": "a"}]},
+        {"save": [{"id": "a", "title": "A"}, {"id": "f", "title": "F"}]}
+    ]);
+    let (job, status) = run_steps(&mut client, "e2e", "rec-fresh", steps);
+    assert_eq!(status, "SUCCESS", "{:?}", job_logs(&mut client, job));
+    assert_eq!(
+        saves_looked_up(&mut client, job),
+        [(2, false), (1, false), (2, true), (2, true)],
+        "new records are inserted as they are until an id comes again"
+    );
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 4, "updated": 1, "deleted": 0})
+    );
+    let rows = stored(&mut client, "rec-fresh");
+    let summary: Vec<(&str, Value, Value)> = rows
+        .iter()
+        .map(|(id, (_, _, data, metadata))| {
+            (
+                id.as_str(),
+                data["title"].clone(),
+                metadata["last_action"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("a", json!("A"), json!("ADDED")),
+            ("b", json!("B2"), json!("UPDATED")),
+            ("c", json!("C"), json!("ADDED")),
+            ("e", json!("E"), json!("ADDED")),
+            ("f", json!("F"), json!("ADDED"))
+        ]
+    );
+    // Cursors follow the batches: c, then b and e, then a and f.
+    let cursor = |id: &str| rows[id].1;
+    assert!(cursor("c") < cursor("b").min(cursor("e")));
+    assert!(cursor("b").max(cursor("e")) < cursor("a").min(cursor("f")));
+
+    // The next run finds the records stored: it looks them up, and nothing changes.
+    let steps = json!([{"save": [{"id": "c", "title": "C"}, {"id": "g", "title": "G"}]}]);
+    let (job, _) = run_steps(&mut client, "e2e", "rec-fresh", steps);
+    assert_eq!(saves_looked_up(&mut client, job), [(2, true)]);
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 1, "updated": 0, "deleted": 0})
+    );
+    assert_eq!(rows["c"], stored(&mut client, "rec-fresh")["c"]);
+}
+
+#[test]
+fn a_record_stored_by_another_writer_during_a_first_sync_is_looked_up() {
+    let mut client = connect();
+    create_connection(&mut client, "e2e", "rec-fresh-other");
+    let steps = json!([
+        {"save": [{"id": "a", "title": "A"}]},
+        {"pauseMs": 1500},
+        {"save": [{"id": "b", "title": "B"}, {"id": "x", "title": "X"}]}
+    ]);
+    set_metadata(
+        &mut client,
+        "e2e",
+        "rec-fresh-other",
+        &json!({"steps": steps}),
+    );
+    let job: i64 = client
+        .query_one(
+            "SELECT nango.trigger_sync('e2e', 'records', 'rec-fresh-other')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while saves_looked_up(&mut client, job).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no first batch");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // While the run pauses, x is stored by another writer, as the store's writers write: under the
+    // model's lock, with the next cursor.
+    client
+        .batch_execute(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock(hashtext('pg_nango records'), hashtext('Item'));
+             INSERT INTO nango.stored_records
+                 (model, connection, external_id, data, data_hash, first_seen_at, last_modified_at, last_action, cursor)
+             SELECT 'Item', c.id, 'x', '{\"id\": \"x\", \"title\": \"elsewhere\"}',
+                    md5('{\"id\":\"x\",\"title\":\"elsewhere\"}')::uuid, now(), now(), 'ADDED',
+                    nextval('nango.record_cursor')
+             FROM nango.connections c WHERE c.connection_id = 'rec-fresh-other';
+             COMMIT;",
+        )
+        .unwrap();
+    let status: String = client
+        .query_one("SELECT nango.wait_for_job($1, '60 seconds')", &[&job])
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "SUCCESS", "{:?}", job_logs(&mut client, job));
+    assert_eq!(saves_looked_up(&mut client, job), [(1, false), (2, true)]);
+    assert_eq!(
+        counts(&mut client, job),
+        json!({"added": 2, "updated": 1, "deleted": 0})
+    );
+    let x = stored(&mut client, "rec-fresh-other")["x"].clone();
+    assert_eq!(x.2, json!({"id": "x", "title": "X"}));
+    assert_eq!(x.3["last_action"], "UPDATED");
+}
+
 #[test]
 fn no_success_notification_when_the_final_transaction_fails() {
     let mut client = connect();
