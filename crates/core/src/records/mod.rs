@@ -1,6 +1,6 @@
 //! Record rules that are not SQL: a batch's records with their content hashes, when a batch may skip looking
-//! its records up ([`fresh`]), the notification bodies
-//! sent after a run, and the `filter` argument of `nango.records`.
+//! its records up ([`fresh`]), the notification bodies sent after a run, and the `filter` argument of
+//! `nango.records`.
 
 pub mod batch;
 pub mod conformance;
