@@ -145,9 +145,15 @@ WITH written AS (
 );
 
 /// The highest cursor of a model's stored records for a connection (`$1` connection, `$2` model), deleted
-/// ones included: one step down the connection's cursor index.
+/// ones included; NULL when there is none. One step down the connection's cursor index: the bounds are
+/// row comparisons, which only that index serves. With `connection = $1 AND model = $2` the planner walks
+/// the model's cursor index backward instead, through every other connection's records of the model,
+/// all of them for a connection that has none.
 const LAST_CURSOR_SQL: &str = "
-SELECT to_jsonb(max(s.cursor)) FROM nango.stored_records s WHERE s.connection = $1 AND s.model = $2";
+SELECT (SELECT to_jsonb(s.cursor) FROM nango.stored_records s
+        WHERE (s.connection, s.model, s.cursor) >= ($1, $2, -9223372036854775808)
+          AND (s.connection, s.model, s.cursor) <= ($1, $2, 9223372036854775807)
+        ORDER BY s.connection DESC, s.model DESC, s.cursor DESC LIMIT 1)";
 
 /// Before a batchSave, when most records of the run's last batch were unchanged: the positions (1-based) of
 /// the records not stored under their hash, found from the ids and hashes alone. Only those are then sent
