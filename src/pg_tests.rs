@@ -190,6 +190,44 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_runs_check_of_its_highest_cursor_reads_only_its_connections_records() {
+        // 5,000 records of connection 1; connection 2 has none.
+        Spi::run(
+            "INSERT INTO nango.stored_records (model, connection, external_id, data, data_hash, first_seen_at,
+                                               last_modified_at, deleted_at, last_action, cursor)
+             SELECT 'Ticket', 1, g::text, '{}', md5(g::text)::uuid, now(), now(), NULL, 'ADDED', g
+             FROM generate_series(1, 5000) g;
+             ANALYZE nango.stored_records;
+             SET LOCAL plan_cache_mode = force_generic_plan;
+             SET LOCAL enable_seqscan = off;",
+        )
+        .unwrap();
+        let sql = crate::store::records::LAST_CURSOR_SQL;
+        Spi::run(&format!("PREPARE last_cursor(bigint, text) AS {sql}")).unwrap();
+        let last = |connection: i64| {
+            Spi::get_one::<pgrx::JsonB>(&format!("EXECUTE last_cursor({connection}, 'Ticket')"))
+                .unwrap()
+                .map(|cursor| cursor.0)
+        };
+        assert_eq!(last(1), Some(json!(5000)));
+        assert_eq!(last(2), None);
+        let plan: Vec<String> = Spi::connect(|client| {
+            client
+                .select(
+                    "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE last_cursor(2, 'Ticket')",
+                    None,
+                    &[],
+                )
+                .unwrap()
+                .filter_map(|row| row.get::<String>(1).ok().flatten())
+                .collect()
+        });
+        let plan = plan.join("\n");
+        assert!(plan.contains("stored_records_by_connection"), "{plan}");
+        assert!(!plan.contains("Rows Removed"), "{plan}");
+    }
+
+    #[pg_test]
     fn records_page_by_cursor_and_filter_by_last_action() {
         stored_tickets();
         let page = |sql: &str| {

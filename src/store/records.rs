@@ -149,7 +149,7 @@ WITH written AS (
 /// row comparisons, which only that index serves. With `connection = $1 AND model = $2` the planner walks
 /// the model's cursor index backward instead, through every other connection's records of the model,
 /// all of them for a connection that has none.
-const LAST_CURSOR_SQL: &str = "
+pub(crate) const LAST_CURSOR_SQL: &str = "
 SELECT (SELECT to_jsonb(s.cursor) FROM nango.stored_records s
         WHERE (s.connection, s.model, s.cursor) >= ($1, $2, -9223372036854775808)
           AND (s.connection, s.model, s.cursor) <= ($1, $2, 9223372036854775807)
