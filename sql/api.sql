@@ -325,14 +325,18 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- What running a script of an integration needs besides the script's own settings and the connection: the
--- provider, the integration's OAuth client and every deployed file. Only for the extension's workers (it
--- returns secrets).
-CREATE FUNCTION nango._integration_context(provider_config_key text) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+-- provider, the integration's OAuth client and every deployed file (`files`: by path, its hash, and its
+-- text unless the hash is in `known_files`, the modules a run worker kept from its last run; read in the
+-- same statement as the rest, so all of one deploy). Only for the extension's workers (it returns secrets).
+CREATE FUNCTION nango._integration_context(provider_config_key text, known_files text[] DEFAULT '{}')
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'provider_name', i.provider, 'provider', p.definition,
         'client_id', i.client_id, 'client_secret', sec.client_secret,
-        'files', (SELECT jsonb_object_agg(f.path, jsonb_build_object('js', f.js, 'source_map', f.source_map))
+        'files', (SELECT jsonb_object_agg(f.path, CASE WHEN f.hash = ANY (known_files)
+                                                        THEN jsonb_build_object('hash', f.hash)
+                                                        ELSE jsonb_build_object('hash', f.hash, 'js', f.js,
+                                                                                'source_map', f.source_map) END)
                   FROM nango.files f))
     FROM nango.integrations i
     JOIN nango.providers p ON p.name = i.provider
@@ -342,12 +346,12 @@ $$;
 
 -- What running a script of a connection needs besides the script's own settings: the connection, its
 -- credentials, and the integration's context (above). Only for the extension's workers (it returns secrets).
-CREATE FUNCTION nango._script_context(conn bigint) RETURNS jsonb
+CREATE FUNCTION nango._script_context(conn bigint, known_files text[] DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'connection', c.id, 'connection_id', c.connection_id, 'provider_config_key', c.provider_config_key,
         'connection_config', c.connection_config, 'credentials', cr.credentials)
-        || nango._integration_context(c.provider_config_key)
+        || nango._integration_context(c.provider_config_key, known_files)
     FROM nango.connections c
     LEFT JOIN nango.credentials cr ON cr.connection = c.id
     WHERE c.id = conn

@@ -80,7 +80,12 @@ CREATE TABLE nango.files (
     path        text PRIMARY KEY,
     source      text NOT NULL,
     js          text NOT NULL,
-    source_map  text
+    source_map  text,
+    -- What a run worker keeps of a module from run to run (its text and the bytecode it compiled) is
+    -- valid while the module's hash is the same: only a changed module is read and compiled again.
+    hash        text NOT NULL GENERATED ALWAYS AS (pg_catalog.md5(
+                    pg_catalog.length(path)::text || ':' || path || pg_catalog.length(js)::text || ':' || js
+                    || coalesce(source_map, ''))) STORED
 );
 
 CREATE TABLE nango.models (

@@ -13,7 +13,7 @@ use pg_nango_core::providers::{ConnectionInfo, Provider};
 use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::compile::compile;
 use pg_nango_core::script::{
-    Host, Limits, SaveOp, ScriptKind, ScriptRun, StoredModule, run_script,
+    Host, Limits, SaveOp, ScriptKind, ScriptRun, StoredModule, module_map, run_script,
 };
 use serde_json::{Value, json};
 
@@ -122,10 +122,7 @@ pub fn native_against_javascript() {
     let compiled = compile(path, SCRIPT).expect("the benchmark script compiles");
     let modules: HashMap<String, StoredModule> = [(
         path.to_string(),
-        StoredModule {
-            js: compiled.js,
-            source_map: compiled.source_map,
-        },
+        StoredModule::new(compiled.js, compiled.source_map),
     )]
     .into_iter()
     .collect();
@@ -134,7 +131,7 @@ pub fn native_against_javascript() {
             input_json: Some(SIZE.to_string()),
         },
         entry: path.into(),
-        modules: std::sync::Arc::new(modules),
+        modules: module_map(modules),
         provider_name: "bench".into(),
         provider: Provider::default(),
         oauth_client: None,

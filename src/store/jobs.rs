@@ -3,7 +3,6 @@
 //! listener is told exactly when the data is visible.
 
 use pg_nango_core::jobs::ErrorType;
-use std::collections::HashMap;
 
 use pg_nango_core::providers::oauth::OAuthClient;
 use pg_nango_core::providers::{ConnectionInfo, Provider};
@@ -11,7 +10,7 @@ use pg_nango_core::records::ModelCounts;
 use pg_nango_core::records::notify::{
     OnEventIdentity, RunIdentity, failure_body, on_event_failure_body, success_body,
 };
-use pg_nango_core::script::{ScriptKind, ScriptRun, StoredModule};
+use pg_nango_core::script::{ModuleMap, ScriptKind, ScriptRun};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -51,8 +50,12 @@ pub struct ScriptContext {
     pub provider: Provider,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
-    /// The deployed modules by path; none when nothing is deployed.
-    pub files: Option<HashMap<String, StoredModule>>,
+    /// The deployed modules by path (empty when nothing is deployed), with those this process kept.
+    #[serde(
+        rename = "files",
+        deserialize_with = "super::modules::deserialize_files"
+    )]
+    pub modules: ModuleMap,
 }
 
 impl ClaimedJob {
@@ -106,7 +109,7 @@ pub fn next_queued() -> Result<Option<NextJob>, String> {
 /// A webhook run takes its payload, and leaves the sync's `lastSyncDate`, checkpoint and windows alone.
 pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
     let claimed = one_json(
-        "WITH claimed AS (
+        &format!("WITH claimed AS (
              UPDATE nango.jobs j SET status = 'RUNNING', pid = pg_backend_pid(), started_at = now()
              WHERE j.id = $1 AND j.status = 'QUEUED' AND j.type <> 'ON_EVENT' RETURNING j.*),
          payload AS (
@@ -125,15 +128,15 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
              'job_type', CASE WHEN j.type = 'WEBHOOK' THEN 'WEBHOOK'
                               WHEN sc.sync_type = 'incremental' AND s.last_sync_date IS NOT NULL AND NOT j.full_resync
                               THEN 'INCREMENTAL' ELSE 'INITIAL' END,
-             'last_sync_date', CASE WHEN j.full_resync THEN NULL ELSE to_json(s.last_sync_date) #>> '{}' END,
-             'started_at', to_json(j.started_at) #>> '{}',
+             'last_sync_date', CASE WHEN j.full_resync THEN NULL ELSE to_json(s.last_sync_date) #>> '{{}}' END,
+             'started_at', to_json(j.started_at) #>> '{{}}',
              'payload', (SELECT p.text FROM payload p)) || ctx.context
          FROM claimed j
          JOIN nango.syncs s ON s.id = j.sync
          JOIN nango.sync_configs sc ON sc.id = s.sync_config
-         CROSS JOIN LATERAL (SELECT nango._script_context(s.connection) AS context) ctx
-         WHERE ctx.context IS NOT NULL",
-        &[job_id.into()],
+         CROSS JOIN LATERAL (SELECT {} AS context) ctx
+         WHERE ctx.context IS NOT NULL", super::modules::script_context_call("s.connection", 2)),
+        &[job_id.into(), super::modules::known_hashes().into()],
     )?;
     let Some(claimed) = claimed else {
         return Ok(None);
@@ -293,13 +296,12 @@ impl ScriptContext {
         models: Vec<String>,
         last_sync_date: Option<String>,
     ) -> ScriptRun {
-        let modules = self.files.clone().unwrap_or_default();
         // An on-event script runs under an action's limits: its caller may be waiting for it.
         let action = matches!(kind, ScriptKind::Action { .. } | ScriptKind::OnEvent);
         ScriptRun {
             kind,
             entry: entry.to_string(),
-            modules: std::sync::Arc::new(modules),
+            modules: self.modules.clone(),
             provider_name: self.provider_name.clone(),
             provider: self.provider.clone(),
             connection: ConnectionInfo {

@@ -1,12 +1,13 @@
 //! The SPI side of a run: [`host::SpiHost`] (records, logs, metadata, each call its own short transaction)
 //! and [`jobs`] (claiming a job, and its final transaction with the notifications), with [`records`] for
-//! batch writes, [`deletes`] for deletion detection and [`sdk_state`] for locks, record listing, the
+//! batch writes, [`modules`] for the deployed modules a worker keeps from run to run, [`deletes`] for deletion detection and [`sdk_state`] for locks, record listing, the
 //! integration and environment variables; [`pending::PendingHost`] for a script that runs before its
 //! connection is stored.
 
 pub mod deletes;
 pub mod host;
 pub mod jobs;
+pub mod modules;
 pub mod pending;
 pub mod records;
 pub mod sdk_state;

@@ -40,14 +40,16 @@ struct Loaded {
 pub fn run_queued(job_id: i64) {
     let loaded = run_txn(|| {
         one_json(
-            "WITH claimed AS (
+            &format!("WITH claimed AS (
                  UPDATE nango.jobs j SET status = 'RUNNING', pid = pg_backend_pid(), started_at = now()
                  WHERE j.id = $1 AND j.status = 'QUEUED' AND j.type = 'ON_EVENT' RETURNING j.*)
-             SELECT jsonb_build_object('name', oc.name, 'entry_file', oc.entry_file, 'on_event', oc.id) || nango._script_context(c.id)
+             SELECT jsonb_build_object('name', oc.name, 'entry_file', oc.entry_file, 'on_event', oc.id)
+                    || {}
              FROM claimed j
              JOIN nango.on_event_configs oc ON oc.provider_config_key = j.integration AND oc.name = j.sync_name
              JOIN nango.connections c ON c.provider_config_key = j.integration AND c.connection_id = j.connection_id",
-            &[job_id.into()],
+             crate::store::modules::script_context_call("c.id", 2)),
+            &[job_id.into(), crate::store::modules::known_hashes().into()],
         )
     });
     let loaded = loaded.and_then(|loaded| {

@@ -18,7 +18,7 @@ use pg_nango_core::script::compile::{COMPILE_STACK, MAX_NESTING, compile, compil
 use pg_nango_core::script::stringify::{MAX_LOG_PAYLOAD, MAX_RECORD_DEPTH, record_batch};
 use pg_nango_core::script::validate::{MAX_BATCH_RECORDS, checked_records};
 use pg_nango_core::script::{
-    Host, Limits, SaveOp, ScriptError, ScriptKind, ScriptRun, StoredModule, run_script,
+    Host, Limits, SaveOp, ScriptError, ScriptKind, ScriptRun, StoredModule, module_map, run_script,
 };
 use rquickjs::{Array, CatchResultExt, Context, Runtime};
 use serde_json::{Value, json};
@@ -877,10 +877,7 @@ fn run_sync(body: &str) -> (Result<Option<Value>, ScriptError>, MemoryHost) {
     let compiled = compile("zoo/syncs/case.ts", &source).unwrap();
     let modules: HashMap<String, StoredModule> = [(
         "zoo/syncs/case.ts".to_string(),
-        StoredModule {
-            js: compiled.js,
-            source_map: compiled.source_map,
-        },
+        StoredModule::new(compiled.js, compiled.source_map),
     )]
     .into();
     let provider: Provider =
@@ -889,7 +886,7 @@ fn run_sync(body: &str) -> (Result<Option<Value>, ScriptError>, MemoryHost) {
     let run = ScriptRun {
         kind: ScriptKind::Sync,
         entry: "zoo/syncs/case.ts".into(),
-        modules: std::sync::Arc::new(modules),
+        modules: module_map(modules),
         provider_name: "zoo".into(),
         provider,
         oauth_client: None,

@@ -12,7 +12,7 @@ use pg_nango_core::providers::{ConnectionInfo, Provider};
 use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::compile::compile;
 use pg_nango_core::script::{
-    Host, Limits, SaveOp, ScriptError, ScriptKind, ScriptRun, StoredModule, run_script,
+    Host, Limits, SaveOp, ScriptError, ScriptKind, ScriptRun, StoredModule, module_map, run_script,
 };
 use serde_json::{Value, json};
 
@@ -55,10 +55,7 @@ fn action_with(
     let compiled = compile("demo/actions/a.ts", &source).unwrap();
     let modules: HashMap<String, StoredModule> = [(
         "demo/actions/a.ts".to_string(),
-        StoredModule {
-            js: compiled.js,
-            source_map: compiled.source_map,
-        },
+        StoredModule::new(compiled.js, compiled.source_map),
     )]
     .into_iter()
     .collect();
@@ -66,7 +63,7 @@ fn action_with(
     let run = ScriptRun {
         kind: ScriptKind::Action { input_json: None },
         entry: "demo/actions/a.ts".into(),
-        modules: std::sync::Arc::new(modules),
+        modules: module_map(modules),
         provider_name: "demo".into(),
         provider: Provider::default(),
         oauth_client: None,

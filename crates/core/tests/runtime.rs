@@ -11,7 +11,7 @@ use pg_nango_core::providers::{ConnectionInfo, Provider};
 use pg_nango_core::records::batch::RecordBatch;
 use pg_nango_core::script::compile::compile;
 use pg_nango_core::script::{
-    Host, Limits, SaveOp, ScriptError, ScriptKind, ScriptRun, StoredModule, run_script,
+    Host, Limits, SaveOp, ScriptError, ScriptKind, ScriptRun, StoredModule, module_map, run_script,
 };
 use pg_nango_mock_api::{DEMO_TICKETS, MockServer, OK_JSON, RecordingServer};
 use serde_json::{Value, json};
@@ -98,10 +98,7 @@ fn run_with(
             let compiled = compile(path, src).unwrap();
             (
                 path.to_string(),
-                StoredModule {
-                    js: compiled.js,
-                    source_map: compiled.source_map,
-                },
+                StoredModule::new(compiled.js, compiled.source_map),
             )
         })
         .collect();
@@ -125,7 +122,7 @@ fn run_modules(
     let mut script = ScriptRun {
         kind,
         entry: entry.to_string(),
-        modules: std::sync::Arc::new(modules),
+        modules: module_map(modules),
         provider_name: "demo".into(),
         provider,
         oauth_client: None,
@@ -291,17 +288,62 @@ fn thrown_error_names_the_typescript_line() {
         ScriptKind::Sync,
         Duration::from_secs(10),
     );
-    match result.unwrap_err() {
-        ScriptError::Thrown {
-            message, location, ..
-        } => {
-            assert_eq!(message, "boom 1");
-            assert_eq!(
-                location.as_deref().map(|l| l.rsplit_once(':').unwrap().0),
-                Some("demo/syncs/broken.ts:7")
-            );
+    assert_eq!(
+        thrown_at(result),
+        ("boom 1".into(), Some("demo/syncs/broken.ts:7".into()))
+    );
+}
+
+/// A run worker runs the same modules again and again: the second run declares them from the bytecode the
+/// first compiled, starts from their fresh top-level state, and maps its errors to the same TypeScript line.
+#[test]
+fn a_second_run_of_the_same_modules_starts_from_their_bytecode_and_fresh_state() {
+    let counter = "export let count = 0;\nexport function next(): number {\n  count += 1;\n  return count;\n}\n";
+    let sync = "import { next } from '../lib/counter.js';\n\ninterface X {\n  a: number;\n}\n\n\
+        export default async function fetchData(nango: any) {\n  await nango.log('count ' + next());\n\
+          const x: X = { a: 1 };\n  throw new Error('boom ' + x.a);\n}\n";
+    let files = [
+        ("demo/lib/counter.ts", counter),
+        ("demo/syncs/twice.ts", sync),
+    ];
+    let shared = module_map(
+        files
+            .iter()
+            .map(|(path, source)| {
+                let compiled = compile(path, source).unwrap();
+                (
+                    path.to_string(),
+                    StoredModule::new(compiled.js, compiled.source_map),
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(shared["demo/lib/counter.ts"].bytecode_len(), 0);
+    for run_number in 1..=2 {
+        let (result, host) = run_with(
+            &files,
+            "demo/syncs/twice.ts",
+            ScriptKind::Sync,
+            Duration::from_secs(10),
+            |run| run.modules = shared.clone(),
+            MemoryHost::default(),
+        );
+        assert_eq!(
+            host.logs
+                .iter()
+                .map(|(_, message)| message.as_str())
+                .collect::<Vec<_>>(),
+            ["count 1"],
+            "run {run_number}: the module's state is its own"
+        );
+        assert_eq!(
+            thrown_at(result),
+            ("boom 1".into(), Some("demo/syncs/twice.ts:10".into())),
+            "run {run_number}"
+        );
+        for path in ["demo/lib/counter.ts", "demo/syncs/twice.ts"] {
+            assert!(shared[path].bytecode_len() > 0, "{path} kept its bytecode");
         }
-        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -478,8 +520,18 @@ fn run_action(
 }
 
 fn thrown_message(result: Result<Option<Value>, ScriptError>) -> String {
+    thrown_at(result).0
+}
+
+/// The message of a thrown error and the file and line it names (without the column).
+fn thrown_at(result: Result<Option<Value>, ScriptError>) -> (String, Option<String>) {
     match result {
-        Err(ScriptError::Thrown { message, .. }) => message,
+        Err(ScriptError::Thrown {
+            message, location, ..
+        }) => {
+            let line = location.map(|l| l.rsplit_once(':').unwrap().0.to_string());
+            (message, line)
+        }
         other => panic!("expected a thrown error, got {other:?}"),
     }
 }
@@ -898,18 +950,13 @@ fn an_input_without_keys_reaches_the_action_as_undefined() {
 #[test]
 fn reading_a_property_of_undefined_fails_with_nodes_message_and_location() {
     let source = "export default async function runAction(nango, input) {\n  const n = 1;\n  return input.x + n;\n}\n";
-    match run_action_with_input(source, "{}").unwrap_err() {
-        ScriptError::Thrown {
-            message, location, ..
-        } => {
-            assert_eq!(message, "Cannot read properties of undefined (reading 'x')");
-            assert_eq!(
-                location.as_deref().map(|l| l.rsplit_once(':').unwrap().0),
-                Some("demo/actions/go.ts:3")
-            );
-        }
-        other => panic!("unexpected {other:?}"),
-    }
+    assert_eq!(
+        thrown_at(run_action_with_input(source, "{}")),
+        (
+            "Cannot read properties of undefined (reading 'x')".into(),
+            Some("demo/actions/go.ts:3".into())
+        )
+    );
     let source = "export default async function runAction(nango, input) {\n  input.list = null;\n  input.list.y = 1;\n}\n";
     assert_eq!(
         thrown_message(run_action_with_input(source, "{\"a\":1}")),
@@ -929,10 +976,7 @@ fn run_deployed_action(
         .modules
         .into_iter()
         .map(|(path, (_, compiled))| {
-            let module = StoredModule {
-                js: compiled.js,
-                source_map: compiled.source_map,
-            };
+            let module = StoredModule::new(compiled.js, compiled.source_map);
             (path, module)
         })
         .collect();

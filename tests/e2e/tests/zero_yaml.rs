@@ -259,6 +259,56 @@ fn a_sync_pages_checkpoints_and_tracks_deletes_across_runs() {
     );
 }
 
+/// A run worker keeps the modules it compiled from run to run; a deploy that changes one (here the schemas
+/// file, not the sync's own) reaches the next run of a worker that ran the earlier version.
+#[test]
+fn a_warm_worker_runs_the_modules_of_the_latest_deploy() {
+    let (mut client, _serial) = setup();
+    create_connection(&mut client, "zdesk", "zd-warm");
+    set_metadata(&mut client, "zdesk", "zd-warm", &json!({"prefix": "#"}));
+    mock().set_dataset(
+        "zd-tickets",
+        vec![json!({"id": "w1", "title": "one", "done": false})],
+    );
+    let run = |client: &mut postgres::Client| -> (i32, String) {
+        let (job, status) = run_sync(client, "zdesk", "tickets", "zd-warm");
+        assert_eq!(status, "SUCCESS", "{:?}", job_outcome(client, job));
+        let row = client
+            .query_one(
+                "SELECT j.pid, r.data ->> 'title' FROM nango.jobs j, nango.records('ZdTicket', connection_id => 'zd-warm') r
+                 WHERE j.id = $1",
+                &[&job],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let mut warm = std::collections::HashSet::new();
+    for _ in 0..4 {
+        let (pid, title) = run(&mut client);
+        assert_eq!(title, "#one");
+        warm.insert(pid);
+    }
+
+    let changed = SCHEMAS.replace("title: z.string(),", "title: z.string().toUpperCase(),");
+    let mut files: BTreeMap<&str, &str> = project();
+    files.insert("zdesk/schemas.ts", &changed);
+    deploy(&mut client, &files).expect("deploy the changed schemas");
+    let mut ran_warm = false;
+    for _ in 0..10 {
+        let (pid, title) = run(&mut client);
+        assert_eq!(title, "#ONE", "the run used the deployed schemas");
+        if warm.contains(&pid) {
+            ran_warm = true;
+            break;
+        }
+    }
+    assert!(
+        ran_warm,
+        "a worker that ran the earlier deploy ran the new one"
+    );
+    deploy(&mut client, &project()).expect("redeploy the project");
+}
+
 #[test]
 fn an_action_gets_its_raw_input_and_zod_checks_it() {
     let (mut client, _serial) = setup();

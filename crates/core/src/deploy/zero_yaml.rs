@@ -78,10 +78,7 @@ pub fn plan_zero_yaml(
         .map(|(path, (_, module))| {
             (
                 path.clone(),
-                StoredModule {
-                    js: module.js.clone(),
-                    source_map: module.source_map.clone(),
-                },
+                StoredModule::new(module.js.clone(), module.source_map.clone()),
             )
         })
         .collect();

@@ -48,7 +48,7 @@ pub fn read_definitions(
             file: "index.ts".into(),
             message: format!("could not start the async runtime: {e}"),
         })?;
-    let modules: ModuleMap = std::sync::Arc::new(modules.clone());
+    let modules: ModuleMap = super::module_map(modules.clone());
     tokio.block_on(read_all(modules, entries, limits))
 }
 

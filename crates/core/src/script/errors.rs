@@ -6,6 +6,7 @@
 
 use crate::jobs::ErrorType;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rquickjs::{CaughtError, Ctx, Value};
@@ -161,7 +162,7 @@ pub(crate) fn own_caught<'js>(ctx: &Ctx<'js>, caught: CaughtError<'js>) -> Caugh
 /// position inside a deployed module, which is where the error was thrown.
 pub(crate) fn map_stack(
     stack: &str,
-    modules: &HashMap<String, StoredModule>,
+    modules: &HashMap<String, Arc<StoredModule>>,
 ) -> (Option<String>, String) {
     let mut location = None;
     let mut lines = Vec::new();
@@ -177,7 +178,7 @@ pub(crate) fn map_stack(
     (location, lines.join("\n"))
 }
 
-fn map_frame(line: &str, modules: &HashMap<String, StoredModule>) -> Option<(String, String)> {
+fn map_frame(line: &str, modules: &HashMap<String, Arc<StoredModule>>) -> Option<(String, String)> {
     let open = line
         .rfind('(')
         .map_or_else(|| line.find("at ").map(|i| i + 2), Some)?

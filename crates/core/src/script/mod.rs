@@ -38,8 +38,8 @@ pub mod validate;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rquickjs::{
@@ -53,7 +53,7 @@ use credentials::fresh_connection;
 pub(crate) use errors::{Caught, map_stack, own_caught};
 pub use errors::{ScriptError, internal_error};
 pub use host::{Host, SaveOp};
-pub use modules::{ModuleMap, StoredModule};
+pub use modules::{ModuleMap, StoredModule, module_map};
 use native::host_functions;
 
 const SDK_JS: &str = include_str!("sdk.js");
@@ -63,6 +63,8 @@ const SDK_JS: &str = include_str!("sdk.js");
 /// of a few hundred bytes) runs below this, so 1 MB leaves several megabytes spare.
 pub(crate) const JS_STACK_SIZE: usize = 1 << 20;
 const SDK_MODULE: &str = "pg_nango:sdk";
+/// The compiled form of `sdk.js`, made by the first run of the process.
+static SDK_BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
 
 /// What a run calls in its entry module.
 #[derive(Debug, Clone)]
@@ -313,7 +315,8 @@ async fn execute<'js>(
     host: Rc<RefCell<dyn Host>>,
     client: Rc<http::HttpClient>,
 ) -> rquickjs::Result<Option<String>> {
-    let (sdk, evaluated) = Module::declare(ctx.clone(), SDK_MODULE, SDK_JS)?.eval()?;
+    let (sdk, evaluated) =
+        modules::declare_compiled_once(ctx, SDK_MODULE, SDK_JS, &SDK_BYTECODE)?.eval()?;
     evaluated.into_future::<()>().await?;
     let create_nango: Function = sdk.get("createNango")?;
     let console_host = host.clone();

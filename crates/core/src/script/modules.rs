@@ -5,10 +5,10 @@
 //! compiled modules from memory (the packages' `package.json` files are deployed with them).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
-use rquickjs::module::Declared;
+use rquickjs::module::{Declared, WriteOptions};
 use rquickjs::{Ctx, Error, Module, Result};
 
 use super::nango_module;
@@ -155,15 +155,93 @@ fn normalize(dir: &str, specifier: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// A compiled module kept in memory for the runtime (a row of `nango.files`: `js`, `source_map`).
-#[derive(Debug, Clone, serde::Deserialize)]
+/// A compiled module kept in memory for the runtime (a row of `nango.files`: `js`, `source_map`), with the
+/// QuickJS bytecode of its first compilation.
+///
+/// A run worker keeps its deployment's modules from run to run: every run has a fresh QuickJS runtime, and
+/// declaring a module again from its bytecode skips the parsing and compiling, which for a project that
+/// imports zod is most of the start of a run (18 ms down to 4 ms here). The bytecode is written by this
+/// process's engine from the deployed JavaScript and never leaves its memory: bytecode from anywhere else
+/// (a table, a file) could be crafted to corrupt the engine, which does not check it.
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct StoredModule {
     pub js: String,
     pub source_map: Option<String>,
+    /// Set by the first run that declares the module.
+    #[serde(skip)]
+    bytecode: OnceLock<Vec<u8>>,
 }
 
-/// The deployed modules of a run, shared by the resolver and the loader.
-pub type ModuleMap = Arc<HashMap<String, StoredModule>>;
+impl StoredModule {
+    /// A module not compiled yet.
+    pub fn new(js: String, source_map: Option<String>) -> StoredModule {
+        StoredModule {
+            js,
+            source_map,
+            bytecode: OnceLock::new(),
+        }
+    }
+
+    /// The size of the bytecode kept for this module (0 before its first run).
+    pub fn bytecode_len(&self) -> usize {
+        self.bytecode.get().map_or(0, Vec::len)
+    }
+
+    /// Declares the module `name` in `ctx`, from its bytecode after its first run.
+    fn declare<'js>(&self, ctx: &Ctx<'js>, name: &str) -> Result<Module<'js, Declared>> {
+        declare_compiled_once(ctx, name, &self.js, &self.bytecode)
+    }
+}
+
+/// Declares the module `name` of JavaScript `js` in `ctx`: from the bytecode in `bytecode` if an earlier
+/// declaration left it there, else from the JavaScript, leaving its bytecode in `bytecode`. The bytecode in
+/// `bytecode` must only ever be set by this function, for this `name` and `js`.
+pub(crate) fn declare_compiled_once<'js>(
+    ctx: &Ctx<'js>,
+    name: &str,
+    js: &str,
+    bytecode: &OnceLock<Vec<u8>>,
+) -> Result<Module<'js, Declared>> {
+    if let Some(bytes) = bytecode.get() {
+        // SAFETY: the bytes were written below by `Module::write` of this same engine build, in this
+        // process, from `js` under `name`; QuickJS copies what it reads, and the bytes outlive the call.
+        match unsafe { Module::load(ctx.clone(), bytes) } {
+            Ok(module) => return Ok(module),
+            // Not expected; the JavaScript is still there.
+            Err(_) => drop(ctx.catch()),
+        }
+    }
+    let module = Module::declare(ctx.clone(), name, js)?;
+    match module.write(WriteOptions::default()) {
+        Ok(bytes) => {
+            let _ = bytecode.set(bytes);
+        }
+        // A module QuickJS cannot write (none known) is compiled again each time.
+        Err(_) => drop(ctx.catch()),
+    }
+    Ok(module)
+}
+
+impl Clone for StoredModule {
+    /// A copy of the module's text, compiled again by its first run.
+    fn clone(&self) -> StoredModule {
+        StoredModule::new(self.js.clone(), self.source_map.clone())
+    }
+}
+
+/// The deployed modules of a run by path, shared by the resolver and the loader, and kept by a run worker
+/// from run to run with their bytecode.
+pub type ModuleMap = Arc<HashMap<String, Arc<StoredModule>>>;
+
+/// Modules not compiled yet, for a run.
+pub fn module_map(modules: HashMap<String, StoredModule>) -> ModuleMap {
+    Arc::new(
+        modules
+            .into_iter()
+            .map(|(path, module)| (path, Arc::new(module)))
+            .collect(),
+    )
+}
 
 pub(crate) struct MemoryResolver(pub ModuleMap);
 pub(crate) struct MemoryLoader(pub ModuleMap);
@@ -210,7 +288,7 @@ impl Loader for MemoryLoader {
             return Module::declare(ctx.clone(), name, nango_module::SOURCE);
         }
         let module = self.0.get(name).ok_or_else(|| Error::new_loading(name))?;
-        Module::declare(ctx.clone(), name, module.js.as_str())
+        module.declare(ctx, name)
     }
 }
 

@@ -16,7 +16,7 @@ mod url;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
-use rquickjs::module::{Declared, WriteOptions};
+use rquickjs::module::Declared;
 use rquickjs::{Ctx, Function, Module, Object, Result, TypedArray};
 
 pub use buffer::{decode, encode};
@@ -194,16 +194,7 @@ pub(crate) async fn install<'js>(
 static NODE_BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
 
 fn declare_node_module<'js>(ctx: &Ctx<'js>) -> Result<Module<'js, Declared>> {
-    if let Some(bytes) = NODE_BYTECODE.get() {
-        // SAFETY: the bytes were written by `Module::write` of this same engine build in this process, and
-        // they live for the rest of the process (the engine may keep pointing into them).
-        return unsafe { Module::load(ctx.clone(), bytes) };
-    }
-    let module = Module::declare(ctx.clone(), NODE_MODULE, NODE_JS)?;
-    if let Ok(bytes) = module.write(WriteOptions::default()) {
-        let _ = NODE_BYTECODE.set(bytes);
-    }
-    Ok(module)
+    super::modules::declare_compiled_once(ctx, NODE_MODULE, NODE_JS, &NODE_BYTECODE)
 }
 
 /// The bytes of a `Uint8Array` (empty when its buffer is detached).
