@@ -20,8 +20,10 @@
 //!    records: rows/s, the first page against the last, and the last page's plan.
 //! 9. **Native against JavaScript**: sha256 and base64 of 10 MB through `crypto`/`Buffer` (native) and
 //!    through JavaScript implementations in QuickJS. In-process, no cluster: `-- native` runs it alone.
+//! 10. **A zero-YAML sync with zod models** (last): the fixed cost of a run of `examples/zero-yaml`'s
+//!     `tickets`, whose modules import zod.
 //!
-//! `-- small` runs 5. and 6. alone; `-- ingest` runs 1., 2., 4. and 7. alone.
+//! `-- small` runs 5., 6. and 10. alone; `-- ingest` runs 1., 2., 4. and 7. alone.
 //!
 //! Figures are for comparing within one run; machines here are noisy.
 
@@ -97,6 +99,7 @@ fn main() {
     if small_only {
         small_syncs::many_small_syncs(&mut client, connections, small_record);
         scheduler::scheduler_at_scale(&mut client, connections, scheduled);
+        small_syncs::zero_yaml_fixed_cost(&mut client);
         return;
     }
     let records: Vec<Value> = (0..records_count)
@@ -280,6 +283,9 @@ fn main() {
 
     // 5. Native work under Buffer and crypto against plain JavaScript.
     native::native_against_javascript();
+
+    // The fixed cost of a zero-YAML sync with zod models (last: it deploys another project).
+    small_syncs::zero_yaml_fixed_cost(&mut client);
 }
 
 /// A size from the environment (for a quicker run), else the default.
