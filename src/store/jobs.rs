@@ -137,7 +137,8 @@ pub fn claim(job_id: i64) -> Result<Option<ClaimedJob>, String> {
          CROSS JOIN LATERAL (SELECT {} AS context) ctx
          WHERE ctx.context IS NOT NULL", super::modules::script_context_call("s.connection", 2)),
         &[job_id.into(), super::modules::known_hashes().into()],
-    )?;
+    )
+    .inspect_err(|_| super::modules::forget())?;
     let Some(claimed) = claimed else {
         return Ok(None);
     };

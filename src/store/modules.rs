@@ -39,6 +39,12 @@ pub fn known_hashes() -> Vec<String> {
     })
 }
 
+/// Forgets the modules this process holds, after a claim that could not read them: the next claim reads
+/// every file's text (and calls the one-argument form, should the function have changed under it).
+pub fn forget() {
+    KEPT.with(|kept| kept.borrow_mut().clear());
+}
+
 /// The call of `nango._script_context` for the connection `connection` (an SQL expression) in a statement
 /// whose parameter `$known` is [`known_hashes`]. While this process holds no module, the call has one
 /// argument, which every version of the function takes: a database whose extension is not yet updated

@@ -51,6 +51,7 @@ pub fn run_queued(job_id: i64) {
              crate::store::modules::script_context_call("c.id", 2)),
             &[job_id.into(), crate::store::modules::known_hashes().into()],
         )
+        .inspect_err(|_| crate::store::modules::forget())
     });
     let loaded = loaded.and_then(|loaded| {
         loaded

@@ -205,6 +205,8 @@ pub(crate) fn declare_compiled_once<'js>(
     if let Some(bytes) = bytecode.get() {
         // SAFETY: the bytes were written below by `Module::write` of this same engine build, in this
         // process, from `js` under `name`; QuickJS copies what it reads, and the bytes outlive the call.
+        // Reading a module loads its imports on the way, re-entering the runtime's resolver and loader:
+        // both only read the run's module map, and this reads `bytecode` without holding a lock.
         match unsafe { Module::load(ctx.clone(), bytes) } {
             Ok(module) => return Ok(module),
             // Not expected; the JavaScript is still there.
