@@ -293,11 +293,6 @@ impl Host for SpiHost {
             }
             self.log_outcome(op, model, &outcome);
             Ok(outcome)
-        })
-        .map_err(|e| {
-            // Its lines were rolled back with it, and what it may have inserted.
-            self.logs = budget;
-            format!("could not save {model} records: {e}")
         });
         let outcome = match outcome {
             Ok(outcome) => {
@@ -305,8 +300,10 @@ impl Host for SpiHost {
                 outcome
             }
             Err(e) => {
+                // Its lines were rolled back with it, and what it may have inserted.
+                self.logs = budget;
                 self.fresh.insert(model.to_string(), Freshness::Shared);
-                return Err(e);
+                return Err(format!("could not save {model} records: {e}"));
             }
         };
         if op == SaveOp::Save {

@@ -371,6 +371,11 @@ pub fn write(
     fn ids<'a>(records: &[&'a OutgoingRecord]) -> Vec<&'a str> {
         records.iter().map(|r| r.id.as_str()).collect()
     }
+    let write_sql = if insert_new {
+        INSERT_NEW_SQL
+    } else {
+        statement(op)
+    };
     for chunk in batch.records.chunks(CHUNK) {
         let hashes = |records: &[&OutgoingRecord]| {
             records
@@ -419,11 +424,7 @@ pub fn write(
         let result: Value = own_row(
             "a batch's counts",
             batch_json(
-                if insert_new {
-                    INSERT_NEW_SQL
-                } else {
-                    statement(op)
-                },
+                write_sql,
                 &[
                     texts.into(),
                     model.into(),
