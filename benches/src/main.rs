@@ -29,7 +29,7 @@
 
 use std::time::{Duration, Instant};
 
-use pg_nango_e2e::{API_KEY, Client, Cluster, job_started_at, mock, prepare};
+use pg_nango_e2e::{Client, Cluster, create_connection, job_started_at, mock, prepare};
 use serde_json::{Value, json};
 
 mod deploy;
@@ -86,15 +86,7 @@ fn main() {
     ));
     prepare(&cluster.0, None);
     let mut client = cluster.0.connect();
-    client
-        .execute(
-            "SELECT nango.create_connection('e2e', 'bench', $1, $2)",
-            &[
-                &json!({"type": "API_KEY", "apiKey": API_KEY}),
-                &json!({"base_url": mock().url()}),
-            ],
-        )
-        .expect("create the connection");
+    create_connection(&mut client, "e2e", "bench");
 
     if small_only {
         small_syncs::many_small_syncs(&mut client, connections, small_record);

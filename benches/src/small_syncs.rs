@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use pg_nango_e2e::{API_KEY, Client, mock, repo_root};
+use pg_nango_e2e::{API_KEY, Client, create_connection, mock, project_files, repo_root};
 use serde_json::{Value, json};
 
 /// Runs triggered one after another for the fixed cost.
@@ -42,7 +42,12 @@ pub fn many_small_syncs(client: &mut Client, connections: usize, record: fn(usiz
     // The fixed cost: one run at a time on an otherwise idle server.
     let mut sequential = Vec::new();
     for n in 0..SEQUENTIAL_RUNS {
-        let job = trigger(client, "records", &format!("small-{}", n % connections + 1));
+        let job = trigger(
+            client,
+            "e2e",
+            "records",
+            &format!("small-{}", n % connections + 1),
+        );
         wait_for(client, &[job]);
         sequential.push(job);
     }
@@ -123,29 +128,20 @@ pub fn create_connections(client: &mut Client, first: usize, last: usize) {
 /// The fixed cost of a run of `examples/zero-yaml`'s `tickets` sync (its models and checkpoint are zod
 /// schemas; three pages of the mock's tickets). Deploys the example in place of the fixture: run it last.
 pub fn zero_yaml_fixed_cost(client: &mut Client) {
-    let mut files = serde_json::Map::new();
-    collect_project(&repo_root().join("examples/zero-yaml"), "", &mut files);
+    let files = project_files(&repo_root().join("examples/zero-yaml"));
     client
         .batch_execute("SELECT nango.create_integration('github', 'github-pat')")
         .expect("create the example's github integration");
     client
         .query_one(
             "SELECT nango.deploy(NULL, $1::jsonb, allow_destructive => true)",
-            &[&Value::Object(files)],
+            &[&files],
         )
         .expect("deploy examples/zero-yaml");
-    client
-        .execute(
-            "SELECT nango.create_connection('demo', 'zod-example', $1, $2)",
-            &[
-                &json!({"type": "API_KEY", "apiKey": API_KEY}),
-                &json!({"base_url": mock().url()}),
-            ],
-        )
-        .expect("create the example's connection");
+    create_connection(client, "demo", "zod-example");
     let jobs: Vec<i64> = (0..SEQUENTIAL_RUNS)
         .map(|_| {
-            let job = trigger(client, "tickets", "zod-example");
+            let job = trigger(client, "demo", "tickets", "zod-example");
             wait_for(client, &[job]);
             job
         })
@@ -157,32 +153,8 @@ pub fn zero_yaml_fixed_cost(client: &mut Client) {
     print_phases(&phases_of(client, &jobs));
 }
 
-/// The project's files under `dir` by path (`prefix` + name), as `nango.deploy(NULL, files)` takes them.
-fn collect_project(
-    dir: &std::path::Path,
-    prefix: &str,
-    files: &mut serde_json::Map<String, Value>,
-) {
-    for entry in std::fs::read_dir(dir)
-        .expect("read examples/zero-yaml")
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = format!("{prefix}{name}");
-        if entry.path().is_dir() {
-            if name != "node_modules" && !name.starts_with('.') {
-                collect_project(&entry.path(), &format!("{path}/"), files);
-            }
-        } else if name.ends_with(".ts") || name == "package.json" {
-            let text = std::fs::read_to_string(entry.path()).expect("read a file of the example");
-            files.insert(path, Value::String(text));
-        }
-    }
-}
-
-/// Queues a run of the fixture's `sync` for `connection`, on the integration that has it.
-fn trigger(client: &mut Client, sync: &str, connection: &str) -> i64 {
-    let integration = if sync == "tickets" { "demo" } else { "e2e" };
+/// Queues a run of `integration`'s `sync` for `connection`.
+fn trigger(client: &mut Client, integration: &str, sync: &str, connection: &str) -> i64 {
     client
         .query_one(
             "SELECT nango.trigger_sync($1, $2, $3)",

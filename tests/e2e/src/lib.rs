@@ -245,6 +245,14 @@ pub fn fixture() -> (String, Value) {
     (config, serde_json::to_value(files).expect("files json"))
 }
 
+/// The files of the project folder `root` (its TypeScript and its `node_modules`) by path, as
+/// `nango.deploy(NULL, files)` takes them.
+pub fn project_files(root: &Path) -> Value {
+    let mut files = BTreeMap::new();
+    collect(root, root, &mut files);
+    serde_json::to_value(files).expect("files json")
+}
+
 fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
     for entry in std::fs::read_dir(dir).expect("read fixture dir").flatten() {
         let path = entry.path();
